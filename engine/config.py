@@ -1,0 +1,50 @@
+"""The engine's settings: one class, read from `LORAMINT_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class EngineSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LORAMINT_", extra="ignore", protected_namespaces=()
+    )
+
+    model: str = Field(
+        "stabilityai/sd-turbo",
+        description="Hub id, local diffusers folder, or single-file .safetensors checkpoint.",
+    )
+    model_config_dir: str | None = Field(
+        None,
+        description="Diffusers folder or Hub id holding the configs a single-file checkpoint "
+        "needs when offline (passed to from_single_file(config=...)).",
+    )
+    data_dir: Path = Field(
+        Path("data"), description="Root holding loras/{userId}/ and outputs/{userId}/."
+    )
+    engine_host: str = Field("127.0.0.1", description="Interface the engine binds to.")
+    engine_port: int = Field(8000, ge=0, le=65535, description="Port the engine binds to.")
+    device: DeviceChoice = Field("auto", description="auto picks cuda > mps > cpu.")
+    default_user: str = Field("local", description="User id used when a request names none.")
+    queue_size: int = Field(
+        8, ge=1, description="Requests that may wait for the device; more get HTTP 429."
+    )
+    lora_cache_size: int = Field(
+        8, ge=1, description="LoRA adapters kept loaded; least recently used are unloaded."
+    )
+    max_steps: int = Field(150, ge=1, description="Largest steps value a request may ask for.")
+    max_side: int = Field(2048, ge=64, description="Largest width or height in pixels.")
+    max_images: int = Field(4, ge=1, description="Largest num_images per request.")
+    log_level: str = Field("info", description="Log level for the engine's logger and uvicorn.")
+
+
+@lru_cache
+def get_settings() -> EngineSettings:
+    return EngineSettings()

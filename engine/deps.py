@@ -1,0 +1,38 @@
+"""FastAPI dependencies, as `Annotated` aliases the routes use."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from engine.generation import GenerationService
+from engine.runtime import Runtime
+from engine.storage import UserStore, check_user_id
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_store(rt: RuntimeDep) -> UserStore:
+    return rt.store
+
+
+def get_generation(rt: RuntimeDep) -> GenerationService:
+    return GenerationService(rt)
+
+
+def get_user_id(
+    rt: RuntimeDep,
+    user_id: Annotated[str | None, Query(description="Defaults to the configured user.")] = None,
+) -> str:
+    return check_user_id(user_id or rt.settings.default_user)
+
+
+StoreDep = Annotated[UserStore, Depends(get_store)]
+GenerationDep = Annotated[GenerationService, Depends(get_generation)]
+UserIdDep = Annotated[str, Depends(get_user_id)]

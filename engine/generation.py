@@ -1,0 +1,118 @@
+"""Text-to-image requests: resolve defaults and LoRAs, render on the worker, save PNGs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+
+from engine.errors import InvalidRequest
+from engine.runtime import Runtime
+from engine.schemas import MAX_SEED, GenerateRequest, GenerateResponse, ImageResult
+from engine.storage import atomic_path, check_user_id, read_safetensors_metadata
+
+
+def a1111_parameters(p: dict[str, Any]) -> str:
+    """The `parameters` text A1111, ComfyUI and image browsers read from a PNG."""
+    tags = "".join(f" <lora:{lo['file'].removesuffix('.safetensors')}:{lo['strength']:g}>"
+                   for lo in p["loras"])
+    fields = (
+        f"Steps: {p['steps']}, Sampler: {p['scheduler']}, CFG scale: {p['guidance_scale']:g}, "
+        f"Seed: {p['seed']}, Size: {p['width']}x{p['height']}, Model: {p['model']}"
+    )
+    return f"{p['prompt']}{tags}\nNegative prompt: {p['negative_prompt']}\n{fields}"
+
+
+def save_png(image: Image.Image, path_target: Any, params: dict[str, Any]) -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", a1111_parameters(params))
+    info.add_text("loramint", json.dumps(params, sort_keys=True))
+    with atomic_path(path_target) as tmp:
+        image.save(tmp, format="PNG", pnginfo=info)
+
+
+class GenerationService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def _check_limits(self, steps: int, width: int, height: int, n: int) -> None:
+        s = self.rt.settings
+        if steps > s.max_steps:
+            raise InvalidRequest(f"steps must be at most {s.max_steps}", code="invalid_steps")
+        if max(width, height) > s.max_side:
+            raise InvalidRequest(
+                f"width and height must be at most {s.max_side}", code="invalid_size"
+            )
+        if n > s.max_images:
+            raise InvalidRequest(
+                f"num_images must be at most {s.max_images}", code="invalid_num_images"
+            )
+
+    async def generate(self, req: GenerateRequest) -> GenerateResponse:
+        from engine.loras import LoraRef
+        from engine.pipelines import RenderParams, render
+
+        model = self.rt.require_model()
+        user = check_user_id(req.user_id or self.rt.settings.default_user)
+        d = model.info.defaults
+        steps = req.steps or d.steps
+        width, height = req.width or d.width, req.height or d.height
+        guidance = d.guidance_scale if req.guidance_scale is None else req.guidance_scale
+        self._check_limits(steps, width, height, req.num_images)
+        refs = []
+        for spec in req.loras:
+            path = self.rt.store.resolve("loras", user, spec.file)
+            read_safetensors_metadata(path)  # reject a broken file before queueing
+            refs.append(LoraRef(user, path, spec.strength))
+        seed = secrets.randbelow(MAX_SEED + 1) if req.seed is None else req.seed
+        seeds = tuple((seed + i) % (MAX_SEED + 1) for i in range(req.num_images))
+        render_params = RenderParams(
+            req.prompt, req.negative_prompt, steps, guidance, width, height, seeds
+        )
+
+        def job() -> list[Image.Image]:
+            model.loras.activate(refs)
+            return render(model.pipe, render_params)
+
+        started = time.perf_counter()
+        images = await asyncio.wrap_future(self.rt.worker.submit(job, label="generate"))
+        base = {
+            "user_id": user,
+            "model": model.info.model,
+            "family": model.info.family,
+            "scheduler": type(model.pipe.scheduler).__name__,
+            "prompt": req.prompt,
+            "negative_prompt": req.negative_prompt,
+            "steps": steps,
+            "guidance_scale": guidance,
+            "width": width,
+            "height": height,
+            "loras": [{"file": r.path.name, "strength": r.strength} for r in refs],
+        }
+        results = await asyncio.to_thread(self._save_all, user, images, seeds, base)
+        return GenerateResponse(
+            images=results,
+            parameters={**base, "seed": seed, "num_images": req.num_images},
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    def _save_all(
+        self, user: str, images: list[Image.Image], seeds: tuple[int, ...], base: dict[str, Any]
+    ) -> list[ImageResult]:
+        folder = self.rt.store.user_dir("outputs", user, create=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+        results = []
+        for i, (image, seed) in enumerate(zip(images, seeds)):
+            params = {**base, "seed": seed, "created": datetime.now(timezone.utc).isoformat()}
+            name = f"{stamp}-{i}-{seed}.png"
+            save_png(image, folder / name, params)
+            results.append(
+                ImageResult(file=name, url=f"/images/{name}?user_id={user}", seed=seed,
+                            parameters=params)
+            )
+        return results

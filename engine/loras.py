@@ -1,0 +1,136 @@
+"""Dynamic LoRA loading and stacking on the live pipeline.
+
+A LoRA file is loaded once as a named adapter and kept (LRU, keyed by user, file and mtime);
+each request then only switches the active set with `set_adapters`. Files are read with
+`safetensors` and handed to diffusers as a state dict, so no pickle is ever involved.
+Everything here runs on the device worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import convert_all_state_dict_to_peft, convert_state_dict_to_kohya
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from engine.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+CacheKey = tuple[str, str, int, int]  # user, file, mtime_ns, size
+
+
+@dataclass(frozen=True)
+class LoraRef:
+    user_id: str
+    path: Path
+    strength: float
+
+
+def read_lora_file(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InvalidRequest(
+            f"LoRA {path.name!r} is not a valid .safetensors file: {exc}",
+            code="invalid_lora",
+        ) from exc
+    if not state:
+        raise InvalidRequest(f"LoRA {path.name!r} holds no tensors", code="invalid_lora")
+    return state
+
+
+def to_kohya(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Diffusers-format LoRA -> kohya/A1111 keys (`lora_unet_...lora_down.weight`, alpha)."""
+    return convert_state_dict_to_kohya(convert_all_state_dict_to_peft(state))
+
+
+def _adapter_name(key: CacheKey) -> str:
+    # PEFT keeps adapters in ModuleDicts, so the name must be dot-free; "train" is taken
+    # by nn.Module.train.
+    return "lm_" + hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+
+
+class LoraCache:
+    def __init__(self, pipe: DiffusionPipeline, capacity: int) -> None:
+        self.pipe = pipe
+        self.capacity = capacity
+        self._adapters: OrderedDict[CacheKey, str] = OrderedDict()
+        self._active: tuple[tuple[str, float], ...] | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "size": len(self._adapters),
+            "capacity": self.capacity,
+            "hits": self.hits,
+            "misses": self.misses,
+        }
+
+    def activate(self, refs: list[LoraRef]) -> None:
+        """Make exactly `refs` active at their strengths; no LoRA means all disabled."""
+        if len(refs) > self.capacity:
+            raise InvalidRequest(
+                f"at most {self.capacity} LoRAs can be stacked", code="too_many_loras"
+            )
+        names = [self._ensure_loaded(ref) for ref in refs]
+        self._evict(keep=set(names))
+        wanted = tuple(zip(names, (r.strength for r in refs)))
+        if wanted == self._active:
+            return
+        if names:
+            self.pipe.enable_lora()
+            self.pipe.set_adapters(names, adapter_weights=[r.strength for r in refs])
+        elif self._adapters:
+            self.pipe.disable_lora()
+        self._active = wanted
+
+    def _ensure_loaded(self, ref: LoraRef) -> str:
+        st = ref.path.stat()
+        key: CacheKey = (ref.user_id, ref.path.name, st.st_mtime_ns, st.st_size)
+        if key in self._adapters:
+            self.hits += 1
+            self._adapters.move_to_end(key)
+            return self._adapters[key]
+        self.misses += 1
+        name = _adapter_name(key)
+        state = read_lora_file(ref.path)
+        self._active = None
+        try:
+            self.pipe.load_lora_weights(state, adapter_name=name)
+        except Exception as exc:  # diffusers raises ValueError/RuntimeError/KeyError here
+            self._discard(name)
+            raise InvalidRequest(
+                f"LoRA {ref.path.name!r} does not fit this model: {exc}",
+                code="incompatible_lora",
+            ) from exc
+        if not any(name in names for names in self.pipe.get_list_adapters().values()):
+            raise InvalidRequest(
+                f"LoRA {ref.path.name!r} has no weights that match this model",
+                code="incompatible_lora",
+            )
+        log.info("loaded LoRA %s/%s as %s", ref.user_id, ref.path.name, name)
+        self._adapters[key] = name
+        return name
+
+    def _evict(self, keep: set[str]) -> None:
+        for key, name in list(self._adapters.items()):
+            if len(self._adapters) <= self.capacity:
+                break
+            if name not in keep:
+                del self._adapters[key]
+                self._discard(name)
+                self._active = None
+
+    def _discard(self, name: str) -> None:
+        loaded = {n for names in self.pipe.get_list_adapters().values() for n in names}
+        if name in loaded:
+            self.pipe.delete_adapters([name])

@@ -1,0 +1,154 @@
+"""Loading a diffusers text-to-image pipeline and running it.
+
+Accepts a Hub id, a local diffusers folder, or a single-file `.safetensors` checkpoint; detects
+the SD vs SDXL family; picks the device and dtype; and derives per-model defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoPipelineForText2Image,
+    DiffusionPipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+)
+from PIL import Image
+from safetensors import safe_open
+
+from engine.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    steps: int
+    guidance_scale: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model: str
+    family: str  # "sd" | "sdxl"
+    device: str
+    dtype: str
+    defaults: ModelDefaults
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    prompt: str
+    negative_prompt: str
+    steps: int
+    guidance_scale: float
+    width: int
+    height: int
+    seeds: tuple[int, ...]
+
+
+def pick_device(choice: str) -> tuple[torch.device, torch.dtype]:
+    if choice == "auto":
+        if torch.cuda.is_available():
+            choice = "cuda"
+        elif torch.backends.mps.is_available():
+            choice = "mps"
+        else:
+            choice = "cpu"
+    if choice == "cuda":
+        # bf16 avoids fp16's overflow in SDXL's VAE where the card supports it.
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.device("cuda"), torch.bfloat16 if bf16 else torch.float16
+    if choice == "mps":
+        return torch.device("mps"), torch.float16
+    return torch.device("cpu"), torch.float32
+
+
+def _single_file_family(path: Path) -> str:
+    with safe_open(str(path), framework="pt") as f:
+        keys = f.keys()
+    sdxl = any(k.startswith("conditioner.embedders.1.") for k in keys)
+    return "sdxl" if sdxl else "sd"
+
+
+def _load(model: str, config_dir: str | None, dtype: torch.dtype) -> DiffusionPipeline:
+    path = Path(model).expanduser()
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        cls = (
+            StableDiffusionXLPipeline
+            if _single_file_family(path) == "sdxl"
+            else StableDiffusionPipeline
+        )
+        return cls.from_single_file(str(path), config=config_dir, torch_dtype=dtype)
+    if path.is_dir() or model.startswith((".", "/", "~")):
+        if not (path / "model_index.json").is_file():
+            raise FileNotFoundError(f"{path} is not a diffusers folder (no model_index.json)")
+        return AutoPipelineForText2Image.from_pretrained(str(path), torch_dtype=dtype)
+    return AutoPipelineForText2Image.from_pretrained(model, torch_dtype=dtype)
+
+
+def family_of(pipe: DiffusionPipeline) -> str:
+    return "sdxl" if isinstance(pipe, StableDiffusionXLPipeline) else "sd"
+
+
+def defaults_for(model: str, pipe: DiffusionPipeline) -> ModelDefaults:
+    side = int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
+    if "turbo" in model.lower():
+        return ModelDefaults(steps=1, guidance_scale=0.0, width=side, height=side)
+    if family_of(pipe) == "sdxl":
+        return ModelDefaults(steps=30, guidance_scale=7.0, width=side, height=side)
+    return ModelDefaults(steps=30, guidance_scale=7.5, width=side, height=side)
+
+
+def load_model(model: str, device_choice: str, config_dir: str | None = None):
+    """Return (pipe, info), or raise ModelLoadError naming the model and the fix."""
+    device, dtype = pick_device(device_choice)
+    log.info("loading model %s on %s (%s)", model, device, dtype)
+    try:
+        pipe = _load(model, config_dir, dtype)
+    except Exception as exc:  # diffusers/hub raise many types; all mean "can't load"
+        raise ModelLoadError(
+            f"model {model!r} could not be loaded ({type(exc).__name__}: {exc}). Fix: set "
+            "LORAMINT_MODEL to a Hub id you can download (check the network and HF_TOKEN), "
+            "a local diffusers folder, or a single-file .safetensors checkpoint."
+        ) from exc
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    info = ModelInfo(
+        model=model,
+        family=family_of(pipe),
+        device=str(device),
+        dtype=str(dtype).removeprefix("torch."),
+        defaults=defaults_for(model, pipe),
+    )
+    return pipe, info
+
+
+def render(pipe: DiffusionPipeline, params: RenderParams) -> list[Image.Image]:
+    n = len(params.seeds)
+    # CPU generators make a seed give the same image on every device.
+    generators = [torch.Generator("cpu").manual_seed(s) for s in params.seeds]
+    with torch.inference_mode():
+        out = pipe(
+            prompt=[params.prompt] * n,
+            negative_prompt=[params.negative_prompt] * n,
+            num_inference_steps=params.steps,
+            guidance_scale=params.guidance_scale,
+            width=params.width,
+            height=params.height,
+            generator=generators,
+            output_type="pil",
+        )
+    return list(out.images)

@@ -1,0 +1,90 @@
+"""The engine's live state: the loaded model, its LoRA cache, the device worker, and health."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from engine.config import EngineSettings
+from engine.errors import ModelLoadError, NotReady
+from engine.storage import UserStore
+from engine.worker import DeviceWorker
+
+log = logging.getLogger(__name__)
+
+
+class Health(str, enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    BUSY = "busy"
+    ERROR = "error"
+
+
+@dataclass
+class LoadedModel:
+    pipe: Any  # a diffusers pipeline; typed loosely so the web layer needs no torch
+    info: Any  # pipelines.ModelInfo
+    loras: Any  # loras.LoraCache
+
+
+class Runtime:
+    def __init__(self, settings: EngineSettings) -> None:
+        self.settings = settings
+        self.store = UserStore(settings.data_dir)
+        self.worker = DeviceWorker(settings.queue_size)
+        self.model: LoadedModel | None = None
+        self.reason: str | None = "loading model"
+        self._failed = False
+        self.started = time.time()
+
+    def start(self) -> None:
+        self.worker.start()
+        self.worker.submit(self._load, label="load model", background=True)
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    def _load(self) -> None:
+        # Imported here so that importing the web layer never pulls in torch.
+        from engine.loras import LoraCache
+        from engine.pipelines import load_model
+
+        s = self.settings
+        try:
+            pipe, info = load_model(s.model, s.device, s.model_config_dir)
+        except ModelLoadError as exc:
+            log.error("%s", exc.message)
+            self._failed, self.reason = True, exc.message
+            return
+        self.model = LoadedModel(pipe, info, LoraCache(pipe, s.lora_cache_size))
+        self.reason = None
+        log.info("model ready: %s (%s) on %s/%s", info.model, info.family, info.device, info.dtype)
+
+    @property
+    def state(self) -> Health:
+        if self._failed:
+            return Health.ERROR
+        if self.model is None:
+            return Health.STARTING
+        return Health.BUSY if self.worker.running else Health.READY
+
+    def require_model(self) -> LoadedModel:
+        if self._failed:
+            raise ModelLoadError(self.reason or "model failed to load")
+        if self.model is None:
+            raise NotReady("the engine is still loading its model; retry shortly")
+        return self.model
+
+    def health(self) -> dict[str, Any]:
+        info = self.model.info.as_dict() if self.model else {"model": self.settings.model}
+        return {
+            "status": self.state.value,
+            "reason": self.reason if self.model is None else self.worker.running,
+            **info,
+            "queue_depth": self.worker.depth,
+            "lora_cache": self.model.loras.stats() if self.model else None,
+            "uptime_s": round(time.time() - self.started, 1),
+        }

@@ -1,0 +1,169 @@
+"""Per-user files under the data dir: safe names, atomic writes, listings with metadata.
+
+Every path a request names goes through `UserStore.resolve`, so no user can reach another
+user's folder or anything outside the data dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image
+from safetensors import SafetensorError, safe_open
+
+from engine.errors import InvalidRequest, NotFound
+
+Kind = Literal["loras", "outputs"]
+USER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# A leading letter or digit rules out hidden files and "..".
+FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+SUFFIX: dict[Kind, str] = {"loras": ".safetensors", "outputs": ".png"}
+
+
+def check_user_id(user_id: str) -> str:
+    if not USER_ID_RE.fullmatch(user_id):
+        raise InvalidRequest(
+            f"user_id {user_id!r} is invalid: use 1-64 letters, digits, '_' or '-'",
+            code="invalid_user_id",
+        )
+    return user_id
+
+
+def check_file_name(name: str, kind: Kind) -> str:
+    """Return the canonical file name (suffix added if missing) or raise."""
+    suffix = SUFFIX[kind]
+    if not name.endswith(suffix):
+        name += suffix
+    if not FILE_NAME_RE.fullmatch(name) or ".." in name:
+        raise InvalidRequest(
+            f"file name {name!r} is invalid: use letters, digits, '_', '-' and '.', "
+            "starting with a letter or digit, no paths",
+            code="invalid_file_name",
+        )
+    return name
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temp path beside `target`; on success it replaces `target` in one step."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def read_safetensors_metadata(path: Path) -> dict[str, str]:
+    """Parse the header (never the tensors); raise InvalidRequest if it isn't safetensors."""
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InvalidRequest(
+            f"{path.name} is not a valid .safetensors file: {exc}", code="invalid_safetensors"
+        ) from exc
+
+
+def read_png_parameters(path: Path) -> dict[str, Any]:
+    with Image.open(path) as img:
+        text = dict(getattr(img, "text", {}) or {})
+    try:
+        params = json.loads(text.get("loramint", "{}"))
+    except json.JSONDecodeError:
+        params = {}
+    return {"parameters": params, "parameters_text": text.get("parameters", "")}
+
+
+class UserStore:
+    """The data dir: `loras/{user}/*.safetensors` and `outputs/{user}/*.png`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir.resolve()
+
+    def user_dir(self, kind: Kind, user_id: str, *, create: bool = False) -> Path:
+        folder = self.root / kind / check_user_id(user_id)
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def resolve(self, kind: Kind, user_id: str, name: str, *, must_exist: bool = True) -> Path:
+        folder = self.user_dir(kind, user_id)
+        path = folder / check_file_name(name, kind)
+        # A symlink planted in a user folder must not lead anywhere else.
+        if path.is_symlink() or not path.resolve().is_relative_to(folder.resolve()):
+            raise InvalidRequest(f"{name!r} points outside your folder", code="invalid_file_name")
+        if must_exist and not path.is_file():
+            label = "LoRA" if kind == "loras" else "image"
+            raise NotFound(f"{label} {path.name!r} not found for user {user_id!r}")
+        return path
+
+    def delete(self, kind: Kind, user_id: str, name: str) -> None:
+        self.resolve(kind, user_id, name).unlink()
+
+    def _files(self, kind: Kind, user_id: str) -> list[Path]:
+        folder = self.user_dir(kind, user_id)
+        if not folder.is_dir():
+            return []
+        files = [
+            p
+            for p in folder.iterdir()
+            if p.suffix == SUFFIX[kind] and not p.name.startswith(".") and not p.is_symlink()
+        ]
+        return sorted(files, key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+
+    def list_loras(self, user_id: str) -> list[dict[str, Any]]:
+        items = []
+        for path in self._files("loras", user_id):
+            st = path.stat()
+            try:
+                metadata: dict[str, str] | None = read_safetensors_metadata(path)
+                error = None
+            except InvalidRequest as exc:
+                metadata, error = None, exc.message
+            items.append(
+                {
+                    "file": path.name,
+                    "name": path.stem,
+                    "size": st.st_size,
+                    "created": iso(st.st_mtime),
+                    "url": f"/loras/{path.name}?user_id={user_id}",
+                    "metadata": metadata,
+                    "error": error,
+                }
+            )
+        return items
+
+    def list_images(self, user_id: str) -> list[dict[str, Any]]:
+        items = []
+        for path in self._files("outputs", user_id):
+            st = path.stat()
+            info = read_png_parameters(path)
+            params = info["parameters"]
+            items.append(
+                {
+                    "file": path.name,
+                    "url": f"/images/{path.name}?user_id={user_id}",
+                    "size": st.st_size,
+                    "created": iso(st.st_mtime),
+                    "prompt": params.get("prompt"),
+                    "seed": params.get("seed"),
+                    **info,
+                }
+            )
+        return items

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.engine_process import EngineProcess
+
+
+@dataclass
+class TinyModel:
+    family: str
+    folder: Path
+    loras: dict[str, Path]  # name -> diffusers-format LoRA file
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TinyModel]:
+    from safetensors.torch import load_file, save_file
+
+    from engine.loras import to_kohya
+    from engine.tiny import random_lora, tiny_sd, tiny_sdxl
+
+    root = tmp_path_factory.mktemp("models")
+    models = {}
+    for family, build in (("sd", tiny_sd), ("sdxl", tiny_sdxl)):
+        pipe = build(seed=0)
+        folder = root / family
+        pipe.save_pretrained(folder, safe_serialization=True)
+        lora_dir = root / f"{family}-loras"
+        lora_dir.mkdir()
+        loras = {
+            name: random_lora(pipe, lora_dir / f"{name}.safetensors", seed=seed, scale=4.0)
+            for name, seed in (("style_a", 1), ("style_b", 2))
+        }
+        kohya = lora_dir / "style_a_kohya.safetensors"
+        save_file(to_kohya(load_file(loras["style_a"])), kohya)
+        loras["style_a_kohya"] = kohya
+        models[family] = TinyModel(family, folder, loras)
+    return models
+
+
+@pytest.fixture(scope="session", params=["sd", "sdxl"])
+def engine(
+    request: pytest.FixtureRequest,
+    tiny_models: dict[str, TinyModel],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[EngineProcess]:
+    model = tiny_models[request.param]
+    work = tmp_path_factory.mktemp(f"engine-{request.param}")
+    proc = EngineProcess(str(model.folder), work / "data", work / "engine.log")
+    proc.family = request.param  # type: ignore[attr-defined]
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def client(engine: EngineProcess) -> Iterator[httpx.Client]:
+    with engine.client() as c:
+        yield c
+
+
+@pytest.fixture
+def upload_lora(client: httpx.Client, tiny_models: dict[str, TinyModel], engine: EngineProcess):
+    """Upload one of the family's test LoRAs for `user` through the API."""
+
+    def upload(name: str, user: str = "alice", as_name: str | None = None) -> str:
+        path = tiny_models[engine.family].loras[name]  # type: ignore[attr-defined]
+        r = client.post(
+            "/loras",
+            params={"user_id": user},
+            files={"file": (path.name, path.read_bytes())},
+            data={"name": as_name or path.name, "overwrite": "true"},
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["file"]
+
+    return upload
