@@ -30,7 +30,7 @@ def get_user_id(
     rt: RuntimeDep,
     user_id: Annotated[str | None, Query(description="Defaults to the configured user.")] = None,
 ) -> str:
-    return check_user_id(user_id or rt.settings.default_user)
+    return check_user_id(rt.settings.default_user if user_id is None else user_id)
 
 
 StoreDep = Annotated[UserStore, Depends(get_store)]

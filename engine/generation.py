@@ -19,8 +19,9 @@ from engine.storage import atomic_path, check_user_id, read_safetensors_metadata
 
 def a1111_parameters(p: dict[str, Any]) -> str:
     """The `parameters` text A1111, ComfyUI and image browsers read from a PNG."""
-    tags = "".join(f" <lora:{lo['file'].removesuffix('.safetensors')}:{lo['strength']:g}>"
-                   for lo in p["loras"])
+    tags = "".join(
+        f" <lora:{lo['file'].removesuffix('.safetensors')}:{lo['strength']:g}>" for lo in p["loras"]
+    )
     fields = (
         f"Steps: {p['steps']}, Sampler: {p['scheduler']}, CFG scale: {p['guidance_scale']:g}, "
         f"Seed: {p['seed']}, Size: {p['width']}x{p['height']}, Model: {p['model']}"
@@ -58,7 +59,8 @@ class GenerationService:
         from engine.pipelines import RenderParams, render
 
         model = self.rt.require_model()
-        user = check_user_id(req.user_id or self.rt.settings.default_user)
+        default_user = self.rt.settings.default_user
+        user = check_user_id(default_user if req.user_id is None else req.user_id)
         d = model.info.defaults
         steps = req.steps or d.steps
         width, height = req.width or d.width, req.height or d.height
@@ -107,12 +109,13 @@ class GenerationService:
         folder = self.rt.store.user_dir("outputs", user, create=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         results = []
-        for i, (image, seed) in enumerate(zip(images, seeds)):
+        for i, (image, seed) in enumerate(zip(images, seeds, strict=True)):
             params = {**base, "seed": seed, "created": datetime.now(timezone.utc).isoformat()}
             name = f"{stamp}-{i}-{seed}.png"
             save_png(image, folder / name, params)
             results.append(
-                ImageResult(file=name, url=f"/images/{name}?user_id={user}", seed=seed,
-                            parameters=params)
+                ImageResult(
+                    file=name, url=f"/images/{name}?user_id={user}", seed=seed, parameters=params
+                )
             )
         return results

@@ -83,7 +83,7 @@ class LoraCache:
             )
         names = [self._ensure_loaded(ref) for ref in refs]
         self._evict(keep=set(names))
-        wanted = tuple(zip(names, (r.strength for r in refs)))
+        wanted = tuple(zip(names, (r.strength for r in refs), strict=True))
         if wanted == self._active:
             return
         if names:

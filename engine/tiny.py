@@ -82,19 +82,38 @@ def tiny_sd(seed: int = 0) -> StableDiffusionPipeline:
     torch.manual_seed(seed)
     tok = build_tokenizer()
     unet = UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=32, in_channels=4,
-        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
         norm_num_groups=2,
     )
-    text = CLIPTextModel(_text_config(
-        tok, hidden_size=32, intermediate_size=64, num_attention_heads=8, num_hidden_layers=3
-    ))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    text = CLIPTextModel(
+        _text_config(
+            tok, hidden_size=32, intermediate_size=64, num_attention_heads=8, num_hidden_layers=3
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     return StableDiffusionPipeline(
-        vae=_vae([4, 8], 2), text_encoder=text, tokenizer=tok, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=_vae([4, 8], 2),
+        text_encoder=text,
+        tokenizer=tok,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
     )
 
 
@@ -102,21 +121,46 @@ def tiny_sdxl(seed: int = 0) -> StableDiffusionXLPipeline:
     torch.manual_seed(seed)
     tok = build_tokenizer()
     unet = UNet2DConditionModel(
-        block_out_channels=(2, 4), layers_per_block=2, sample_size=32, in_channels=4,
-        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4),
-        use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
-        transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
-        cross_attention_dim=64, norm_num_groups=1,
+        block_out_channels=(2, 4),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64,
+        norm_num_groups=1,
     )
-    cfg = _text_config(tok, hidden_size=32, intermediate_size=37, num_attention_heads=4,
-                       num_hidden_layers=5, hidden_act="gelu", projection_dim=32)
-    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1,
-                                       beta_schedule="scaled_linear", timestep_spacing="leading")
+    cfg = _text_config(
+        tok,
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=5,
+        hidden_act="gelu",
+        projection_dim=32,
+    )
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        steps_offset=1,
+        beta_schedule="scaled_linear",
+        timestep_spacing="leading",
+    )
     return StableDiffusionXLPipeline(
-        vae=_vae([32, 64], 32), text_encoder=CLIPTextModel(cfg), tokenizer=tok,
-        text_encoder_2=CLIPTextModelWithProjection(cfg), tokenizer_2=copy.deepcopy(tok),
-        unet=unet, scheduler=scheduler,
+        vae=_vae([32, 64], 32),
+        text_encoder=CLIPTextModel(cfg),
+        tokenizer=tok,
+        text_encoder_2=CLIPTextModelWithProjection(cfg),
+        tokenizer_2=copy.deepcopy(tok),
+        unet=unet,
+        scheduler=scheduler,
     )
 
 
@@ -126,13 +170,15 @@ def save_tiny(family: str, folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def random_lora(pipe: StableDiffusionPipeline, path: Path, seed: int, rank: int = 4,
-                scale: float = 1.0) -> Path:
+def random_lora(
+    pipe: StableDiffusionPipeline, path: Path, seed: int, rank: int = 4, scale: float = 1.0
+) -> Path:
     """Write a diffusers-format UNet LoRA with random A and B (so it visibly changes images)."""
     torch.manual_seed(seed)
     unet = copy.deepcopy(pipe.unet)
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
-                                target_modules=UNET_TARGETS))
+    unet.add_adapter(
+        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=UNET_TARGETS)
+    )
     state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
     state = {k: v * scale for k, v in state.items()}
     type(pipe).save_lora_weights(path.parent, unet_lora_layers=state, weight_name=path.name)

@@ -63,9 +63,7 @@ class DeviceWorker:
     def running(self) -> str | None:
         return self._running
 
-    def submit(
-        self, fn: Callable[[], T], *, label: str, background: bool = False
-    ) -> Future[T]:
+    def submit(self, fn: Callable[[], T], *, label: str, background: bool = False) -> Future[T]:
         task = _Task(fn, label)
         with self._cond:
             if not background and len(self._interactive) >= self.max_queue:

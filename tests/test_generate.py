@@ -34,8 +34,9 @@ def test_response_and_png_carry_parameters(client):
     params = body["images"][1]["parameters"]
     assert params["prompt"] == "a red fox" and params["seed"] == 8
     assert params["steps"] == 2 and params["width"] == 64 and params["loras"] == []
-    listed = {im["file"]: im for im in client.get("/images", params={"user_id": "alice"}).json()[
-        "images"]}
+    listed = {
+        im["file"]: im for im in client.get("/images", params={"user_id": "alice"}).json()["images"]
+    }
     saved = listed[body["images"][1]["file"]]
     assert saved["seed"] == 8 and saved["prompt"] == "a red fox"
     assert "Negative prompt: blurry" in saved["parameters_text"]
@@ -64,8 +65,9 @@ def test_two_lora_stack_differs_from_each_alone(client, upload_lora):
     a, b = upload_lora("style_a"), upload_lora("style_b")
     only_a = render(client, seed=3, loras=[{"file": a, "strength": 1.0}])
     only_b = render(client, seed=3, loras=[{"file": b, "strength": 1.0}])
-    both = render(client, seed=3, loras=[{"file": a, "strength": 1.0}, {"file": b,
-                                                                       "strength": 1.0}])
+    both = render(
+        client, seed=3, loras=[{"file": a, "strength": 1.0}, {"file": b, "strength": 1.0}]
+    )
     assert np.abs(both - only_a).mean() > 0.5
     assert np.abs(both - only_b).mean() > 0.5
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Create a virtual environment and install a requirements file into it, skipping the install
+# when the file is unchanged since the last one (a stamp holds its sha256).
+# Usage: ./setup-python.sh [VENV_DIR] [REQUIREMENTS_FILE]
+# Defaults prepare the engine: engine/.venv from requirements.txt.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${1:-engine/.venv}"
+REQS="${2:-requirements.txt}"
+
+find_python() {
+  for py in "${LORAMINT_PYTHON:-}" python3.13 python3.12 python3.11 python3.10 python3 python; do
+    [ -n "$py" ] && command -v "$py" >/dev/null 2>&1 || continue
+    if "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null; then
+      echo "$py"; return 0
+    fi
+  done
+  echo "LoraMint needs Python 3.10 or newer; install it or set LORAMINT_PYTHON" >&2
+  return 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  PY="$(find_python)"
+  echo "creating virtual environment $VENV with $PY"
+  "$PY" -m venv "$VENV"
+fi
+
+# The stamp covers every requirements file pulled in with -r, so editing any of them reinstalls.
+HASH="$(cat "$REQS" $(sed -n 's/^-r \(.*\)/\1/p' "$REQS") | "$VENV/bin/python" -c \
+  'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+STAMP="$VENV/.requirements.sha256"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$HASH" ]; then
+  echo "installing $REQS into $VENV"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQS"
+  echo "$HASH" > "$STAMP"
+else
+  echo "$REQS unchanged since the last install into $VENV; skipping"
+fi

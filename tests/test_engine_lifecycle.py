@@ -1,0 +1,50 @@
+"""Engine start-up states, model errors, and the bounded device queue."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from tests.engine_process import EngineProcess
+from tests.helpers import assert_error
+
+
+def _engine(tmp_path, model: str, **env: str) -> EngineProcess:
+    return EngineProcess(model, tmp_path / "data", tmp_path / "engine.log", **env)
+
+
+def test_missing_local_model_reports_error_naming_model_and_fix(tmp_path):
+    eng = _engine(tmp_path, str(tmp_path / "no-such-model")).start(wait_for="error")
+    try:
+        with eng.client() as c:
+            h = c.get("/health").json()
+            assert "no-such-model" in h["reason"] and "LORAMINT_MODEL" in h["reason"]
+            err = assert_error(c.post("/generate", json={"prompt": "x"}), 503, "model_unavailable")
+            assert "no-such-model" in err["message"]
+    finally:
+        eng.stop()
+
+
+def test_hub_model_that_cannot_be_downloaded_is_a_clear_error(tmp_path):
+    eng = _engine(
+        tmp_path, "stabilityai/sd-turbo", HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf")
+    ).start(wait_for="error")
+    try:
+        reason = httpx.get(eng.url + "/health").json()["reason"]
+        assert "stabilityai/sd-turbo" in reason and "Fix:" in reason
+    finally:
+        eng.stop()
+
+
+def test_full_queue_answers_429(tmp_path, tiny_models):
+    eng = _engine(tmp_path, str(tiny_models["sd"].folder), LORAMINT_QUEUE_SIZE="1").start()
+    body = {"prompt": "busy", "steps": 40, "num_images": 2}
+    try:
+        with eng.client() as c, ThreadPoolExecutor(6) as pool:
+            responses = list(pool.map(lambda _: c.post("/generate", json=body), range(6)))
+        codes = sorted(r.status_code for r in responses)
+        assert 200 in codes and 429 in codes, codes
+        assert_error(next(r for r in responses if r.status_code == 429), 429, "queue_full")
+    finally:
+        eng.stop()
