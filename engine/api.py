@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.config import EngineSettings, get_settings
-from engine.deps import GenerationDep, RuntimeDep, StoreDep, UserIdDep
 from engine.errors import EngineError
+from engine.routes import files, generate, training
 from engine.runtime import Runtime
-from engine.schemas import GenerateRequest, GenerateResponse
-from engine.uploads import save_lora_upload
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +58,7 @@ def create_app(settings: EngineSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings)
+        runtime.jobs.bind_loop(asyncio.get_running_loop())
         app.state.runtime = runtime
         runtime.start()
         yield
@@ -68,49 +67,6 @@ def create_app(settings: EngineSettings | None = None) -> FastAPI:
     app = FastAPI(title="LoraMint engine", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
 
-    @app.get("/health")
-    def health(rt: RuntimeDep) -> dict[str, Any]:
-        return rt.health()
-
-    @app.post("/generate")
-    async def generate(req: GenerateRequest, service: GenerationDep) -> GenerateResponse:
-        return await service.generate(req)
-
-    @app.get("/loras")
-    def list_loras(store: StoreDep, user_id: UserIdDep) -> dict[str, Any]:
-        return {"user_id": user_id, "loras": store.list_loras(user_id)}
-
-    @app.post("/loras", status_code=201)
-    async def upload_lora(
-        store: StoreDep,
-        user_id: UserIdDep,
-        file: Annotated[UploadFile, File(description="A LoRA .safetensors file.")],
-        name: Annotated[str | None, Form(description="Defaults to the upload's name.")] = None,
-        overwrite: Annotated[bool, Form()] = False,
-    ) -> dict[str, Any]:
-        return await save_lora_upload(store, user_id, file, name, overwrite)
-
-    @app.get("/loras/{file}")
-    def download_lora(store: StoreDep, user_id: UserIdDep, file: str) -> FileResponse:
-        path = store.resolve("loras", user_id, file)
-        return FileResponse(path, media_type="application/octet-stream", filename=path.name)
-
-    @app.delete("/loras/{file}")
-    def delete_lora(store: StoreDep, user_id: UserIdDep, file: str) -> dict[str, Any]:
-        store.delete("loras", user_id, file)
-        return {"deleted": file}
-
-    @app.get("/images")
-    def list_images(store: StoreDep, user_id: UserIdDep) -> dict[str, Any]:
-        return {"user_id": user_id, "images": store.list_images(user_id)}
-
-    @app.get("/images/{file}")
-    def download_image(store: StoreDep, user_id: UserIdDep, file: str) -> FileResponse:
-        return FileResponse(store.resolve("outputs", user_id, file), media_type="image/png")
-
-    @app.delete("/images/{file}")
-    def delete_image(store: StoreDep, user_id: UserIdDep, file: str) -> dict[str, Any]:
-        store.delete("outputs", user_id, file)
-        return {"deleted": file}
-
+    for module in (generate, files, training):
+        app.include_router(module.router)
     return app

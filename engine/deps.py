@@ -9,6 +9,7 @@ from fastapi import Depends, Query, Request
 from engine.generation import GenerationService
 from engine.runtime import Runtime
 from engine.storage import UserStore, check_user_id
+from engine.training_service import TrainingService
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -26,6 +27,10 @@ def get_generation(rt: RuntimeDep) -> GenerationService:
     return GenerationService(rt)
 
 
+def get_training(rt: RuntimeDep) -> TrainingService:
+    return TrainingService(rt)
+
+
 def get_user_id(
     rt: RuntimeDep,
     user_id: Annotated[str | None, Query(description="Defaults to the configured user.")] = None,
@@ -36,3 +41,4 @@ def get_user_id(
 StoreDep = Annotated[UserStore, Depends(get_store)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 UserIdDep = Annotated[str, Depends(get_user_id)]
+TrainingDep = Annotated[TrainingService, Depends(get_training)]

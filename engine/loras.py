@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import convert_all_state_dict_to_peft, convert_state_dict_to_kohya
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
 
 from engine.errors import InvalidRequest
 
@@ -52,6 +52,15 @@ def to_kohya(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return convert_state_dict_to_kohya(convert_all_state_dict_to_peft(state))
 
 
+def kohya_bytes(path: Path) -> bytes:
+    """The file converted for A1111/ComfyUI/kohya users, header metadata kept."""
+    with safe_open(str(path), framework="pt") as f:
+        metadata = dict(f.metadata() or {})
+    # kohya files carry per-module alphas; diffusers refuses a file with both.
+    metadata.pop("lora_adapter_metadata", None)
+    return save(to_kohya(read_lora_file(path)), metadata=metadata)
+
+
 def _adapter_name(key: CacheKey) -> str:
     # PEFT keeps adapters in ModuleDicts, so the name must be dot-free; "train" is taken
     # by nn.Module.train.
@@ -74,6 +83,10 @@ class LoraCache:
             "hits": self.hits,
             "misses": self.misses,
         }
+
+    def invalidate(self) -> None:
+        """Forget which stack is active; someone else (training) changed adapter state."""
+        self._active = None
 
     def activate(self, refs: list[LoraRef]) -> None:
         """Make exactly `refs` active at their strengths; no LoRA means all disabled."""

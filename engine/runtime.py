@@ -10,6 +10,7 @@ from typing import Any
 
 from engine.config import EngineSettings
 from engine.errors import ModelLoadError, NotReady
+from engine.jobs import JobStore
 from engine.storage import UserStore
 from engine.worker import DeviceWorker
 
@@ -35,6 +36,7 @@ class Runtime:
         self.settings = settings
         self.store = UserStore(settings.data_dir)
         self.worker = DeviceWorker(settings.queue_size)
+        self.jobs = JobStore(settings.data_dir / "jobs")
         self.model: LoadedModel | None = None
         self.reason: str | None = "loading model"
         self._failed = False

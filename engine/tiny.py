@@ -44,7 +44,7 @@ def _bytes_to_unicode() -> list[str]:
     return [chr(c) for c in cs]
 
 
-def build_tokenizer(merges: list[str] | None = None) -> CLIPTokenizer:
+def build_tokenizer(merges: list[str] | None = None, max_length: int = 77) -> CLIPTokenizer:
     """A character-level CLIP tokenizer (plus optional merges), with specials at the end."""
     chars = _bytes_to_unicode()
     tokens = chars + [c + "</w>" for c in chars]
@@ -53,7 +53,7 @@ def build_tokenizer(merges: list[str] | None = None) -> CLIPTokenizer:
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {t: i for i, t in enumerate(tokens)}
     pairs = [tuple(m.split(" ")) for m in merges or []]
-    return CLIPTokenizer(vocab=vocab, merges=pairs, model_max_length=77)
+    return CLIPTokenizer(vocab=vocab, merges=pairs, model_max_length=max_length)
 
 
 def _text_config(tok: CLIPTokenizer, **kw: object) -> CLIPTextConfig:
@@ -117,11 +117,11 @@ def tiny_sd(seed: int = 0) -> StableDiffusionPipeline:
     )
 
 
-def tiny_sdxl(seed: int = 0) -> StableDiffusionXLPipeline:
+def tiny_sdxl(seed: int = 0, channels: tuple[int, int] = (2, 4)) -> StableDiffusionXLPipeline:
     torch.manual_seed(seed)
     tok = build_tokenizer()
     unet = UNet2DConditionModel(
-        block_out_channels=(2, 4),
+        block_out_channels=channels,
         layers_per_block=2,
         sample_size=32,
         in_channels=4,

@@ -1,11 +1,16 @@
-"""Importing a LoRA someone already has (from kohya_ss, A1111, Civitai...) into their folder."""
+"""Uploads: LoRAs someone already has (kohya_ss, A1111, Civitai...) and training images."""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import UploadFile
+from PIL import Image, ImageOps, UnidentifiedImageError
 from safetensors import SafetensorError, safe_open
 
 from engine.errors import Conflict, InvalidRequest
@@ -49,3 +54,57 @@ async def save_lora_upload(
             raise InvalidRequest("the uploaded file is empty", code="empty_file")
         check_lora_keys(tmp, repr(file_name))
     return {"file": file_name, "size": size, "url": f"/loras/{file_name}?user_id={user_id}"}
+
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_SIDE = 4096
+MAX_IMAGES = 5
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+@dataclass(frozen=True)
+class TrainingImage:
+    image: Image.Image  # decoded, EXIF-oriented, RGB, metadata stripped
+    sha256: str
+
+
+def decode_training_image(data: bytes, label: str) -> TrainingImage:
+    """Check an upload by its content and return a clean re-encoded copy, or raise 422."""
+    if not data:
+        raise InvalidRequest(f"{label} is empty", code="empty_image")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise InvalidRequest(f"{label} is larger than 20 MB", code="image_too_large")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+                if max(img.size) > MAX_IMAGE_SIDE:
+                    raise InvalidRequest(
+                        f"{label} is {img.size[0]}x{img.size[1]}; the limit is "
+                        f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}",
+                        code="image_too_large",
+                    )
+                img.load()
+                rgb = ImageOps.exif_transpose(img).convert("RGB")
+    except InvalidRequest:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidRequest(f"{label} is a decompression bomb", code="image_too_large") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InvalidRequest(
+            f"{label} is not a readable PNG, JPEG or WEBP image", code="invalid_image"
+        ) from exc
+    clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
+    return TrainingImage(clean, hashlib.sha256(data).hexdigest())
+
+
+async def read_training_images(files: list[UploadFile]) -> list[TrainingImage]:
+    if not 1 <= len(files) <= MAX_IMAGES:
+        raise InvalidRequest(
+            f"send 1 to {MAX_IMAGES} images; got {len(files)}", code="invalid_image_count"
+        )
+    images = []
+    for i, upload in enumerate(files, 1):
+        data = await upload.read(MAX_IMAGE_BYTES + 1)
+        images.append(decode_training_image(data, f"image {i}"))
+    return images

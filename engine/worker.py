@@ -63,6 +63,10 @@ class DeviceWorker:
     def running(self) -> str | None:
         return self._running
 
+    def has_pending(self) -> bool:
+        """Whether interactive work waits (cheap; polled by training between steps)."""
+        return bool(self._interactive)
+
     def submit(self, fn: Callable[[], T], *, label: str, background: bool = False) -> Future[T]:
         task = _Task(fn, label)
         with self._cond:

@@ -26,8 +26,11 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TinyModel
 
     root = tmp_path_factory.mktemp("models")
     models = {}
-    for family, build in (("sd", tiny_sd), ("sdxl", tiny_sdxl)):
-        pipe = build(seed=0)
+    # The SDXL UNet is a little wider than diffusers' (2, 4) channels so that a LoRA on its
+    # attention has enough capacity to show learning.
+    builders = (("sd", lambda: tiny_sd(seed=0)), ("sdxl", lambda: tiny_sdxl(0, (8, 16))))
+    for family, build in builders:
+        pipe = build()
         folder = root / family
         pipe.save_pretrained(folder, safe_serialization=True)
         lora_dir = root / f"{family}-loras"

@@ -1,0 +1,155 @@
+"""Drawing the demo model's world (coloured shapes on plain backgrounds) and classifying it.
+
+Pure numpy/Pillow, so the evaluator's classifier is deterministic and needs no model.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SIZE = 64
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (240, 210, 40),
+    "purple": (140, 60, 180),
+    "orange": (245, 140, 30),
+}
+# Never in the base model's captions: new concepts for LoRA training.
+NEW_COLOURS: dict[str, tuple[int, int, int]] = {"pink": (250, 130, 200), "cyan": (40, 210, 220)}
+BACKGROUNDS: dict[str, tuple[int, int, int]] = {
+    "white": (245, 245, 245),
+    "black": (20, 20, 20),
+    "gray": (128, 128, 128),
+}
+SHAPES = ("circle", "square", "triangle")
+NEW_SHAPES = ("star",)
+
+
+@dataclass(frozen=True)
+class Scene:
+    colour: str
+    shape: str
+    background: str
+    cx: float
+    cy: float
+    r: float
+
+    def caption(self, with_background: bool = True) -> str:
+        base = f"a {self.colour} {self.shape}"
+        return f"{base} on a {self.background} background" if with_background else base
+
+
+def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+    if shape == "square":
+        h = r * 0.85
+        return [(cx - h, cy - h), (cx + h, cy - h), (cx + h, cy + h), (cx - h, cy + h)]
+    if shape == "triangle":
+        return [
+            (cx + r * math.cos(a), cy + r * math.sin(a))
+            for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)
+        ]
+    if shape == "star":
+        pts = []
+        for i in range(10):
+            rad = r if i % 2 == 0 else r * 0.45
+            a = -math.pi / 2 + i * math.pi / 5
+            pts.append((cx + rad * math.cos(a), cy + rad * math.sin(a)))
+        return pts
+    raise ValueError(shape)
+
+
+def draw(scene: Scene) -> Image.Image:
+    """Render at 4x and downsample, so edges are anti-aliased like a real photo's."""
+    k = 4
+    all_colours = {**COLOURS, **NEW_COLOURS}
+    img = Image.new("RGB", (SIZE * k, SIZE * k), BACKGROUNDS[scene.background])
+    d = ImageDraw.Draw(img)
+    cx, cy, r = scene.cx * k, scene.cy * k, scene.r * k
+    fill = all_colours[scene.colour]
+    if scene.shape == "circle":
+        d.ellipse((cx - r * 0.92, cy - r * 0.92, cx + r * 0.92, cy + r * 0.92), fill=fill)
+    else:
+        d.polygon(_polygon(scene.shape, cx, cy, r), fill=fill)
+    return img.resize((SIZE, SIZE), Image.Resampling.BOX)
+
+
+def random_scene(rng: random.Random, colours=tuple(COLOURS), shapes=SHAPES) -> Scene:
+    r = rng.uniform(15, 22)
+    return Scene(
+        colour=rng.choice(colours),
+        shape=rng.choice(shapes),
+        background=rng.choice(tuple(BACKGROUNDS)),
+        cx=rng.uniform(SIZE / 2 - 6, SIZE / 2 + 6),
+        cy=rng.uniform(SIZE / 2 - 6, SIZE / 2 + 6),
+        r=r,
+    )
+
+
+def _hull_area(points: np.ndarray) -> float:
+    """Area of the convex hull (Andrew's monotone chain) of integer pixel corners."""
+    pts = sorted(set(map(tuple, points.tolist())))
+    if len(pts) < 3:
+        return 0.0
+
+    def cross(o, a, b):
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list = []
+    upper: list = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    hull = np.array(lower[:-1] + upper[:-1], dtype=float)
+    x, y = hull[:, 0], hull[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
+
+
+def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
+    return min(palette, key=lambda n: float(np.sum((rgb - np.array(palette[n])) ** 2)))
+
+
+@dataclass(frozen=True)
+class Reading:
+    colour: str
+    shape: str
+    background: str
+
+
+def classify(image: Image.Image, colours: dict[str, tuple[int, int, int]] | None = None) -> Reading:
+    """Dominant colour and shape of the largest non-background region."""
+    colours = colours or {**COLOURS, **NEW_COLOURS}
+    a = np.asarray(image.convert("RGB").resize((SIZE, SIZE)), dtype=float)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    bg = np.median(border, axis=0)
+    background = _nearest(bg, BACKGROUNDS)
+    mask = np.sqrt(((a - bg) ** 2).sum(-1)) > 60
+    area = int(mask.sum())
+    if area < 40:
+        return Reading("none", "none", background)
+    colour = _nearest(np.median(a[mask], axis=0), colours)
+    ys, xs = np.nonzero(mask)
+    bbox = (xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1)
+    corners = np.concatenate([np.stack([xs + dx, ys + dy], 1) for dx in (0, 1) for dy in (0, 1)])
+    solidity = area / max(_hull_area(corners), 1.0)
+    fill = area / bbox
+    if solidity < 0.75:
+        shape = "star"
+    elif fill > 0.88:
+        shape = "square"
+    elif fill > 0.66:
+        shape = "circle"
+    else:
+        shape = "triangle"
+    return Reading(colour, shape, background)

@@ -1,0 +1,351 @@
+"""Train the built-in demo model from scratch: `python -m engine.demo_model.train`.
+
+Stage 1 trains a small VAE on drawn shapes; stage 2 encodes a fixed, seeded dataset once and
+trains the UNet and CLIP text encoder together on the cached latents; the EMA weights are
+exported in fp16 to `engine/demo_model/weights/`. Every stage checkpoints (safetensors only)
+and resumes, and each step's batch depends only on (seed, step), so a resumed run is the run
+that would have happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import (
+    AutoencoderKL,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from safetensors.torch import load_file, save_file
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from engine.demo_model import WEIGHTS_DIR
+from engine.demo_model.shapes import BACKGROUNDS, COLOURS, NEW_COLOURS, SHAPES, draw, random_scene
+from engine.tiny import build_tokenizer
+
+log = logging.getLogger("demo-train")
+BETAS = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+DEFAULTS = {"steps": 20, "guidance_scale": 5.0}
+MAX_TOKENS = 24
+
+
+def word_merges(words: list[str]) -> list[str]:
+    """BPE merges that make each caption word one token (chained left to right)."""
+    merges: list[str] = []
+    for w in words:
+        parts = list(w[:-1]) + [w[-1] + "</w>"]
+        while len(parts) > 1:
+            m = f"{parts[0]} {parts[1]}"
+            if m not in merges:
+                merges.append(m)
+            parts = [parts[0] + parts[1], *parts[2:]]
+    return merges
+
+
+def build_components() -> dict:
+    words = ["a", "on", "background", *COLOURS, *SHAPES, *BACKGROUNDS]
+    # Captions are under a dozen tokens; a short context keeps every step cheap.
+    tok = build_tokenizer(word_merges(words), max_length=MAX_TOKENS)
+    te = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=MAX_TOKENS,
+            projection_dim=64,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(16, 32, 64),
+        layers_per_block=1,
+        latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 3,
+        up_block_types=["UpDecoderBlock2D"] * 3,
+        norm_num_groups=16,
+        sample_size=64,
+    )
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64, 96),
+        layers_per_block=1,
+        norm_num_groups=16,
+        cross_attention_dim=64,
+        attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    )
+    return {"tokenizer": tok, "text_encoder": te, "vae": vae, "unet": unet}
+
+
+def images_tensor(scenes) -> torch.Tensor:
+    arr = np.stack([np.asarray(draw(s), dtype=np.float32) for s in scenes])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2) / 127.5 - 1.0
+
+
+def step_rng(seed: int, step: int) -> random.Random:
+    return random.Random(seed * 1_000_003 + step)
+
+
+class Checkpoint:
+    """Module and optimizer state as safetensors plus a JSON sidecar; never pickle."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.tensors = folder / f"{name}.safetensors"
+        self.meta = folder / f"{name}.json"
+
+    def save(self, step: int, modules: dict, opt: torch.optim.Optimizer, extra=None) -> None:
+        flat = {
+            f"{n}.{k}": v.detach().contiguous().clone()
+            for n, m in modules.items()
+            for k, v in m.state_dict().items()
+        }
+        sd = opt.state_dict()
+        for idx, st in sd["state"].items():
+            for k, v in st.items():
+                flat[f"optim.{idx}.{k}"] = torch.as_tensor(v).clone()
+        tmp = self.tensors.with_suffix(".tmp")
+        save_file(flat, tmp)
+        tmp.replace(self.tensors)
+        meta = {"step": step, "param_groups": sd["param_groups"], **(extra or {})}
+        self.meta.with_suffix(".tmp").write_text(json.dumps(meta))
+        self.meta.with_suffix(".tmp").replace(self.meta)
+
+    def load(self, modules: dict, opt: torch.optim.Optimizer) -> dict | None:
+        if not (self.tensors.exists() and self.meta.exists()):
+            return None
+        flat = load_file(self.tensors)
+        meta = json.loads(self.meta.read_text())
+        for n, m in modules.items():
+            m.load_state_dict(
+                {k[len(n) + 1 :]: v for k, v in flat.items() if k.startswith(n + ".")}
+            )
+        state: dict = {}
+        for k, v in flat.items():
+            if k.startswith("optim."):
+                _, idx, name = k.split(".", 2)
+                state.setdefault(int(idx), {})[name] = v
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        return meta
+
+
+def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_vae(vae, args, work: Path, device) -> None:
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
+    ckpt = Checkpoint(work, "vae")
+    meta = ckpt.load({"vae": vae}, opt)
+    start = meta["step"] if meta else 0
+    all_colours, shapes = tuple(COLOURS) + tuple(NEW_COLOURS), SHAPES + ("star",)
+    vae.train()
+    t0 = time.time()
+    for step in range(start, args.vae_steps):
+        rng = step_rng(args.seed, step)
+        # The codec sees every colour and shape; only the UNet and text encoder are kept
+        # ignorant of the new ones.
+        x = images_tensor([random_scene(rng, all_colours, shapes) for _ in range(args.batch)]).to(
+            device
+        )
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.vae_steps, args.vae_lr)
+        post = vae.encode(x).latent_dist
+        z = post.mean + post.std * torch.randn(
+            post.mean.shape, generator=torch.Generator().manual_seed(step)
+        ).to(device)
+        rec = vae.decode(z).sample
+        loss = F.mse_loss(rec, x) + 1e-6 * post.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if (step + 1) % 50 == 0:
+            log.info(
+                "vae step %d/%d loss %.5f (%.2fs/step)",
+                step + 1,
+                args.vae_steps,
+                loss.item(),
+                (time.time() - t0) / (step + 1 - start),
+            )
+        if (step + 1) % args.ckpt_every == 0 or step + 1 == args.vae_steps:
+            ckpt.save(step + 1, {"vae": vae}, opt)
+
+
+def encode_dataset(vae, args, work: Path, device) -> dict:
+    cache = work / "latents.safetensors"
+    if cache.exists():
+        data = load_file(cache)
+        caps = json.loads((work / "captions.json").read_text())
+        return {"latents": data["latents"], "captions": caps, "scale": float(data["scale"])}
+    rng = random.Random(args.seed)
+    scenes = [random_scene(rng) for _ in range(args.dataset)]
+    vae.eval()
+    chunks = []
+    with torch.no_grad():
+        for i in range(0, len(scenes), 64):
+            chunks.append(
+                vae.encode(images_tensor(scenes[i : i + 64]).to(device)).latent_dist.mean.cpu()
+            )
+    latents = torch.cat(chunks)
+    scale = 1.0 / float(latents.std())
+    caps = [[s.caption(True), s.caption(False)] for s in scenes]
+    save_file({"latents": latents.contiguous(), "scale": torch.tensor(scale)}, cache)
+    (work / "captions.json").write_text(json.dumps(caps))
+    log.info("encoded %d images; latent scaling factor %.4f", len(scenes), scale)
+    return {"latents": latents, "captions": caps, "scale": scale}
+
+
+def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
+    unet, te, tok = c["unet"], c["text_encoder"], c["tokenizer"]
+    ema_unet, ema_te = c["ema_unet"], c["ema_text_encoder"]
+    params = list(unet.parameters()) + list(te.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-2)
+    ckpt = Checkpoint(work, "unet")
+    modules = {"unet": unet, "text_encoder": te, "ema_unet": ema_unet, "ema_text_encoder": ema_te}
+    meta = ckpt.load(modules, opt)
+    start = meta["step"] if meta else 0
+    noise_sched = DDPMScheduler(num_train_timesteps=1000, **BETAS)
+    alphas = noise_sched.alphas_cumprod.to(device)
+    latents = data["latents"] * data["scale"]
+    unet.train()
+    te.train()
+    t0 = time.time()
+    for step in range(start, args.steps):
+        rng = step_rng(args.seed + 1, step)
+        idx = [rng.randrange(len(latents)) for _ in range(args.batch)]
+        caps = []
+        for i in idx:
+            u = rng.random()
+            caps.append("" if u < 0.1 else data["captions"][i][1 if u < 0.3 else 0])
+        x0 = latents[idx].to(device)
+        g = torch.Generator().manual_seed(args.seed * 7 + step)
+        noise = torch.randn(x0.shape, generator=g).to(device)
+        t = torch.randint(0, 1000, (args.batch,), generator=g).to(device)
+        a = alphas[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        ids = tok(
+            caps,
+            padding="max_length",
+            max_length=tok.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(device)
+        pred = unet(noisy, t, te(ids)[0]).sample
+        loss = F.mse_loss(pred, noise)
+        for grp in opt.param_groups:
+            grp["lr"] = lr_at(step, args.steps, args.lr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for src, dst in ((unet, ema_unet), (te, ema_te)):
+                for p, q in zip(src.parameters(), dst.parameters(), strict=True):
+                    q.lerp_(p, 1 - decay)
+        if (step + 1) % 50 == 0:
+            log.info(
+                "unet step %d/%d loss %.4f (%.2fs/step)",
+                step + 1,
+                args.steps,
+                loss.item(),
+                (time.time() - t0) / (step + 1 - start),
+            )
+        if (step + 1) % args.ckpt_every == 0 or step + 1 == args.steps:
+            ckpt.save(step + 1, modules, opt)
+
+
+def export(c: dict, scale: float, out: Path, args) -> None:
+    vae = c["vae"]
+    vae.register_to_config(scaling_factor=scale)
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=c["ema_text_encoder"],
+        tokenizer=c["tokenizer"],
+        unet=c["ema_unet"],
+        scheduler=DPMSolverMultistepScheduler(**BETAS, steps_offset=1),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.to(torch.float16)
+    pipe.save_pretrained(out, safe_serialization=True)
+    (out / "loramint.json").write_text(
+        json.dumps(
+            {
+                "defaults": DEFAULTS,
+                "training": {
+                    "vae_steps": args.vae_steps,
+                    "steps": args.steps,
+                    "batch": args.batch,
+                    "lr": args.lr,
+                    "dataset": args.dataset,
+                    "seed": args.seed,
+                },
+            },
+            indent=2,
+        )
+    )
+    log.info("exported the demo model to %s", out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--work", type=Path, default=Path("demo-train"), help="checkpoints")
+    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--vae-steps", type=int, default=800)
+    ap.add_argument("--vae-lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--dataset", type=int, default=12000)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--ckpt-every", type=int, default=250)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    args = ap.parse_args()
+    logging.basicConfig(level="INFO", format="%(asctime)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(args.seed)
+    args.work.mkdir(parents=True, exist_ok=True)
+    c = build_components()
+    c["ema_unet"] = UNet2DConditionModel.from_config(c["unet"].config)
+    c["ema_unet"].load_state_dict(c["unet"].state_dict())
+    c["ema_text_encoder"] = CLIPTextModel(c["text_encoder"].config)
+    c["ema_text_encoder"].load_state_dict(c["text_encoder"].state_dict())
+    for k in ("vae", "unet", "text_encoder", "ema_unet", "ema_text_encoder"):
+        c[k].to(device)
+    started = time.time()
+    train_vae(c["vae"], args, args.work, device)
+    data = encode_dataset(c["vae"], args, args.work, device)
+    train_unet(c, data, args, args.work, device)
+    for k in ("vae", "ema_unet", "ema_text_encoder"):
+        c[k].to("cpu").eval()
+    export(c, data["scale"], args.out, args)
+    log.info("done in %.0f s this session", time.time() - started)
+
+
+if __name__ == "__main__":
+    main()

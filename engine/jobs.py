@@ -1,0 +1,170 @@
+"""Background jobs (LoRA training, later more): state, persistence, cancellation, live updates.
+
+Each job is a JSON file under `{data_dir}/jobs/`, rewritten atomically when its state changes,
+so jobs survive an engine restart; one that was queued or running when the engine died is
+marked failed with the reason "engine restarted". Updates come from the device worker thread
+and reach Server-Sent-Event listeners on the event loop through `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from engine.errors import Conflict, NotFound
+from engine.storage import atomic_path, iso
+
+log = logging.getLogger(__name__)
+PERSIST_EVERY_S = 2.0
+
+
+class JobStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(BaseModel):
+    id: str
+    kind: str
+    user_id: str
+    status: JobStatus = JobStatus.QUEUED
+    step: int = 0
+    total_steps: int = 0
+    progress: float = 0.0
+    loss: float | None = None
+    eta_s: float | None = None
+    created: str = Field(default_factory=lambda: iso(time.time()))
+    started: str | None = None
+    finished: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class Cancelled(Exception):
+    """Raised inside a job's work when someone asked to cancel it."""
+
+
+class JobStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._jobs: dict[str, Job] = {}
+        self._cancel: set[str] = set()
+        self._lock = threading.Lock()
+        self._listeners: dict[str, set[asyncio.Queue[None]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._saved_at: dict[str, float] = {}
+        self._recover()
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def _recover(self) -> None:
+        for path in sorted(self.folder.glob("*.json")):
+            try:
+                job = Job.model_validate_json(path.read_text())
+            except ValueError:
+                log.warning("skipping unreadable job file %s", path)
+                continue
+            if not job.status.terminal:
+                job.status, job.error = JobStatus.FAILED, "engine restarted"
+                job.finished = iso(time.time())
+                self._persist(job)
+            self._jobs[job.id] = job
+
+    def _persist(self, job: Job) -> None:
+        with atomic_path(self.folder / f"{job.id}.json") as tmp:
+            tmp.write_text(job.model_dump_json(indent=1))
+        self._saved_at[job.id] = time.monotonic()
+
+    def create(self, kind: str, user_id: str, total_steps: int, params: dict[str, Any]) -> Job:
+        job = Job(
+            id=uuid.uuid4().hex[:16],
+            kind=kind,
+            user_id=user_id,
+            total_steps=total_steps,
+            params=params,
+        )
+        with self._lock:
+            self._jobs[job.id] = job
+            self._persist(job)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"job {job_id!r} not found")
+        return job
+
+    def list(self, user_id: str | None = None) -> list[Job]:
+        jobs = [j for j in self._jobs.values() if user_id is None or j.user_id == user_id]
+        return sorted(jobs, key=lambda j: j.created, reverse=True)
+
+    def update(self, job_id: str, **changes: Any) -> Job:
+        """Apply changes; persist on status changes and at most every PERSIST_EVERY_S."""
+        with self._lock:
+            job = self._jobs[job_id].model_copy(update=changes)
+            self._jobs[job_id] = job
+            due = time.monotonic() - self._saved_at.get(job_id, 0) > PERSIST_EVERY_S
+            if "status" in changes or due:
+                self._persist(job)
+        self._notify(job_id)
+        return job
+
+    def request_cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.status.terminal:
+            raise Conflict(f"job {job_id!r} already {job.status.value}")
+        self._cancel.add(job_id)
+        if job.status == JobStatus.QUEUED:
+            return self.update(job_id, status=JobStatus.CANCELLED, finished=iso(time.time()))
+        return job
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return job_id in self._cancel
+
+    def _notify(self, job_id: str) -> None:
+        if self._loop is None:
+            return
+        for q in list(self._listeners.get(job_id, ())):
+            self._loop.call_soon_threadsafe(q.put_nowait, None)
+
+    async def events(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The job's state now, then after every change, ending with a terminal state."""
+        self.get(job_id)
+        q: asyncio.Queue[None] = asyncio.Queue()
+        self._listeners.setdefault(job_id, set()).add(q)
+        try:
+            last = None
+            while True:
+                job = self.get(job_id)
+                if job != last:
+                    yield {"event": job.status.value, "data": job.model_dump_json()}
+                    last = job
+                if job.status.terminal:
+                    return
+                await q.get()
+        finally:
+            self._listeners[job_id].discard(q)
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return json.loads(job.model_dump_json())

@@ -1,0 +1,314 @@
+"""PEFT LoRA training on the live pipeline, for the SD and SDXL families.
+
+Follows diffusers' `train_dreambooth_lora(_sdxl).py`: a LoRA on the UNet attention projections
+(optionally the text encoders too), noise and timesteps sampled uniformly, MSE against the
+epsilon or v-prediction target. Unlike the examples, the 1-5 images are encoded by the VAE and
+the captions by the text encoder(s) once, so each step runs only the UNet. Runs on the device
+worker; between two steps it lets queued generations run with the training adapter inactive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, DiffusionPipeline
+from diffusers.training_utils import cast_training_params
+from diffusers.utils import convert_state_dict_to_diffusers
+from peft import LoraConfig
+from peft.utils import get_peft_model_state_dict
+from PIL import Image
+
+from engine.jobs import Cancelled
+
+ADAPTER = "loramint_training"  # never "train": PEFT would shadow nn.Module.train
+UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    captions: tuple[str, ...]
+    steps: int
+    rank: int
+    learning_rate: float
+    resolution: int
+    seed: int
+    train_text_encoder: bool = False
+    flip: bool = True
+
+    @property
+    def alpha(self) -> int:
+        return self.rank
+
+
+@dataclass
+class Hooks:
+    on_step: Callable[[int, float], None]
+    should_cancel: Callable[[], bool]
+    has_pending: Callable[[], bool]
+    run_pending: Callable[[], None]
+
+
+@dataclass
+class TrainResult:
+    state: dict[str, torch.Tensor]
+    adapter_metadata: dict[str, object]
+    losses: list[float] = field(default_factory=list)
+    probe_before: float = 0.0
+    probe_after: float = 0.0
+    seconds: float = 0.0
+
+
+def preprocess(images: list[Image.Image], resolution: int) -> torch.Tensor:
+    """Resize the shorter side to `resolution`, centre-crop, scale to [-1, 1]."""
+    out = []
+    for img in images:
+        w, h = img.size
+        s = resolution / min(w, h)
+        img = img.resize(
+            (max(resolution, round(w * s)), max(resolution, round(h * s))), Image.Resampling.LANCZOS
+        )
+        left, top = (img.width - resolution) // 2, (img.height - resolution) // 2
+        img = img.crop((left, top, left + resolution, top + resolution))
+        out.append(torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1))
+    return torch.stack(out) / 127.5 - 1.0
+
+
+def text_encoders(pipe: DiffusionPipeline) -> list[torch.nn.Module]:
+    return [m for m in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if m]
+
+
+def embed(pipe: DiffusionPipeline, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Caption embeddings exactly as the pipelines compute them (no CFG)."""
+    device = pipe.unet.device
+    if not hasattr(pipe, "text_encoder_2"):
+        ids = pipe.tokenizer(
+            captions,
+            padding="max_length",
+            truncation=True,
+            return_tensors="pt",
+            max_length=pipe.tokenizer.model_max_length,
+        ).input_ids
+        return pipe.text_encoder(ids.to(pipe.text_encoder.device))[0].to(device), None
+    hidden, pooled = [], None
+    for tok, enc in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
+        ids = tok(
+            captions,
+            padding="max_length",
+            truncation=True,
+            return_tensors="pt",
+            max_length=tok.model_max_length,
+        ).input_ids
+        out = enc(ids.to(enc.device), output_hidden_states=True)
+        pooled = out[0]
+        hidden.append(out.hidden_states[-2])
+    return torch.cat(hidden, dim=-1).to(device), pooled.to(device)
+
+
+class LoraTrainer:
+    def __init__(self, pipe: DiffusionPipeline, cfg: TrainConfig, hooks: Hooks) -> None:
+        self.pipe, self.cfg, self.hooks = pipe, cfg, hooks
+        self.device = pipe.unet.device
+        self.dtype = pipe.unet.dtype
+        self.gpu = self.device.type == "cuda"
+        self.sdxl = hasattr(pipe, "text_encoder_2")
+        self.gen = torch.Generator("cpu").manual_seed(cfg.seed)
+
+    # -- setup -------------------------------------------------------------------------
+    def _encode_images(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = preprocess(images, self.cfg.resolution)
+        if self.cfg.flip:
+            pixels = torch.cat([pixels, pixels.flip(-1)])
+        vae = self.pipe.vae
+        with torch.no_grad():
+            dist = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
+        return dist.mean.float(), dist.std.float()
+
+    def _add_adapters(self) -> list[torch.nn.Parameter]:
+        torch.manual_seed(self.cfg.seed)  # LoRA A is initialised from the global RNG
+        unet_cfg = LoraConfig(
+            r=self.cfg.rank,
+            lora_alpha=self.cfg.alpha,
+            init_lora_weights="gaussian",
+            target_modules=UNET_TARGETS,
+        )
+        self.pipe.unet.add_adapter(unet_cfg, adapter_name=ADAPTER)
+        modules = [self.pipe.unet]
+        if self.cfg.train_text_encoder:
+            te_cfg = LoraConfig(
+                r=self.cfg.rank,
+                lora_alpha=self.cfg.alpha,
+                init_lora_weights="gaussian",
+                target_modules=TEXT_TARGETS,
+            )
+            for enc in text_encoders(self.pipe):
+                enc.add_adapter(te_cfg, adapter_name=ADAPTER)
+                modules.append(enc)
+        self._activate()
+        if self.gpu:
+            cast_training_params(modules, dtype=torch.float32)
+        return [p for m in modules for n, p in m.named_parameters() if ADAPTER in n]
+
+    def _activate(self) -> None:
+        """Only the training adapter on; the pipeline may have run other LoRAs in between."""
+        self.pipe.unet.enable_adapters()
+        self.pipe.unet.set_adapter(ADAPTER)
+        for enc in text_encoders(self.pipe):
+            if self.cfg.train_text_encoder:
+                enc.enable_adapters()
+                enc.set_adapter(ADAPTER)
+            elif getattr(enc, "_hf_peft_config_loaded", False):
+                enc.disable_adapters()
+
+    def _offload(self, where: torch.device | str) -> None:
+        """On a GPU, park the VAE and frozen text encoders on the CPU once cached."""
+        if not self.gpu:
+            return
+        self.pipe.vae.to(where)
+        if not self.cfg.train_text_encoder:
+            for enc in text_encoders(self.pipe):
+                enc.to(where)
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self, images: list[Image.Image]) -> TrainResult:
+        started = time.perf_counter()
+        self.pipe.disable_lora()  # captions and latents of the base model, no user LoRA
+        mean, std = self._encode_images(images)
+        n = len(images)
+        embeds, pooled = (None, None)
+        if not self.cfg.train_text_encoder:
+            with torch.no_grad():
+                embeds, pooled = embed(self.pipe, list(self.cfg.captions))
+        params = self._add_adapters()
+        opt = torch.optim.AdamW(params, lr=self.cfg.learning_rate, weight_decay=1e-4)
+        sched = DDPMScheduler.from_config(self.pipe.scheduler.config)
+        if self.gpu:
+            self.pipe.unet.enable_gradient_checkpointing()
+        self._offload("cpu")
+        result = TrainResult(state={}, adapter_metadata={})
+        probe = self._probe_set(mean, n, sched)
+        try:
+            result.probe_before = self._probe(probe, embeds, pooled)
+            for step in range(self.cfg.steps):
+                if self.hooks.should_cancel():
+                    raise Cancelled()
+                if self.hooks.has_pending():
+                    self._between_steps()
+                loss = self._step(opt, sched, mean, std, n, embeds, pooled)
+                result.losses.append(loss)
+                self.hooks.on_step(step + 1, loss)
+            result.probe_after = self._probe(probe, embeds, pooled)
+            result.state, result.adapter_metadata = self._export()
+            result.seconds = time.perf_counter() - started
+            return result
+        finally:
+            self._offload(self.device)
+            if self.gpu:
+                self.pipe.unet.disable_gradient_checkpointing()
+
+    def _between_steps(self) -> None:
+        self._offload(self.device)
+        self.hooks.run_pending()
+        self._offload("cpu")
+        self._activate()
+
+    def _probe_set(self, mean, n, sched, draws: int = 8) -> list[tuple]:
+        """Fixed (image, timestep, noise) draws: single-step losses swing with the random
+        timestep, so progress is measured on the same draws before and after training."""
+        g = torch.Generator("cpu").manual_seed(self.cfg.seed + 1)
+        probes = []
+        for i in range(mean.shape[0]):
+            for t in torch.linspace(50, sched.config.num_train_timesteps - 50, draws).long():
+                latents = (mean[i : i + 1] * self.pipe.vae.config.scaling_factor).to(self.device)
+                noise = torch.randn(latents.shape, generator=g).to(self.device)
+                tt = t.view(1).to(self.device)
+                target = (
+                    noise
+                    if sched.config.prediction_type == "epsilon"
+                    else (sched.get_velocity(latents, noise, tt))
+                )
+                probes.append((i % n, sched.add_noise(latents, noise, tt), tt, target))
+        return probes
+
+    def _probe(self, probes: list[tuple], embeds, pooled) -> float:
+        with torch.no_grad():
+            losses = [
+                float(F.mse_loss(self._predict(noisy, t, cap, embeds, pooled), target))
+                for cap, noisy, t, target in probes
+            ]
+        return sum(losses) / len(losses)
+
+    def _predict(self, noisy, t, cap, embeds, pooled) -> torch.Tensor:
+        if embeds is None:
+            emb, pool = embed(self.pipe, [self.cfg.captions[cap]])
+        else:
+            emb, pool = (
+                embeds[cap : cap + 1],
+                (pooled[cap : cap + 1] if pooled is not None else None),
+            )
+        kwargs = {}
+        if self.sdxl:
+            r = self.cfg.resolution
+            time_ids = torch.tensor([[r, r, 0, 0, r, r]], device=self.device, dtype=emb.dtype)
+            kwargs["added_cond_kwargs"] = {"text_embeds": pool, "time_ids": time_ids}
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.gpu):
+            pred = self.pipe.unet(noisy.to(self.dtype), t, emb.to(self.dtype), **kwargs).sample
+        return pred.float()
+
+    def _step(self, opt, sched, mean, std, n, embeds, pooled) -> float:
+        g = self.gen
+        i = int(torch.randint(0, mean.shape[0], (1,), generator=g))
+        cap = i % n
+        latents = mean[i : i + 1] + std[i : i + 1] * torch.randn(mean[i : i + 1].shape, generator=g)
+        latents = (latents * self.pipe.vae.config.scaling_factor).to(self.device)
+        noise = torch.randn(latents.shape, generator=g).to(self.device)
+        t = torch.randint(0, sched.config.num_train_timesteps, (1,), generator=g).to(self.device)
+        noisy = sched.add_noise(latents, noise, t)
+        pred = self._predict(noisy, t, cap, embeds, pooled)
+        target = (
+            noise
+            if sched.config.prediction_type == "epsilon"
+            else (sched.get_velocity(latents, noise, t))
+        )
+        loss = F.mse_loss(pred, target.float())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    def _export(self) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+        parts = [("unet", self.pipe.unet)]
+        if self.cfg.train_text_encoder:
+            parts += list(
+                zip(("text_encoder", "text_encoder_2"), text_encoders(self.pipe), strict=False)
+            )
+        state: dict[str, torch.Tensor] = {}
+        meta: dict[str, object] = {}
+        for prefix, module in parts:
+            sd = convert_state_dict_to_diffusers(
+                get_peft_model_state_dict(module, adapter_name=ADAPTER)
+            )
+            state.update(
+                {
+                    f"{prefix}.{k}": v.detach().to("cpu", torch.float16).contiguous()
+                    for k, v in sd.items()
+                }
+            )
+            cfg = module.peft_config[ADAPTER].to_dict()
+            meta.update(
+                {f"{prefix}.{k}": sorted(v) if isinstance(v, set) else v for k, v in cfg.items()}
+            )
+        return state, meta
+
+    def remove(self) -> None:
+        """Drop the training adapter from every module that has it."""
+        for module in [self.pipe.unet, *text_encoders(self.pipe)]:
+            if ADAPTER in getattr(module, "peft_config", {}):
+                module.delete_adapters(ADAPTER) if hasattr(module, "delete_adapters") else (
+                    module.delete_adapter(ADAPTER)
+                )

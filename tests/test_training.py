@@ -1,0 +1,151 @@
+"""LoRA training over HTTP on tiny SD and SDXL pipelines: the job, the file, and learning."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoPipelineForText2Image
+
+from tests.helpers import generate, png_bytes, render, sse_events, start_training, wait_job
+
+RED, BLUE = (220, 30, 30), (30, 30, 220)
+LEARN = {"steps": "150", "learning_rate": "0.01", "rank": "16", "seed": "7", "trigger_word": "zqx"}
+
+
+@pytest.fixture(scope="module")
+def trained(engine):
+    """One real training run per family, shared by the tests that inspect its result."""
+    with engine.client() as c:
+        started = start_training(c, [png_bytes(RED), png_bytes(BLUE)], name="solid", **LEARN)
+        events = sse_events(c, f"/jobs/{started['job_id']}/events")
+        job = wait_job(c, started["job_id"])
+    return {"job": job, "events": events, "path": engine.data_dir / "loras/alice/solid.safetensors"}
+
+
+def test_progress_events_arrive_in_order_and_end_in_succeeded(trained):
+    events = trained["events"]
+    assert events[-1][0] == "succeeded", events[-1]
+    steps = [data["step"] for _, data in events]
+    assert steps == sorted(steps) and steps[-1] == 150
+    running = [data for name, data in events if name == "running" and data["step"] > 0]
+    assert running and all(d["loss"] is not None and d["eta_s"] is not None for d in running)
+    assert (
+        trained["job"]["progress"] == 1.0
+        and trained["job"]["result"]["file"] == "solid.safetensors"
+    )
+
+
+def test_trained_lora_is_listed_with_metadata_and_works_in_generate(client, trained):
+    listed = {
+        lo["file"]: lo for lo in client.get("/loras", params={"user_id": "alice"}).json()["loras"]
+    }
+    meta = listed["solid.safetensors"]["metadata"]
+    assert meta["loramint.trigger_word"] == "zqx"
+    assert json.loads(meta["loramint.rank"]) == 16 and json.loads(meta["loramint.steps"]) == 150
+    assert json.loads(meta["loramint.image_count"]) == 2
+    assert len(json.loads(meta["loramint.image_sha256"])) == 2
+    assert meta["loramint.thumbnail"].startswith("data:image/png;base64,")
+    assert "unet.r" in json.loads(meta["lora_adapter_metadata"])
+    base = render(client, prompt="zqx", seed=3)
+    with_lora = render(client, prompt="zqx", seed=3, loras=[{"file": "solid.safetensors"}])
+    assert np.abs(base - with_lora).mean() > 1.0
+
+
+def _stock_pipeline(tiny_models, family):
+    pipe = AutoPipelineForText2Image.from_pretrained(str(tiny_models[family].folder))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _latents(pipe, prompt="zqx", seed=0):
+    out = pipe(
+        prompt,
+        num_inference_steps=20,
+        guidance_scale=1.0,
+        output_type="latent",
+        generator=torch.Generator().manual_seed(seed),
+        width=64,
+        height=64,
+    )
+    return out.images
+
+
+def test_stock_diffusers_loads_the_file_and_the_kohya_download(
+    client, engine, tiny_models, trained, tmp_path
+):
+    pipe = _stock_pipeline(tiny_models, engine.family)
+    base = _latents(pipe)
+    pipe.load_lora_weights(str(trained["path"]), adapter_name="ours")
+    ours = _latents(pipe)
+    assert (base - ours).abs().mean() > 1e-3
+    r = client.get("/loras/solid.safetensors", params={"user_id": "alice", "format": "kohya"})
+    assert r.status_code == 200
+    kohya = tmp_path / "solid_kohya.safetensors"
+    kohya.write_bytes(r.content)
+    pipe.load_lora_weights(str(kohya), adapter_name="kohya")
+    pipe.set_adapters(["kohya"])  # and "ours" off
+    assert torch.allclose(_latents(pipe), ours, atol=1e-2)
+
+
+def test_learning_is_real(engine, tiny_models, trained):
+    # Measured on the same fixed (timestep, noise) draws before and after training.
+    result = trained["job"]["result"]
+    assert result["loss_after"] < 0.95 * result["loss_before"], result
+    pipe = _stock_pipeline(tiny_models, engine.family)
+    with torch.no_grad():
+        target = (
+            torch.cat(
+                [
+                    pipe.vae.encode(
+                        torch.tensor(c).view(1, 3, 1, 1).expand(1, 3, 64, 64) / 127.5 - 1
+                    ).latent_dist.mean
+                    for c in (RED, BLUE)
+                ]
+            )
+            * pipe.vae.config.scaling_factor
+        )
+
+    def distance(lat):
+        return min(float(((lat - t) ** 2).mean()) for t in target)
+
+    seeds = range(4)
+    without = np.mean([distance(_latents(pipe, seed=s)) for s in seeds])
+    pipe.load_lora_weights(str(trained["path"]))
+    with_lora = np.mean([distance(_latents(pipe, seed=s)) for s in seeds])
+    assert with_lora < 0.95 * without, (with_lora, without)
+
+
+def test_cancel_stops_and_leaves_no_file(client, engine):
+    started = start_training(client, [png_bytes(RED)], name="cancel_me", steps="5000")
+    wait_job(client, started["job_id"], until=lambda j: j["step"] >= 2)
+    assert client.post(f"/jobs/{started['job_id']}/cancel").status_code == 200
+    job = wait_job(client, started["job_id"], timeout=30)
+    assert job["status"] == "cancelled" and job["step"] < 5000
+    assert not (engine.data_dir / "loras/alice/cancel_me.safetensors").exists()
+    assert client.post(f"/jobs/{started['job_id']}/cancel").status_code == 409
+
+
+def test_generate_during_training_runs_between_steps_and_is_unaffected(client):
+    before = render(client, seed=21, prompt="a blue fox")
+    started = start_training(
+        client, [png_bytes(BLUE)], name="busy", steps="5000", learning_rate="0.005"
+    )
+    wait_job(client, started["job_id"], until=lambda j: j["step"] >= 3)
+    during = generate(client, seed=21, prompt="a blue fox")
+    job = client.get(f"/jobs/{started['job_id']}").json()
+    client.post(f"/jobs/{started['job_id']}/cancel")
+    assert job["status"] == "running" and job["step"] < 5000
+    from tests.helpers import pixels
+
+    assert np.array_equal(before, pixels(client, during["images"][0]))
+    wait_job(client, started["job_id"], timeout=30)
+
+
+def test_jobs_listing_and_unknown_job(client, trained):
+    jobs = client.get("/jobs", params={"user_id": "alice"}).json()["jobs"]
+    assert trained["job"]["id"] in [j["id"] for j in jobs]
+    assert client.get("/jobs", params={"user_id": "bob"}).json()["jobs"] == []
+    assert client.get("/jobs/nope").status_code == 404
