@@ -40,6 +40,9 @@ class TrainConfig:
     seed: int
     train_text_encoder: bool = False
     flip: bool = True
+    # False re-encodes image and caption every step, as diffusers' examples do; kept only so
+    # bench/train.py can measure what caching saves.
+    cache_inputs: bool = True
 
     @property
     def alpha(self) -> int:
@@ -120,10 +123,11 @@ class LoraTrainer:
         self.gen = torch.Generator("cpu").manual_seed(cfg.seed)
 
     # -- setup -------------------------------------------------------------------------
-    def _encode_images(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pixels(self, images: list[Image.Image]) -> torch.Tensor:
         pixels = preprocess(images, self.cfg.resolution)
-        if self.cfg.flip:
-            pixels = torch.cat([pixels, pixels.flip(-1)])
+        return torch.cat([pixels, pixels.flip(-1)]) if self.cfg.flip else pixels
+
+    def _encode(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         vae = self.pipe.vae
         with torch.no_grad():
             dist = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
@@ -167,7 +171,7 @@ class LoraTrainer:
 
     def _offload(self, where: torch.device | str) -> None:
         """On a GPU, park the VAE and frozen text encoders on the CPU once cached."""
-        if not self.gpu:
+        if not (self.gpu and self.cfg.cache_inputs):
             return
         self.pipe.vae.to(where)
         if not self.cfg.train_text_encoder:
@@ -178,10 +182,11 @@ class LoraTrainer:
     def run(self, images: list[Image.Image]) -> TrainResult:
         started = time.perf_counter()
         self.pipe.disable_lora()  # captions and latents of the base model, no user LoRA
-        mean, std = self._encode_images(images)
+        self.pixels = self._pixels(images)
+        mean, std = self._encode(self.pixels)
         n = len(images)
         embeds, pooled = (None, None)
-        if not self.cfg.train_text_encoder:
+        if self.cfg.cache_inputs and not self.cfg.train_text_encoder:
             with torch.no_grad():
                 embeds, pooled = embed(self.pipe, list(self.cfg.captions))
         params = self._add_adapters()
@@ -245,7 +250,8 @@ class LoraTrainer:
 
     def _predict(self, noisy, t, cap, embeds, pooled) -> torch.Tensor:
         if embeds is None:
-            emb, pool = embed(self.pipe, [self.cfg.captions[cap]])
+            with torch.set_grad_enabled(self.cfg.train_text_encoder):
+                emb, pool = embed(self.pipe, [self.cfg.captions[cap]])
         else:
             emb, pool = (
                 embeds[cap : cap + 1],
@@ -264,7 +270,12 @@ class LoraTrainer:
         g = self.gen
         i = int(torch.randint(0, mean.shape[0], (1,), generator=g))
         cap = i % n
-        latents = mean[i : i + 1] + std[i : i + 1] * torch.randn(mean[i : i + 1].shape, generator=g)
+        m, s = (
+            (mean[i : i + 1], std[i : i + 1])
+            if self.cfg.cache_inputs
+            else (self._encode(self.pixels[i : i + 1]))
+        )
+        latents = m + s * torch.randn(m.shape, generator=g)
         latents = (latents * self.pipe.vae.config.scaling_factor).to(self.device)
         noise = torch.randn(latents.shape, generator=g).to(self.device)
         t = torch.randint(0, sched.config.num_train_timesteps, (1,), generator=g).to(self.device)
