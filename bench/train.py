@@ -24,8 +24,12 @@ ANCHOR_S = 0.24
 
 def seconds_per_step(pipe, cache: bool, steps: int) -> float:
     stamps: list[float] = []
-    hooks = Hooks(lambda s, loss: stamps.append(time.perf_counter()), lambda: False,
-                  lambda: False, lambda: None)
+    hooks = Hooks(
+        lambda s, loss: stamps.append(time.perf_counter()),
+        lambda: False,
+        lambda: False,
+        lambda: None,
+    )
     cfg = TrainConfig(("a photo of ohwx",), steps, 4, 1e-4, 64, 0, cache_inputs=cache)
     trainer = LoraTrainer(pipe, cfg, hooks)
     try:
@@ -37,8 +41,10 @@ def seconds_per_step(pipe, cache: bool, steps: int) -> float:
 
 
 def module_mb(*modules) -> float:
-    return sum(t.numel() * t.element_size() for m in modules
-               for t in (*m.parameters(), *m.buffers())) / 2**20
+    return (
+        sum(t.numel() * t.element_size() for m in modules for t in (*m.parameters(), *m.buffers()))
+        / 2**20
+    )
 
 
 def main() -> None:
@@ -59,8 +65,10 @@ def main() -> None:
     print(f"encode every step             {e:7.4f} s/step")
     print(f"speed-up from caching         {e / c:7.2f}x   (target >= 1.05)")
     print(f"vs diffusers' script anchor   {c / ANCHOR_S:7.2f}x of {ANCHOR_S} s/step (target <= 1)")
-    print(f"VAE + text encoders freed     {freed:7.2f} MB  (moved off the GPU once cached; "
-          f"SDXL base: ~1.7 GB in fp16)")
+    print(
+        f"VAE + text encoders freed     {freed:7.2f} MB  (moved off the GPU once cached; "
+        f"SDXL base: ~1.7 GB in fp16)"
+    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,13 @@ def get_user_id(
     return check_user_id(rt.settings.default_user if user_id is None else user_id)
 
 
+def get_owner(
+    user_id: Annotated[str | None, Query(description="When given, only this user's jobs.")] = None,
+) -> str | None:
+    return None if user_id is None else check_user_id(user_id)
+
+
+OwnerDep = Annotated[str | None, Depends(get_owner)]
 StoreDep = Annotated[UserStore, Depends(get_store)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 UserIdDep = Annotated[str, Depends(get_user_id)]

@@ -108,9 +108,10 @@ class JobStore:
             self._persist(job)
         return job
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, owner: str | None = None) -> Job:
+        """The job; with `owner`, only if that user owns it (others get the same 404)."""
         job = self._jobs.get(job_id)
-        if job is None:
+        if job is None or (owner is not None and job.user_id != owner):
             raise NotFound(f"job {job_id!r} not found")
         return job
 

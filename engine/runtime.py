@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+
+import psutil
 
 from engine.config import EngineSettings
 from engine.errors import ModelLoadError, NotReady
@@ -43,11 +48,19 @@ class Runtime:
         self.started = time.time()
 
     def start(self) -> None:
+        if self.settings.parent_pid:
+            threading.Thread(target=self._watch_parent, daemon=True).start()
         self.worker.start()
         self.worker.submit(self._load, label="load model", background=True)
 
     def stop(self) -> None:
         self.worker.stop()
+
+    def _watch_parent(self) -> None:
+        while psutil.pid_exists(self.settings.parent_pid or 0):
+            time.sleep(1.0)
+        log.warning("parent process %s is gone; shutting down", self.settings.parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def _load(self) -> None:
         # Imported here so that importing the web layer never pulls in torch.

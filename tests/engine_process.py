@@ -1,4 +1,5 @@
-"""Runs a real engine (`python -m engine`) as a subprocess for tests and benchmarks."""
+"""Real LoraMint processes (`python -m engine`, `python -m orchestrator`) for tests and
+benchmarks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -20,39 +23,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class EngineProcess:
-    def __init__(self, model: str, data_dir: Path, log_path: Path, **env: str) -> None:
+class ServiceProcess:
+    module = ""
+
+    def __init__(self, log_path: Path, env: dict[str, str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir
         self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "LORAMINT_MODEL": model,
-            "LORAMINT_DATA_DIR": str(data_dir),
-            "LORAMINT_ENGINE_PORT": str(self.port),
-            "LORAMINT_DEVICE": "cpu",
-            **env,
-        }
+        self.env = {**os.environ, **env}
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, wait_for: str = "ready", timeout: float = 180) -> EngineProcess:
+    def health(self) -> dict[str, Any]:
+        return httpx.get(self.url + "/health", timeout=2).json()
+
+    def start(self, until: Callable[[dict[str, Any]], bool], timeout: float = 180) -> Any:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+            [sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
+        self.wait(until, timeout)
+        return self
+
+    def wait(self, until: Callable[[dict[str, Any]], bool], timeout: float = 180) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"engine exited early:\n{self.log_tail()}")
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.module} exited early:\n{self.log_tail()}")
             try:
-                status = httpx.get(self.url + "/health", timeout=2).json()["status"]
-                if status == wait_for:
-                    return self
-            except httpx.HTTPError:
+                health = self.health()
+                if until(health):
+                    return health
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.2)
-        raise TimeoutError(f"engine not {wait_for} after {timeout}s:\n{self.log_tail()}")
+        raise TimeoutError(f"{self.module} not as expected after {timeout}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -61,10 +65,58 @@ class EngineProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
 
     def client(self, timeout: float = 120) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
+
+
+class EngineProcess(ServiceProcess):
+    module = "engine"
+
+    def __init__(self, model: str, data_dir: Path, log_path: Path, **env: str) -> None:
+        super().__init__(log_path, {})
+        self.data_dir = data_dir
+        self.env.update(
+            {
+                "LORAMINT_MODEL": model,
+                "LORAMINT_DATA_DIR": str(data_dir),
+                "LORAMINT_ENGINE_PORT": str(self.port),
+                "LORAMINT_DEVICE": "cpu",
+                **env,
+            }
+        )
+
+    def start(self, wait_for: str = "ready", timeout: float = 180) -> EngineProcess:  # type: ignore[override]
+        return super().start(lambda h: h["status"] == wait_for, timeout)
+
+
+class OrchestratorProcess(ServiceProcess):
+    """The app as `./start.sh` runs it, its engine using this checkout's .venv."""
+
+    module = "orchestrator"
+
+    def __init__(
+        self, model: str, workdir: Path, engine_port: int | None = None, **env: str
+    ) -> None:
+        super().__init__(workdir / "orchestrator.log", {})
+        self.engine_port = engine_port or free_port()
+        self.data_dir = workdir / "data"
+        self.env.update(
+            {
+                "LORAMINT_MODEL": model,
+                "LORAMINT_DEVICE": "cpu",
+                "LORAMINT_SERVER__PORT": str(self.port),
+                "LORAMINT_ENGINE__BASEURL": f"http://127.0.0.1:{self.engine_port}",
+                "LORAMINT_ENGINE__VENVDIR": str(Path(sys.executable).parents[1]),
+                "LORAMINT_ENGINE__AUTOINSTALLDEPENDENCIES": "false",
+                "LORAMINT_STORAGE__DATADIR": str(self.data_dir),
+                **env,
+            }
+        )
+
+    def start_ready(self, timeout: float = 180) -> OrchestratorProcess:
+        return super().start(lambda h: h["engine"]["state"] == "ready", timeout)

@@ -17,8 +17,7 @@ OK = png_bytes((200, 0, 0))
 
 def _post(client, images, **form):
     files = [("images", (f"f{i}", data, "image/png")) for i, data in enumerate(images)]
-    return client.post("/train-lora", files=files, data={"name": "x", "user_id": "alice",
-                                                         **form})
+    return client.post("/train-lora", files=files, data={"name": "x", "user_id": "alice", **form})
 
 
 def _bomb() -> bytes:
@@ -72,8 +71,9 @@ def test_existing_name_conflicts_unless_overwrite(client, upload_lora):
 
 def test_killed_engine_leaves_no_partial_file_and_job_reads_failed(tmp_path, tiny_models):
     def engine():
-        return EngineProcess(str(tiny_models["sd"].folder), tmp_path / "data",
-                             tmp_path / "engine.log").start()
+        return EngineProcess(
+            str(tiny_models["sd"].folder), tmp_path / "data", tmp_path / "engine.log"
+        ).start()
 
     eng = engine()
     with eng.client() as c:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 
-from engine.deps import RuntimeDep, TrainingDep, UserIdDep
+from engine.deps import OwnerDep, RuntimeDep, TrainingDep, UserIdDep
 from engine.jobs import job_view
 from engine.schemas import MAX_SEED
 from engine.training_service import TrainOptions
@@ -23,6 +23,7 @@ async def train_lora(
     images: Annotated[list[UploadFile], File(description="1-5 PNG, JPEG or WEBP images.")],
     name: Annotated[str, Form(min_length=1, max_length=64, description="The LoRA's name.")],
     user_id: Annotated[str | None, Form()] = None,
+    user_query: Annotated[str | None, Query(alias="user_id")] = None,
     trigger_word: Annotated[str | None, Form(max_length=64)] = None,
     captions: Annotated[list[str] | None, Form(description="One per image.")] = None,
     steps: Annotated[int | None, Form(ge=1, le=5000)] = None,
@@ -34,7 +35,7 @@ async def train_lora(
     overwrite: Annotated[bool, Form()] = False,
 ) -> JSONResponse:
     """Start training; answers at once with the job to follow."""
-    user = service.user(user_id)
+    user = service.user(user_id if user_id is not None else user_query)
     decoded = await read_training_images(images)
     opts = TrainOptions(
         name,
@@ -61,18 +62,19 @@ def list_jobs(rt: RuntimeDep, user_id: UserIdDep) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}")
-def get_job(rt: RuntimeDep, job_id: str) -> dict[str, Any]:
-    return job_view(rt.jobs.get(job_id))
+def get_job(rt: RuntimeDep, job_id: str, owner: OwnerDep) -> dict[str, Any]:
+    return job_view(rt.jobs.get(job_id, owner))
 
 
 @router.get("/jobs/{job_id}/events")
-async def job_events(rt: RuntimeDep, job_id: str) -> EventSourceResponse:
+async def job_events(rt: RuntimeDep, job_id: str, owner: OwnerDep) -> EventSourceResponse:
     """Server-Sent Events: the job's state now and after every change, until it ends."""
-    rt.jobs.get(job_id)
+    rt.jobs.get(job_id, owner)
     return EventSourceResponse(rt.jobs.events(job_id), ping=10)
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(rt: RuntimeDep, job_id: str) -> dict[str, Any]:
+def cancel_job(rt: RuntimeDep, job_id: str, owner: OwnerDep) -> dict[str, Any]:
     """Stops a running job within one step; a queued one never starts."""
+    rt.jobs.get(job_id, owner)
     return job_view(rt.jobs.request_cancel(job_id))

@@ -1,0 +1,126 @@
+"""The orchestrator's settings: `appsettings.json` (or the file `LORAMINT_SETTINGS` names),
+overridden by `LORAMINT_*` environment variables with `__` for nesting
+(`LORAMINT_ENGINE__BASEURL`, `LORAMINT_SERVER__PORT`). Field names follow the JSON file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_FILE = HERE / "appsettings.json"
+
+
+class EngineSection(BaseModel):
+    BaseUrl: str = Field("http://127.0.0.1:8000", description="Where the engine listens.")
+    Path: str = Field(
+        "../engine", description="The engine package folder (relative: to the settings file)."
+    )
+    AutoStart: bool = Field(
+        True,
+        description="Start and supervise the engine; false: connect "
+        "to one already running at BaseUrl.",
+    )
+    AutoInstallDependencies: bool = Field(
+        True, description="pip install requirements.txt into the engine venv when the file changed."
+    )
+    StartupTimeoutSeconds: float = Field(600, gt=0, description="How long to wait for ready.")
+    VenvDir: str | None = Field(None, description="Engine venv; default: {Path}/.venv.")
+    Requirements: str | None = Field(
+        None, description="Default: requirements.txt beside the engine folder."
+    )
+    Python: str | None = Field(
+        None, description="Python that creates the venv; default: the one running the orchestrator."
+    )
+    StopTimeoutSeconds: float = Field(10, gt=0, description="Grace before the kill.")
+    MaxRestartDelaySeconds: float = Field(30, gt=0, description="Restart backoff cap.")
+    RequestTimeoutSeconds: float = Field(600, gt=0, description="Longest forwarded request.")
+
+
+class ServerSection(BaseModel):
+    Host: str = Field("127.0.0.1", description="Interface the web app binds to.")
+    Port: int = Field(5001, ge=0, le=65535, description="Port the web app binds to.")
+
+
+class StorageSection(BaseModel):
+    DataDir: str = Field(
+        "../data", description="The engine's data dir (relative: to the settings file)."
+    )
+
+
+class OrchestratorSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LORAMINT_", env_nested_delimiter="__", case_sensitive=False, extra="ignore"
+    )
+
+    Engine: EngineSection = Field(default_factory=EngineSection)  # type: ignore[arg-type]
+    Server: ServerSection = Field(default_factory=ServerSection)  # type: ignore[arg-type]
+    Storage: StorageSection = Field(default_factory=StorageSection)  # type: ignore[arg-type]
+    DefaultUser: str = Field(
+        "local",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="The user every request acts as, until auth lands.",
+    )
+    Settings: str = Field(str(DEFAULT_FILE), description="The JSON settings file read.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            JsonConfigSettingsSource(settings_cls, json_file=settings_file()),
+        )
+
+    def _path(self, value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (Path(self.Settings).resolve().parent / p).resolve()
+
+    @property
+    def engine_dir(self) -> Path:
+        return self._path(self.Engine.Path)
+
+    @property
+    def venv_dir(self) -> Path:
+        return self._path(self.Engine.VenvDir) if self.Engine.VenvDir else self.engine_dir / ".venv"
+
+    @property
+    def requirements(self) -> Path:
+        if self.Engine.Requirements:
+            return self._path(self.Engine.Requirements)
+        return self.engine_dir.parent / "requirements.txt"
+
+    @property
+    def data_dir(self) -> Path:
+        return self._path(self.Storage.DataDir)
+
+    @property
+    def engine_host_port(self) -> tuple[str, int]:
+        url = urlsplit(self.Engine.BaseUrl)
+        return url.hostname or "127.0.0.1", url.port or 80
+
+
+def settings_file() -> Path:
+    """The JSON file to read; the sources must know it before the fields are parsed."""
+    return Path(os.environ.get("LORAMINT_SETTINGS", str(DEFAULT_FILE)))
+
+
+@lru_cache
+def get_settings() -> OrchestratorSettings:
+    return OrchestratorSettings(Settings=str(settings_file()))

@@ -1,0 +1,1 @@
+"""The orchestrator's routes: the public REST API and the pages."""
