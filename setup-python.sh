@@ -25,9 +25,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 
-# The stamp covers every requirements file pulled in with -r, so editing any of them reinstalls.
-HASH="$(cat "$REQS" $(sed -n 's/^-r \(.*\)/\1/p' "$REQS") | "$VENV/bin/python" -c \
-  'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+# The stamp covers the file and every file it pulls in with -r (same hash as the supervisor's).
+HASH="$("$VENV/bin/python" - "$REQS" <<'PY'
+import hashlib, pathlib, sys
+p = pathlib.Path(sys.argv[1]); t = p.read_bytes()
+x = [p.parent / l[3:].strip() for l in t.decode().splitlines() if l.startswith("-r ")]
+print(hashlib.sha256(t + b"".join(q.read_bytes() for q in x)).hexdigest())
+PY
+)"
 STAMP="$VENV/.requirements.sha256"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$HASH" ]; then
   echo "installing $REQS into $VENV"

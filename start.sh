@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Start LoraMint: prepare the engine's environment, then serve it.
+# Start LoraMint: prepare the orchestrator's small venv, then run it. The orchestrator creates
+# the engine's venv, installs requirements.txt when it changed, and supervises the engine.
+# Settings: orchestrator/appsettings.json, or LORAMINT_* variables (see README).
 set -euo pipefail
 cd "$(dirname "$0")"
-./setup-python.sh engine/.venv requirements.txt
-echo "LoraMint engine on http://${LORAMINT_ENGINE_HOST:-127.0.0.1}:${LORAMINT_ENGINE_PORT:-8000}"
-exec engine/.venv/bin/python -m engine
+./setup-python.sh orchestrator/.venv orchestrator/requirements.txt
+exec orchestrator/.venv/bin/python -m orchestrator

@@ -39,13 +39,14 @@ function render(job) {
   const loss = job.loss === null || job.loss === undefined ? "" : ` · loss ${job.loss.toFixed(4)}`;
   const eta = job.status === "running" ? ` · ${fmtEta(job.eta_s)}` : "";
   const pct = Math.round((job.progress || 0) * 100);
-  text.textContent = {
-    queued: "Queued: waiting for the engine…",
-    running: `Step ${job.step} / ${job.total_steps} (${pct} %)${loss}${eta}`,
-    succeeded: `Done: ${job.step} / ${job.total_steps} steps (100 %) in ${job.result.training_seconds} s${loss}`,
-    failed: `Training failed: ${job.error}`,
-    cancelled: `Cancelled at step ${job.step} / ${job.total_steps}.`,
-  }[job.status];
+  const messages = {
+    queued: () => "Queued: waiting for the engine…",
+    running: () => `Step ${job.step} / ${job.total_steps} (${pct} %)${loss}${eta}`,
+    succeeded: () => `Done: ${job.step} / ${job.total_steps} steps (100 %) in ${job.result.training_seconds} s${loss}`,
+    failed: () => `Training failed: ${job.error}`,
+    cancelled: () => `Cancelled at step ${job.step} / ${job.total_steps}.`,
+  };
+  text.textContent = messages[job.status]();
   const ended = ["succeeded", "failed", "cancelled"].includes(job.status);
   cancelBtn.hidden = ended;
   if (job.status === "succeeded") {

@@ -1,0 +1,144 @@
+"""A person's whole flow in headless Chromium (Debian's, driven by Playwright): generate,
+train a LoRA from 2 images to 100 %, find it, use it with a slider, manage images.
+Screenshots go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.engine_process import ROOT, OrchestratorProcess
+from tests.helpers import png_bytes
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def app(tiny_models, tmp_path_factory):
+    proc = OrchestratorProcess(str(tiny_models["sd"].folder), tmp_path_factory.mktemp("web"))
+    proc.start_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(base_url=app.url, viewport={"width": 1100, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_generate_train_use_and_manage(page, tmp_path):
+    page.goto("/")
+    assert page.url.endswith("/generate")
+    page.get_by_label("Prompt", exact=True).fill("a red fox")
+    page.get_by_text("Advanced settings").click()
+    page.get_by_label("Steps").fill("2")
+    page.get_by_label("Seed").fill("1")
+    page.get_by_role("button", name="Generate").click()
+    page.locator("#results img").first.wait_for(timeout=60_000)
+    assert "seed 1" in page.locator("#results figcaption").first.inner_text()
+    shot(page, "1-generate")
+
+    images = []
+    for i, colour in enumerate([(220, 30, 30), (30, 30, 220)]):
+        path = tmp_path / f"ref{i}.png"
+        path.write_bytes(png_bytes(colour))
+        images.append(str(path))
+    page.goto("/train-lora")
+    page.get_by_label("Reference images").set_input_files(images)
+    assert page.locator("#thumbs img").count() == 2
+    page.get_by_label("Name", exact=True).fill("browser_lora")
+    page.get_by_label("Trigger word").fill("zqx")
+    page.get_by_text("Advanced settings").click()
+    page.get_by_label("Steps").fill("30")
+    page.get_by_role("button", name="Start training").click()
+    try:
+        page.get_by_text("Done:").wait_for(timeout=240_000)
+    finally:
+        shot(page, "2-trained")
+    assert page.locator("#progress").evaluate("p => p.value") == 1
+
+    page.get_by_role("link", name="Use this LoRA").click()
+    page.wait_for_url("**/generate?*")
+    page.locator('#lora-stack li[data-file="browser_lora.safetensors"]').wait_for()
+    assert page.get_by_label("Prompt", exact=True).input_value().startswith("zqx")
+    slider = page.get_by_label("Strength of browser_lora.safetensors")
+    slider.fill("0.6")
+    assert page.locator("#lora-stack output").inner_text() == "0.60"
+    page.get_by_text("Advanced settings").click()
+    page.get_by_label("Steps").fill("2")
+    page.get_by_role("button", name="Generate").click()
+    page.locator("#results img").first.wait_for(timeout=60_000)
+    shot(page, "3-generate-with-lora")
+
+    page.goto("/my-loras")
+    row = page.locator('tr[data-file="browser_lora.safetensors"]')
+    row.wait_for()
+    assert "zqx" in row.inner_text()
+    row.get_by_role("button", name="Metadata").click()
+    assert "loramint.trigger_word" in page.locator("#meta-json").inner_text()
+    shot(page, "4-my-loras")
+    page.get_by_role("button", name="Close").click()
+
+    page.goto("/my-images")
+    page.locator("#image-grid figure").first.wait_for()
+    before = page.locator("#image-grid figure").count()
+    assert before >= 2
+    page.locator("#image-grid button.thumb").first.click()
+    assert "Seed:" in page.locator("#dialog-params").inner_text()
+    shot(page, "5-my-images")
+    page.on("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete").click()
+    page.wait_for_function(
+        f"document.querySelectorAll('#image-grid figure').length == {before - 1}"
+    )
+
+
+def test_pages_fit_a_phone_and_show_api_errors(browser, app):
+    context = browser.new_context(base_url=app.url, viewport={"width": 375, "height": 740})
+    page = context.new_page()
+    page.goto("/generate")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"page is {width}px wide on a 375px screen"
+    page.get_by_label("Prompt", exact=True).fill("x")
+    page.get_by_text("Advanced settings").click()
+    page.get_by_label("Width").fill("65")
+    page.get_by_role("button", name="Generate").click()
+    page.get_by_text("multiple of 8").wait_for()
+    shot(page, "6-phone-error")
+    context.close()
