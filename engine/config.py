@@ -18,8 +18,12 @@ class EngineSettings(BaseSettings):
     )
 
     model: str = Field(
-        "stabilityai/sd-turbo",
-        description="Hub id, local diffusers folder, or single-file .safetensors checkpoint.",
+        "auto",
+        description="auto (SDXL-Turbo on CUDA, else SD-Turbo), builtin:demo, a Hub id, a local "
+        "diffusers folder, or a single-file .safetensors checkpoint.",
+    )
+    model_fallback: bool = Field(
+        True, description="Use the built-in demo model when the model can't be had."
     )
     model_config_dir: str | None = Field(
         None,

@@ -6,6 +6,7 @@ the SD vs SDXL family; picks the device and dtype; and derives per-model default
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from diffusers import (
 from PIL import Image
 from safetensors import safe_open
 
+from engine.demo_model import MODEL_ID as DEMO_ID
+from engine.demo_model import WEIGHTS_DIR as DEMO_WEIGHTS
 from engine.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class ModelInfo:
     device: str
     dtype: str
     defaults: ModelDefaults
+    fallback_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,8 +107,14 @@ def family_of(pipe: DiffusionPipeline) -> str:
     return "sdxl" if isinstance(pipe, StableDiffusionXLPipeline) else "sd"
 
 
-def defaults_for(model: str, pipe: DiffusionPipeline) -> ModelDefaults:
+def defaults_for(model: str, pipe: DiffusionPipeline, folder: Path | None = None) -> ModelDefaults:
     side = int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
+    own = folder / "loramint.json" if folder else None
+    if own is not None and own.is_file():  # a model that states its own defaults (the demo)
+        d = json.loads(own.read_text()).get("defaults", {})
+        return ModelDefaults(
+            steps=d["steps"], guidance_scale=d["guidance_scale"], width=side, height=side
+        )
     if "turbo" in model.lower():
         return ModelDefaults(steps=1, guidance_scale=0.0, width=side, height=side)
     if family_of(pipe) == "sdxl":
@@ -112,26 +122,56 @@ def defaults_for(model: str, pipe: DiffusionPipeline) -> ModelDefaults:
     return ModelDefaults(steps=30, guidance_scale=7.5, width=side, height=side)
 
 
-def load_model(model: str, device_choice: str, config_dir: str | None = None):
-    """Return (pipe, info), or raise ModelLoadError naming the model and the fix."""
-    device, dtype = pick_device(device_choice)
-    log.info("loading model %s on %s (%s)", model, device, dtype)
+def choose_model(model: str, device: torch.device) -> str:
+    """`auto`: SDXL-Turbo on CUDA, SD-Turbo elsewhere."""
+    if model != "auto":
+        return model
+    return "stabilityai/sdxl-turbo" if device.type == "cuda" else "stabilityai/sd-turbo"
+
+
+def _location(model: str) -> str:
+    return str(DEMO_WEIGHTS) if model == DEMO_ID else model
+
+
+def _load_or_explain(model: str, config_dir: str | None, dtype: torch.dtype) -> DiffusionPipeline:
     try:
-        pipe = _load(model, config_dir, dtype)
+        return _load(_location(model), config_dir, dtype)
     except Exception as exc:  # diffusers/hub raise many types; all mean "can't load"
         raise ModelLoadError(
             f"model {model!r} could not be loaded ({type(exc).__name__}: {exc}). Fix: set "
             "LORAMINT_MODEL to a Hub id you can download (check the network and HF_TOKEN), "
-            "a local diffusers folder, or a single-file .safetensors checkpoint."
+            "a local diffusers folder, a single-file .safetensors checkpoint, or builtin:demo."
         ) from exc
+
+
+def load_model(
+    model: str, device_choice: str, config_dir: str | None = None, fallback: bool = False
+) -> tuple[DiffusionPipeline, ModelInfo]:
+    """Return (pipe, info), falling back to the built-in demo model when allowed, or raise
+    ModelLoadError naming the model and the fix."""
+    device, dtype = pick_device(device_choice)
+    model = choose_model(model, device)
+    log.info("loading model %s on %s (%s)", model, device, dtype)
+    fallback_reason = None
+    try:
+        pipe = _load_or_explain(model, config_dir, dtype)
+    except ModelLoadError as exc:
+        if not fallback or model == DEMO_ID:
+            raise
+        fallback_reason = f"{exc.message.split('. Fix:')[0]}; using the built-in demo model"
+        log.warning("%s (LORAMINT_MODEL_FALLBACK=false turns this off)", fallback_reason)
+        model = DEMO_ID
+        pipe = _load_or_explain(model, None, dtype)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
+    folder = Path(_location(model))
     info = ModelInfo(
         model=model,
         family=family_of(pipe),
         device=str(device),
         dtype=str(dtype).removeprefix("torch."),
-        defaults=defaults_for(model, pipe),
+        defaults=defaults_for(model, pipe, folder if folder.is_dir() else None),
+        fallback_reason=fallback_reason,
     )
     return pipe, info
 

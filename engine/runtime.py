@@ -69,7 +69,7 @@ class Runtime:
 
         s = self.settings
         try:
-            pipe, info = load_model(s.model, s.device, s.model_config_dir)
+            pipe, info = load_model(s.model, s.device, s.model_config_dir, s.model_fallback)
         except ModelLoadError as exc:
             log.error("%s", exc.message)
             self._failed, self.reason = True, exc.message

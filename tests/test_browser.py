@@ -5,7 +5,6 @@ Screenshots go to test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 

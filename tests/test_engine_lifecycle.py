@@ -11,6 +11,8 @@ from tests.helpers import assert_error
 
 
 def _engine(tmp_path, model: str, **env: str) -> EngineProcess:
+    # These tests are about failing clearly, so no falling back to the demo model.
+    env = {"LORAMINT_MODEL_FALLBACK": "false", **env}
     return EngineProcess(model, tmp_path / "data", tmp_path / "engine.log", **env)
 
 

@@ -323,6 +323,11 @@ def main() -> None:
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    ap.add_argument(
+        "--export-only",
+        action="store_true",
+        help="export the EMA weights of the latest checkpoints without training",
+    )
     args = ap.parse_args()
     logging.basicConfig(level="INFO", format="%(asctime)s %(message)s")
     if args.threads:
@@ -337,6 +342,9 @@ def main() -> None:
     c["ema_text_encoder"].load_state_dict(c["text_encoder"].state_dict())
     for k in ("vae", "unet", "text_encoder", "ema_unet", "ema_text_encoder"):
         c[k].to(device)
+    if args.export_only:  # stop where the checkpoints are
+        args.vae_steps = json.loads((args.work / "vae.json").read_text())["step"]
+        args.steps = json.loads((args.work / "unet.json").read_text())["step"]
     started = time.time()
     train_vae(c["vae"], args, args.work, device)
     data = encode_dataset(c["vae"], args, args.work, device)
