@@ -149,3 +149,16 @@ def test_jobs_listing_and_unknown_job(client, trained):
     assert trained["job"]["id"] in [j["id"] for j in jobs]
     assert client.get("/jobs", params={"user_id": "bob"}).json()["jobs"] == []
     assert client.get("/jobs/nope").status_code == 404
+
+
+def test_seeded_runs_are_reproducible(client, engine):
+    from safetensors.torch import load_file
+
+    tensors = []
+    for name in ("seeded_1", "seeded_2"):
+        job = start_training(client, [png_bytes(RED), png_bytes(BLUE)], name=name, steps="8",
+                             seed="11")
+        assert wait_job(client, job["job_id"])["status"] == "succeeded"
+        tensors.append(load_file(engine.data_dir / f"loras/alice/{name}.safetensors"))
+    assert tensors[0].keys() == tensors[1].keys()
+    assert all(torch.equal(tensors[0][k], tensors[1][k]) for k in tensors[0])
