@@ -81,78 +81,57 @@ async def train_lora(request: Request, engine: EngineDep, user: UserDep) -> Stre
     return await engine.forward(request, "/train-lora", params={"user_id": user}, stream_body=True)
 
 
-@router.get("/loras", response_class=Streamed)
-async def list_loras(request: Request, engine: EngineDep, user: UserDep) -> StreamingResponse:
-    """Your LoRAs with size, created and safetensors header metadata."""
-    return await engine.forward(request, "/loras", params={"user_id": user})
+# The rest forward as they are, as the current user: (method, path, status, what it does).
+FORWARDED = [
+    ("GET", "/loras", 200, "Your LoRAs with size, created and safetensors header metadata."),
+    ("POST", "/loras", 201, "Import a LoRA .safetensors (multipart file, name, overwrite)."),
+    ("GET", "/loras/{file}", 200, "Download a LoRA; ?format=kohya converts it for A1111/ComfyUI."),
+    ("DELETE", "/loras/{file}", 200, "Delete a LoRA."),
+    ("GET", "/images", 200, "Your images, newest first, with prompt, seed and parameters."),
+    ("GET", "/images/{file}", 200, "Download an image (PNG with its parameters embedded)."),
+    ("DELETE", "/images/{file}", 200, "Delete an image."),
+    ("GET", "/jobs", 200, "Your jobs, newest first."),
+    (
+        "GET",
+        "/jobs/{job_id}",
+        200,
+        "A job: status, step, total_steps, progress, loss, eta_s, result, error.",
+    ),
+    (
+        "GET",
+        "/jobs/{job_id}/events",
+        200,
+        "Server-Sent Events: the job after every change, until it ends.",
+    ),
+    (
+        "POST",
+        "/jobs/{job_id}/cancel",
+        200,
+        "Stop a job within one training step; no partial file is left.",
+    ),
+]
 
 
-@router.post("/loras", response_class=Streamed, status_code=201)
-async def import_lora(request: Request, engine: EngineDep, user: UserDep) -> StreamingResponse:
-    """Import a LoRA `.safetensors` (multipart `file`, optional `name`, `overwrite`)."""
-    return await engine.forward(request, "/loras", params={"user_id": user}, stream_body=True)
+def _forwarder(path: str, stream_body: bool):
+    async def handler(request: Request, engine: EngineDep, user: UserDep) -> StreamingResponse:
+        return await engine.forward(
+            request,
+            path.format(**request.path_params),
+            params={"user_id": user},
+            stream_body=stream_body,
+        )
+
+    return handler
 
 
-@router.get("/loras/{file}", response_class=Streamed)
-async def download_lora(
-    request: Request, engine: EngineDep, user: UserDep, file: str
-) -> StreamingResponse:
-    """Download a LoRA; `?format=kohya` converts it for A1111/ComfyUI."""
-    return await engine.forward(request, f"/loras/{file}", params={"user_id": user})
-
-
-@router.delete("/loras/{file}", response_class=Streamed)
-async def delete_lora(
-    request: Request, engine: EngineDep, user: UserDep, file: str
-) -> StreamingResponse:
-    return await engine.forward(request, f"/loras/{file}", params={"user_id": user})
-
-
-@router.get("/images", response_class=Streamed)
-async def list_images(request: Request, engine: EngineDep, user: UserDep) -> StreamingResponse:
-    """Your images, newest first, with prompt, seed and parameters."""
-    return await engine.forward(request, "/images", params={"user_id": user})
-
-
-@router.get("/images/{file}", response_class=Streamed)
-async def download_image(
-    request: Request, engine: EngineDep, user: UserDep, file: str
-) -> StreamingResponse:
-    return await engine.forward(request, f"/images/{file}", params={"user_id": user})
-
-
-@router.delete("/images/{file}", response_class=Streamed)
-async def delete_image(
-    request: Request, engine: EngineDep, user: UserDep, file: str
-) -> StreamingResponse:
-    return await engine.forward(request, f"/images/{file}", params={"user_id": user})
-
-
-@router.get("/jobs", response_class=Streamed)
-async def list_jobs(request: Request, engine: EngineDep, user: UserDep) -> StreamingResponse:
-    """Your jobs, newest first."""
-    return await engine.forward(request, "/jobs", params={"user_id": user})
-
-
-@router.get("/jobs/{job_id}", response_class=Streamed)
-async def get_job(
-    request: Request, engine: EngineDep, user: UserDep, job_id: str
-) -> StreamingResponse:
-    """status, step, total_steps, progress, loss, eta_s, result, error..."""
-    return await engine.forward(request, f"/jobs/{job_id}", params={"user_id": user})
-
-
-@router.get("/jobs/{job_id}/events", response_class=Streamed)
-async def job_events(
-    request: Request, engine: EngineDep, user: UserDep, job_id: str
-) -> StreamingResponse:
-    """Server-Sent Events: the job after every change, until it ends."""
-    return await engine.forward(request, f"/jobs/{job_id}/events", params={"user_id": user})
-
-
-@router.post("/jobs/{job_id}/cancel", response_class=Streamed)
-async def cancel_job(
-    request: Request, engine: EngineDep, user: UserDep, job_id: str
-) -> StreamingResponse:
-    """Stop a job within one training step; no partial file is left."""
-    return await engine.forward(request, f"/jobs/{job_id}/cancel", params={"user_id": user})
+for _method, _path, _status, _doc in FORWARDED:
+    router.add_api_route(
+        _path,
+        _forwarder(_path, stream_body=_method == "POST" and _path == "/loras"),
+        methods=[_method],
+        status_code=_status,
+        response_class=Streamed,
+        description=_doc,
+        summary=_doc.split(":")[0].split(";")[0].rstrip("."),
+        name=f"{_method} {_path}",
+    )
