@@ -129,8 +129,13 @@ class LoraTrainer:
 
     def _encode(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         vae = self.pipe.vae
+        # SDXL's VAE overflows in fp16; its config says so, as the pipelines honour.
+        upcast = vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
+        dtype = torch.float32 if upcast else vae.dtype
         with torch.no_grad():
-            dist = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
+            vae.to(dtype)
+            dist = vae.encode(pixels.to(vae.device, dtype)).latent_dist
+            vae.to(self.pipe.unet.dtype if upcast else dtype)
         return dist.mean.float(), dist.std.float()
 
     def _add_adapters(self) -> list[torch.nn.Parameter]:
