@@ -44,6 +44,7 @@ class TrainOptions:
     seed: int | None = None
     train_text_encoder: bool = False
     overwrite: bool = False
+    flip: bool = True
 
 
 def _captions(opts: TrainOptions, trigger: str, n: int) -> tuple[str, ...]:
@@ -90,6 +91,7 @@ class TrainingService:
             resolution=resolution,
             seed=0 if opts.seed is None else opts.seed,
             train_text_encoder=opts.train_text_encoder,
+            flip=opts.flip,
         )
         params = {
             "name": file_name.removesuffix(".safetensors"),
@@ -103,6 +105,7 @@ class TrainingService:
             "resolution": cfg.resolution,
             "seed": cfg.seed,
             "train_text_encoder": cfg.train_text_encoder,
+            "flip": cfg.flip,
             "image_count": len(images),
             "image_sha256": [im.sha256 for im in images],
             "overwrite": opts.overwrite,

@@ -156,8 +156,9 @@ def test_seeded_runs_are_reproducible(client, engine):
 
     tensors = []
     for name in ("seeded_1", "seeded_2"):
-        job = start_training(client, [png_bytes(RED), png_bytes(BLUE)], name=name, steps="8",
-                             seed="11")
+        job = start_training(
+            client, [png_bytes(RED), png_bytes(BLUE)], name=name, steps="8", seed="11"
+        )
         assert wait_job(client, job["job_id"])["status"] == "succeeded"
         tensors.append(load_file(engine.data_dir / f"loras/alice/{name}.safetensors"))
     assert tensors[0].keys() == tensors[1].keys()

@@ -53,9 +53,13 @@ class Report:
         return sum(self.seconds) / max(1, len(self.seconds))
 
     def summary(self) -> dict[str, Any]:
-        return {"images": len(self.readings), "colour": self.accuracy("colour"),
-                "shape": self.accuracy("shape"), "background": self.accuracy("background"),
-                "seconds_per_image": round(self.seconds_per_image, 3)}
+        return {
+            "images": len(self.readings),
+            "colour": self.accuracy("colour"),
+            "shape": self.accuracy("shape"),
+            "background": self.accuracy("background"),
+            "seconds_per_image": round(self.seconds_per_image, 3),
+        }
 
 
 def run(pipe: Any, defaults: Any, cases: list[Case]) -> Report:
@@ -63,8 +67,15 @@ def run(pipe: Any, defaults: Any, cases: list[Case]) -> Report:
 
     report = Report()
     for case in cases:
-        params = RenderParams(case.prompt, "", defaults.steps, defaults.guidance_scale,
-                              defaults.width, defaults.height, (case.seed,))
+        params = RenderParams(
+            case.prompt,
+            "",
+            defaults.steps,
+            defaults.guidance_scale,
+            defaults.width,
+            defaults.height,
+            (case.seed,),
+        )
         started = time.perf_counter()
         image = render(pipe, params)[0]
         report.seconds.append(time.perf_counter() - started)
@@ -82,8 +93,10 @@ def main() -> None:
     pipe, info = load_model(args.model, "cpu")
     report = run(pipe, info.defaults, standard_cases(args.seeds))
     s = report.summary()
-    print(f"model {info.model}: {s['images']} images, {info.defaults.steps} steps, "
-          f"guidance {info.defaults.guidance_scale}")
+    print(
+        f"model {info.model}: {s['images']} images, {info.defaults.steps} steps, "
+        f"guidance {info.defaults.guidance_scale}"
+    )
     print(f"colour accuracy     {s['colour']:6.1%}   (bar {BARS['colour']:.0%})")
     print(f"shape accuracy      {s['shape']:6.1%}   (bar {BARS['shape']:.0%})")
     print(f"background accuracy {s['background']:6.1%}")

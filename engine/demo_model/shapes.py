@@ -116,6 +116,32 @@ def _hull_area(points: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
+def largest_region(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected region of a boolean mask (sampling specks and halos dropped)."""
+    seen = np.zeros_like(mask)
+    best: list[tuple[int, int]] = []
+    h, w = mask.shape
+    for y0, x0 in zip(*np.nonzero(mask), strict=True):
+        if seen[y0, x0]:
+            continue
+        seen[y0, x0] = True
+        stack, region = [(int(y0), int(x0))], []
+        while stack:
+            y, x = stack.pop()
+            region.append((y, x))
+            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        if len(region) > len(best):
+            best = region
+    out = np.zeros_like(mask)
+    if best:
+        ys, xs = zip(*best, strict=True)
+        out[list(ys), list(xs)] = True
+    return out
+
+
 def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
     return min(palette, key=lambda n: float(np.sum((rgb - np.array(palette[n])) ** 2)))
 
@@ -134,7 +160,7 @@ def classify(image: Image.Image, colours: dict[str, tuple[int, int, int]] | None
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     bg = np.median(border, axis=0)
     background = _nearest(bg, BACKGROUNDS)
-    mask = np.sqrt(((a - bg) ** 2).sum(-1)) > 60
+    mask = largest_region(np.sqrt(((a - bg) ** 2).sum(-1)) > 60)
     area = int(mask.sum())
     if area < 40:
         return Reading("none", "none", background)

@@ -32,6 +32,7 @@ async def train_lora(
     resolution: Annotated[int | None, Form(ge=64, le=2048)] = None,
     seed: Annotated[int | None, Form(ge=0, le=MAX_SEED)] = None,
     train_text_encoder: Annotated[bool, Form()] = False,
+    flip: Annotated[bool, Form(description="Also train on mirrored copies.")] = True,
     overwrite: Annotated[bool, Form()] = False,
 ) -> JSONResponse:
     """Start training; answers at once with the job to follow."""
@@ -48,6 +49,7 @@ async def train_lora(
         seed,
         train_text_encoder,
         overwrite,
+        flip,
     )
     job = service.submit(user, decoded, opts)
     return JSONResponse(

@@ -44,6 +44,7 @@ TRAIN_FORM = {
                     "resolution": {"type": "integer"},
                     "seed": {"type": "integer"},
                     "train_text_encoder": {"type": "boolean"},
+                    "flip": {"type": "boolean"},
                     "overwrite": {"type": "boolean"},
                 },
             }

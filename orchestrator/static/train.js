@@ -80,7 +80,7 @@ form.addEventListener("submit", async (ev) => {
   const data = new FormData();
   for (const f of input.files) data.append("images", f);
   for (const el of form.querySelectorAll("input[name]:not([type=file])")) {
-    if (el.type === "checkbox") { if (el.checked) data.append(el.name, "true"); }
+    if (el.type === "checkbox") data.append(el.name, el.checked ? "true" : "false");
     else if (el.value !== "") data.append(el.name, el.value);
   }
   const button = document.getElementById("train-btn");
