@@ -133,9 +133,11 @@ class LoraTrainer:
         upcast = vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
         dtype = torch.float32 if upcast else vae.dtype
         with torch.no_grad():
-            vae.to(dtype)
+            if upcast:
+                vae.to(dtype)
             dist = vae.encode(pixels.to(vae.device, dtype)).latent_dist
-            vae.to(self.pipe.unet.dtype if upcast else dtype)
+            if upcast:
+                vae.to(torch.float16)
         return dist.mean.float(), dist.std.float()
 
     def _add_adapters(self) -> list[torch.nn.Parameter]:
