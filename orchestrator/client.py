@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from orchestrator.errors import EngineTimeout, EngineUnavailable
@@ -61,8 +61,9 @@ class EngineClient:
         params: dict[str, Any] | None = None,
         json: Any = None,
         stream_body: bool = False,
-    ) -> StreamingResponse:
-        """Send to the engine and stream its answer back, status and headers included."""
+    ) -> Response:
+        """Send to the engine and pass its answer back, status and headers included: JSON
+        whole (it is small, and one write is cheaper), files and events streamed."""
         query = {**request.query_params, **(params or {})}
         headers = {}
         if stream_body and "content-type" in request.headers:
@@ -76,6 +77,12 @@ class EngineClient:
             headers=headers,
         )
         out = {k: v for k, v in resp.headers.items() if k.lower() in PASSED_HEADERS}
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            try:
+                body = await resp.aread()
+            finally:
+                await resp.aclose()
+            return Response(body, status_code=resp.status_code, headers=out)
         return StreamingResponse(
             resp.aiter_raw(),
             status_code=resp.status_code,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 
 from orchestrator.deps import EngineDep, SupervisorDep, UserDep
 
 router = APIRouter(tags=["api"])
-Streamed = StreamingResponse
+Forwarded = Response
 
 GENERATE_EXAMPLE = {
     "prompt": "fox in pixel art style",
@@ -59,13 +59,13 @@ async def health(supervisor: SupervisorDep) -> dict[str, Any]:
     return {"status": "ok", "engine": supervisor.status()}
 
 
-@router.post("/generate", response_class=Streamed)
+@router.post("/generate", response_class=Forwarded)
 async def generate(
     request: Request,
     engine: EngineDep,
     user: UserDep,
     body: Annotated[dict[str, Any], Body(examples=[GENERATE_EXAMPLE])],
-) -> StreamingResponse:
+) -> Response:
     """Text to image. Only `prompt` is required; the response lists each image's file, url,
     seed and full parameters."""
     return await engine.forward(request, "/generate", json={**body, "user_id": user})
@@ -73,11 +73,11 @@ async def generate(
 
 @router.post(
     "/train-lora",
-    response_class=Streamed,
+    response_class=Forwarded,
     status_code=202,
     openapi_extra={"requestBody": TRAIN_FORM},
 )
-async def train_lora(request: Request, engine: EngineDep, user: UserDep) -> StreamingResponse:
+async def train_lora(request: Request, engine: EngineDep, user: UserDep) -> Response:
     """Start training a LoRA from 1-5 images; answers 202 with `job_id` and `status_url`."""
     return await engine.forward(request, "/train-lora", params={"user_id": user}, stream_body=True)
 
@@ -114,7 +114,7 @@ FORWARDED = [
 
 
 def _forwarder(path: str, stream_body: bool):
-    async def handler(request: Request, engine: EngineDep, user: UserDep) -> StreamingResponse:
+    async def handler(request: Request, engine: EngineDep, user: UserDep) -> Response:
         return await engine.forward(
             request,
             path.format(**request.path_params),
@@ -131,7 +131,7 @@ for _method, _path, _status, _doc in FORWARDED:
         _forwarder(_path, stream_body=_method == "POST" and _path == "/loras"),
         methods=[_method],
         status_code=_status,
-        response_class=Streamed,
+        response_class=Forwarded,
         description=_doc,
         summary=_doc.split(":")[0].split(";")[0].rstrip("."),
         name=f"{_method} {_path}",
