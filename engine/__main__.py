@@ -21,6 +21,7 @@ def main() -> None:
         host=settings.engine_host,
         port=settings.engine_port,
         log_level=settings.log_level,
+        access_log=settings.access_log,
     )
 
 

@@ -47,6 +47,9 @@ class EngineSettings(BaseSettings):
     max_side: int = Field(2048, ge=64, description="Largest width or height in pixels.")
     max_images: int = Field(4, ge=1, description="Largest num_images per request.")
     log_level: str = Field("info", description="Log level for the engine's logger and uvicorn.")
+    access_log: bool = Field(
+        True, description="Log every request (the orchestrator turns it off: it logs them)."
+    )
     parent_pid: int | None = Field(
         None,
         description="Exit when this process is gone (set by the orchestrator), so a "

@@ -167,6 +167,7 @@ class EngineSupervisor:
             "LORAMINT_DATA_DIR": str(self.s.data_dir),
             "LORAMINT_DEFAULT_USER": self.s.DefaultUser,
             "LORAMINT_PARENT_PID": str(os.getpid()),
+            "LORAMINT_ACCESS_LOG": "false",
             "PYTHONUNBUFFERED": "1",
         }
         group = (
