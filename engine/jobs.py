@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 import threading
 import time
@@ -168,4 +167,4 @@ class JobStore:
 
 
 def job_view(job: Job) -> dict[str, Any]:
-    return json.loads(job.model_dump_json())
+    return job.model_dump(mode="json")

@@ -28,7 +28,7 @@ from transformers import (
     CLIPTokenizer,
 )
 
-UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+from engine.training import UNET_TARGETS
 
 
 def _bytes_to_unicode() -> list[str]:
