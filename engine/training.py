@@ -24,6 +24,7 @@ from peft.utils import get_peft_model_state_dict
 from PIL import Image
 
 from engine.jobs import Cancelled
+from engine.training_probe import LossProbe, target_for
 
 ADAPTER = "loramint_training"  # never "train": PEFT would shadow nn.Module.train
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -203,9 +204,11 @@ class LoraTrainer:
             self.pipe.unet.enable_gradient_checkpointing()
         self._offload("cpu")
         result = TrainResult(state={}, adapter_metadata={})
-        probe = self._probe_set(mean, n, sched)
+        probe = LossProbe(
+            mean * self.pipe.vae.config.scaling_factor, n, sched, self.cfg.seed + 1, self.device
+        )
         try:
-            result.probe_before = self._probe(probe, embeds, pooled)
+            result.probe_before = probe.loss(self._predict, embeds, pooled)
             for step in range(self.cfg.steps):
                 if self.hooks.should_cancel():
                     raise Cancelled()
@@ -214,7 +217,7 @@ class LoraTrainer:
                 loss = self._step(opt, sched, mean, std, n, embeds, pooled)
                 result.losses.append(loss)
                 self.hooks.on_step(step + 1, loss)
-            result.probe_after = self._probe(probe, embeds, pooled)
+            result.probe_after = probe.loss(self._predict, embeds, pooled)
             result.state, result.adapter_metadata = self._export()
             result.seconds = time.perf_counter() - started
             return result
@@ -228,32 +231,6 @@ class LoraTrainer:
         self.hooks.run_pending()
         self._offload("cpu")
         self._activate()
-
-    def _probe_set(self, mean, n, sched, draws: int = 8) -> list[tuple]:
-        """Fixed (image, timestep, noise) draws: single-step losses swing with the random
-        timestep, so progress is measured on the same draws before and after training."""
-        g = torch.Generator("cpu").manual_seed(self.cfg.seed + 1)
-        probes = []
-        for i in range(mean.shape[0]):
-            for t in torch.linspace(50, sched.config.num_train_timesteps - 50, draws).long():
-                latents = (mean[i : i + 1] * self.pipe.vae.config.scaling_factor).to(self.device)
-                noise = torch.randn(latents.shape, generator=g).to(self.device)
-                tt = t.view(1).to(self.device)
-                target = (
-                    noise
-                    if sched.config.prediction_type == "epsilon"
-                    else (sched.get_velocity(latents, noise, tt))
-                )
-                probes.append((i % n, sched.add_noise(latents, noise, tt), tt, target))
-        return probes
-
-    def _probe(self, probes: list[tuple], embeds, pooled) -> float:
-        with torch.no_grad():
-            losses = [
-                float(F.mse_loss(self._predict(noisy, t, cap, embeds, pooled), target))
-                for cap, noisy, t, target in probes
-            ]
-        return sum(losses) / len(losses)
 
     def _predict(self, noisy, t, cap, embeds, pooled) -> torch.Tensor:
         if embeds is None:
@@ -288,12 +265,7 @@ class LoraTrainer:
         t = torch.randint(0, sched.config.num_train_timesteps, (1,), generator=g).to(self.device)
         noisy = sched.add_noise(latents, noise, t)
         pred = self._predict(noisy, t, cap, embeds, pooled)
-        target = (
-            noise
-            if sched.config.prediction_type == "epsilon"
-            else (sched.get_velocity(latents, noise, t))
-        )
-        loss = F.mse_loss(pred, target.float())
+        loss = F.mse_loss(pred, target_for(sched, latents, noise, t).float())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

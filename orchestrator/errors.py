@@ -12,6 +12,11 @@ class OrchestratorError(Exception):
         self.message = message
 
 
+class InvalidRequest(OrchestratorError):
+    status_code = 422
+    code = "invalid_request"
+
+
 class EngineUnavailable(OrchestratorError):
     status_code = 503
     code = "engine_unavailable"

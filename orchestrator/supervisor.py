@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import enum
 import hashlib
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 from orchestrator.config import OrchestratorSettings
+from orchestrator.processes import own_group, port_in_use, stop_tree, venv_python
 
 log = logging.getLogger("loramint.supervisor")
 engine_log = logging.getLogger("loramint.engine")
-WINDOWS = sys.platform == "win32"
 Popen = Callable[..., subprocess.Popen]
 
 
@@ -50,10 +46,6 @@ class SupervisorError(Exception):
     """Something the person must fix; the message says what."""
 
 
-def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if WINDOWS else "bin/python")
-
-
 def requirements_hash(path: Path) -> str:
     """sha256 over the file and the files it pulls in with `-r` (as setup-python.sh does)."""
     text = path.read_bytes()
@@ -63,17 +55,6 @@ def requirements_hash(path: Path) -> str:
         if line.startswith("-r ")
     ]
     return hashlib.sha256(text + b"".join(p.read_bytes() for p in extra)).hexdigest()
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        if not WINDOWS:  # TIME_WAIT from our own last engine must not count as "in use"
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 class EngineSupervisor:
@@ -170,11 +151,6 @@ class EngineSupervisor:
             "LORAMINT_ACCESS_LOG": "false",
             "PYTHONUNBUFFERED": "1",
         }
-        group = (
-            {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-            if WINDOWS
-            else {"start_new_session": True}
-        )
         self.proc = self.popen(
             [str(venv_python(self.s.venv_dir)), "-m", "engine"],
             cwd=str(self.s.engine_dir.parent),
@@ -182,7 +158,7 @@ class EngineSupervisor:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            **group,
+            **own_group(),
         )
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
         log.info("engine started, pid %s", self.proc.pid)
@@ -291,32 +267,8 @@ class EngineSupervisor:
 
     # -- stopping ------------------------------------------------------------------------
     def terminate(self) -> None:
-        """Graceful stop, then kill the whole tree; no orphan survives."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            tree = psutil.Process(proc.pid).children(recursive=True)
-        except psutil.Error:
-            tree = []
-        try:
-            if WINDOWS:
-                proc.send_signal(signal.CTRL_BREAK_EVENT)
-            else:
-                os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(self.s.Engine.StopTimeoutSeconds)
-        except subprocess.TimeoutExpired:
-            log.warning("engine ignored the stop request; killing its process tree")
-            if WINDOWS:
-                subprocess.run(["taskkill", "/T", "/F", "/PID", str(proc.pid)], check=False)
-            else:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:  # it exited between poll() and the signal
-            log.info("engine already gone")
-        for child in tree:  # children that left the group still die with it
-            with contextlib.suppress(psutil.Error):
-                child.kill()
+        if self.proc is not None:
+            stop_tree(self.proc, self.s.Engine.StopTimeoutSeconds)
 
     async def stop(self) -> None:
         self._stopping = True

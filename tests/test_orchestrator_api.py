@@ -73,7 +73,9 @@ def test_engine_errors_pass_through_in_words(client):
     assert_error(
         client.post("/generate", content=b"{oops", headers={"content-type": "application/json"}),
         422,
+        "invalid_request",
     )
+    assert_error(client.post("/generate", json=["a list"]), 422, "invalid_request")
     assert_error(client.get("/jobs/nope"), 404)
 
 
@@ -92,6 +94,8 @@ def test_openapi_describes_every_public_route(client):
         "/health",
     ]:
         assert path in paths, path
+    body = paths["/generate"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["required"] == ["prompt"] and "loras" in body["schema"]["properties"]
     assert client.get("/docs").status_code == 200
 
 

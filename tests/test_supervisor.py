@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from orchestrator.config import OrchestratorSettings
-from orchestrator.supervisor import EngineSupervisor, venv_python
+from orchestrator.processes import venv_python
+from orchestrator.supervisor import EngineSupervisor
 from tests.engine_process import OrchestratorProcess, free_port
 
 
