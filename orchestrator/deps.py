@@ -1,4 +1,7 @@
-"""FastAPI dependencies, as `Annotated` aliases the routes use."""
+"""FastAPI dependencies, as `Annotated` aliases the routes use.
+
+They are `async def` though none awaits: FastAPI runs a plain `def` dependency in its thread
+pool, a thread hop per dependency per request that costs more than the work itself."""
 
 from __future__ import annotations
 
@@ -11,15 +14,15 @@ from orchestrator.config import OrchestratorSettings
 from orchestrator.supervisor import EngineSupervisor
 
 
-def get_settings(request: Request) -> OrchestratorSettings:
+async def get_settings(request: Request) -> OrchestratorSettings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> EngineClient:
+async def get_engine(request: Request) -> EngineClient:
     return request.app.state.engine
 
 
-def get_supervisor(request: Request) -> EngineSupervisor:
+async def get_supervisor(request: Request) -> EngineSupervisor:
     return request.app.state.supervisor
 
 
@@ -28,7 +31,7 @@ EngineDep = Annotated[EngineClient, Depends(get_engine)]
 SupervisorDep = Annotated[EngineSupervisor, Depends(get_supervisor)]
 
 
-def current_user(settings: SettingsDep) -> str:
+async def current_user(settings: SettingsDep) -> str:
     """Every request acts as the configured DefaultUser until authentication lands."""
     return settings.DefaultUser
 

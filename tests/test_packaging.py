@@ -1,4 +1,4 @@
-"""docker-compose wiring and the settings file contract."""
+"""docker-compose wiring, the settings file contract, and what the requirements must keep."""
 
 from __future__ import annotations
 
@@ -44,3 +44,19 @@ def test_settings_file_then_env_overrides(tmp_path, monkeypatch):
     assert s.engine_dir == tmp_path / "eng" and s.venv_dir == tmp_path / "eng/.venv"
     monkeypatch.setenv("LORAMINT_ENGINE__BASEURL", "http://127.0.0.1:9200")
     assert OrchestratorSettings(Settings=str(custom)).engine_host_port == ("127.0.0.1", 9200)
+
+
+def test_proxy_path_imports_nothing_per_request():
+    """httpcore imports sniffio on every request when it can; without it installed each try
+    searches sys.path again. The orchestrator's requirements must keep it."""
+    import asyncio
+    import sys
+
+    import httpcore._synchronization as sync
+
+    async def library() -> str:
+        return sync.current_async_library()
+
+    assert asyncio.run(library()) == "asyncio"
+    assert "sniffio" in sys.modules
+    assert "sniffio==" in (ROOT / "orchestrator" / "requirements.txt").read_text()
