@@ -30,32 +30,6 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle")
 NEW_SHAPES = ("star",)
-# Trigger words people and our tests use; never the name of a base-model shape.
-RESERVED = {"ohwx", "sks", "zxq", "star"}
-
-
-NAMED_SHAPES: dict[str, list[tuple[float, float]]] = {}
-
-
-def _add_named_shapes(out: dict, count: int = 32, seed: int = 77) -> None:
-    """Irregular polygons (angle, radius) called by nonsense names, spelt one character token at
-    a time. Learning many word -> shape bindings is what lets a LoRA later bind one more (a
-    trigger word to a star): a model that knows three shapes has nothing to build on. Some are
-    concave, but none so much that the classifier reads it as a star."""
-    rng = random.Random(seed)
-    while len(out) < count:
-        name = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 5)))
-        k = rng.randint(4, 8)
-        base = rng.uniform(0, 2 * math.pi)
-        pts = [
-            (base + (i + rng.uniform(-0.3, 0.3)) * 2 * math.pi / k, rng.uniform(0.35, 1.0))
-            for i in range(k)
-        ]
-        if name in RESERVED or name in COLOURS or name in out:
-            continue
-        out[name] = pts
-        if classify(draw(Scene("red", name, "white", SIZE / 2, SIZE / 2, 20))).shape == "star":
-            del out[name]
 
 
 @dataclass(frozen=True)
@@ -88,9 +62,6 @@ def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, fl
             a = -math.pi / 2 + i * math.pi / 5
             pts.append((cx + rad * math.cos(a), cy + rad * math.sin(a)))
         return pts
-    if shape in NAMED_SHAPES:
-        pts = NAMED_SHAPES[shape]
-        return [(cx + r * f * math.cos(a), cy + r * f * math.sin(a)) for a, f in pts]
     raise ValueError(shape)
 
 
@@ -208,6 +179,3 @@ def classify(image: Image.Image, colours: dict[str, tuple[int, int, int]] | None
     else:
         shape = "triangle"
     return Reading(colour, shape, background)
-
-
-_add_named_shapes(NAMED_SHAPES)  # here, once classify exists: the filter uses it

@@ -31,15 +31,7 @@ from safetensors.torch import load_file, save_file
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from engine.demo_model import WEIGHTS_DIR
-from engine.demo_model.shapes import (
-    BACKGROUNDS,
-    COLOURS,
-    NAMED_SHAPES,
-    NEW_COLOURS,
-    SHAPES,
-    draw,
-    random_scene,
-)
+from engine.demo_model.shapes import BACKGROUNDS, COLOURS, NEW_COLOURS, SHAPES, draw, random_scene
 from engine.tiny import build_tokenizer
 
 log = logging.getLogger("demo-train")
@@ -166,8 +158,7 @@ def train_vae(vae, args, work: Path, device) -> None:
     ckpt = Checkpoint(work, "vae")
     meta = ckpt.load({"vae": vae}, opt)
     start = meta["step"] if meta else 0
-    all_colours = tuple(COLOURS) + tuple(NEW_COLOURS)
-    shapes = (*SHAPES, "star", *NAMED_SHAPES)
+    all_colours, shapes = tuple(COLOURS) + tuple(NEW_COLOURS), SHAPES + ("star",)
     vae.train()
     t0 = time.time()
     for step in range(start, args.vae_steps):
@@ -200,33 +191,28 @@ def train_vae(vae, args, work: Path, device) -> None:
             ckpt.save(step + 1, {"vae": vae}, opt)
 
 
-def dataset_scene(rng: random.Random):
-    """Half the named shapes, half the three the evaluator scores."""
-    return random_scene(rng, shapes=SHAPES if rng.random() < 0.5 else tuple(NAMED_SHAPES))
-
-
 def encode_dataset(vae, args, work: Path, device) -> dict:
     cache = work / "latents.safetensors"
     if cache.exists():
         data = load_file(cache)
         caps = json.loads((work / "captions.json").read_text())
-        return {**data, "captions": caps, "scale": float(data["scale"])}
+        return {"latents": data["latents"], "captions": caps, "scale": float(data["scale"])}
     rng = random.Random(args.seed)
-    scenes = [dataset_scene(rng) for _ in range(args.dataset)]
+    scenes = [random_scene(rng) for _ in range(args.dataset)]
     vae.eval()
-    means, stds = [], []
+    chunks = []
     with torch.no_grad():
         for i in range(0, len(scenes), 64):
-            dist = vae.encode(images_tensor(scenes[i : i + 64]).to(device)).latent_dist
-            means.append(dist.mean.cpu())
-            stds.append(dist.std.cpu())
-    data = {"latents": torch.cat(means), "stds": torch.cat(stds)}
-    data["scale"] = torch.tensor(1.0 / float(data["latents"].std()))
+            chunks.append(
+                vae.encode(images_tensor(scenes[i : i + 64]).to(device)).latent_dist.mean.cpu()
+            )
+    latents = torch.cat(chunks)
+    scale = 1.0 / float(latents.std())
     caps = [[s.caption(True), s.caption(False)] for s in scenes]
-    save_file({k: v.contiguous() for k, v in data.items()}, cache)
+    save_file({"latents": latents.contiguous(), "scale": torch.tensor(scale)}, cache)
     (work / "captions.json").write_text(json.dumps(caps))
-    log.info("encoded %d images; latent scaling factor %.4f", len(scenes), data["scale"])
-    return {**data, "captions": caps, "scale": float(data["scale"])}
+    log.info("encoded %d images; latent scaling factor %.4f", len(scenes), scale)
+    return {"latents": latents, "captions": caps, "scale": scale}
 
 
 def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
@@ -240,21 +226,19 @@ def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
     start = meta["step"] if meta else 0
     noise_sched = DDPMScheduler(num_train_timesteps=1000, **BETAS)
     alphas = noise_sched.alphas_cumprod.to(device)
-    means, stds = data["latents"] * data["scale"], data["stds"] * data["scale"]
+    latents = data["latents"] * data["scale"]
     unet.train()
     te.train()
     t0 = time.time()
     for step in range(start, args.steps):
         rng = step_rng(args.seed + 1, step)
-        idx = [rng.randrange(len(means)) for _ in range(args.batch)]
+        idx = [rng.randrange(len(latents)) for _ in range(args.batch)]
         caps = []
         for i in idx:
             u = rng.random()
             caps.append("" if u < 0.1 else data["captions"][i][1 if u < 0.3 else 0])
+        x0 = latents[idx].to(device)
         g = torch.Generator().manual_seed(args.seed * 7 + step)
-        # Posterior samples, not means: LoRA training (like diffusers') encodes with
-        # latent_dist.sample(), and this VAE's posterior is wide.
-        x0 = (means[idx] + stds[idx] * torch.randn(means[idx].shape, generator=g)).to(device)
         noise = torch.randn(x0.shape, generator=g).to(device)
         t = torch.randint(0, 1000, (args.batch,), generator=g).to(device)
         a = alphas[t].view(-1, 1, 1, 1)
@@ -335,7 +319,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--dataset", type=int, default=16000)
+    ap.add_argument("--dataset", type=int, default=12000)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
