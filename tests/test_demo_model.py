@@ -79,12 +79,32 @@ def _star_images() -> list[bytes]:
     return out
 
 
+STAR_PROMPTS = [
+    f"a {col} {TRIGGER} on a {bg} background"
+    for col, bg in (
+        ("red", "white"),
+        ("blue", "black"),
+        ("green", "white"),
+        ("yellow", "gray"),
+        ("purple", "white"),
+    )
+]
+
+
+def _star_rate(client, loras=()) -> float:
+    stars = [
+        classify(_generate(client, p, seed, loras)).shape == "star"
+        for p in STAR_PROMPTS
+        for seed in (1, 2)
+    ]
+    return sum(stars) / len(stars)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "known gap (issue 5 stays open): with the default settings an attention LoRA lowers the "
-        "demo model's loss on star images only from 0.25 to ~0.11 (0.015 on shapes it knows) "
-        "and its samples stay blobs; see the closing note"
+        "known gap (issue 5 stays open): a default LoRA on the shipped demo model draws stars "
+        "in ~10 % of seeds; see engine/demo_model/README.md"
     ),
 )
 def test_lora_teaches_the_demo_model_a_star(demo):
@@ -93,6 +113,7 @@ def test_lora_teaches_the_demo_model_a_star(demo):
         for c, b in (("red", "white"), ("blue", "white"), ("yellow", "black"))
     ]
     with demo.client() as c:
+        before = _star_rate(c)
         started_at = time.monotonic()
         job = start_training(
             c, _star_images(), name="star", trigger_word=TRIGGER, captions=captions
@@ -102,21 +123,7 @@ def test_lora_teaches_the_demo_model_a_star(demo):
         assert job["status"] == "succeeded", job
         assert minutes <= 3, f"training took {minutes:.1f} min"
         lora = [{"file": "star.safetensors", "strength": 1.0}]
-        prompts = [
-            f"a {col} {TRIGGER} on a {bg} background"
-            for col, bg in (
-                ("red", "white"),
-                ("blue", "black"),
-                ("green", "white"),
-                ("yellow", "gray"),
-                ("purple", "white"),
-            )
-        ]
-        stars = [
-            classify(_generate(c, p, seed, lora)).shape == "star"
-            for p in prompts
-            for seed in (1, 2)
-        ]
+        after = _star_rate(c, lora)
         plain = [
             (
                 colour,
@@ -127,5 +134,6 @@ def test_lora_teaches_the_demo_model_a_star(demo):
             for colour in COLOURS
             for shape, seed in (("circle", 1), ("square", 2))
         ]
-    assert sum(stars) / len(stars) >= 0.8, stars
+    assert before <= 0.2, f"the base model already draws stars for {TRIGGER!r}: {before:.0%}"
+    assert after >= 0.8, f"stars with the LoRA: {after:.0%}"
     assert sum(a == b for a, b in plain) / len(plain) >= 0.85, plain
