@@ -116,3 +116,14 @@ def test_engine_down_gives_503_not_a_hang(tmp_path):
             assert_error(c.get("/loras"), 503, "engine_unavailable")
     finally:
         proc.stop()
+
+
+def test_documented_generate_body_matches_the_engines():
+    """The orchestrator documents /generate by hand (it doesn't import the engine); this keeps
+    the two from drifting apart."""
+    from engine.schemas import GenerateRequest, LoraSpec
+    from orchestrator.routes.api import GENERATE_BODY
+
+    schema = GENERATE_BODY["content"]["application/json"]["schema"]
+    assert set(schema["properties"]) == set(GenerateRequest.model_fields) - {"user_id"}
+    assert set(schema["properties"]["loras"]["items"]["properties"]) == set(LoraSpec.model_fields)
