@@ -146,6 +146,31 @@ def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
     return min(palette, key=lambda n: float(np.sum((rgb - np.array(palette[n])) ** 2)))
 
 
+def star_points(mask: np.ndarray, bins: int = 72) -> int:
+    """How many evenly spaced points the region has: 5 for a star. The radius of the region's
+    edge is read around its centroid; a point is a peak of it that stands well above the
+    valleys either side. Ragged blobs have low solidity too, but not five regular points."""
+    ys, xs = np.nonzero(mask)
+    dy, dx = ys - ys.mean(), xs - xs.mean()
+    angle = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * bins).astype(int) % bins
+    radius = np.zeros(bins)
+    np.maximum.at(radius, angle, np.hypot(dy, dx) + 0.5)
+    radius = np.convolve(np.concatenate([radius[-1:], radius, radius[:1]]), np.ones(3) / 3, "valid")
+    reach = bins // 14  # a peak is the highest within +-25 degrees
+    window = np.stack([np.roll(radius, k) for k in range(-reach, reach + 1)])
+    peaks = np.nonzero((radius >= window.max(0)) & (radius >= 0.6 * radius.max()))[0]
+    peaks = [int(p) for i, p in enumerate(peaks) if i == 0 or p - peaks[i - 1] > 1]
+    if len(peaks) < 2:
+        return len(peaks)
+    gaps = np.diff([*peaks, peaks[0] + bins]) * 360 / bins
+    valleys = [
+        radius[np.arange(a, a + int(g * bins / 360) + 1) % bins].min() * 2 / (radius[a] + radius[b])
+        for a, b, g in zip(peaks, [*peaks[1:], peaks[0]], gaps, strict=True)
+    ]
+    regular = gaps.max() <= 2 * gaps.min() and max(valleys) <= 0.8  # a pentagon's are 0.81
+    return len(peaks) if regular else 0
+
+
 @dataclass(frozen=True)
 class Reading:
     colour: str
@@ -170,8 +195,10 @@ def classify(image: Image.Image, colours: dict[str, tuple[int, int, int]] | None
     corners = np.concatenate([np.stack([xs + dx, ys + dy], 1) for dx in (0, 1) for dy in (0, 1)])
     solidity = area / max(_hull_area(corners), 1.0)
     fill = area / bbox
-    if solidity < 0.75:
+    if solidity < 0.85 and star_points(mask) == 5:
         shape = "star"
+    elif solidity < 0.75:
+        shape = "none"  # ragged: no shape we know
     elif fill > 0.88:
         shape = "square"
     elif fill > 0.66:
