@@ -189,19 +189,24 @@ def classify(image: Image.Image, colours: dict[str, tuple[int, int, int]] | None
     area = int(mask.sum())
     if area < 40:
         return Reading("none", "none", background)
-    colour = _nearest(np.median(a[mask], axis=0), colours)
+    fill = np.median(a[mask], axis=0)
+    colour = _nearest(fill, colours)
+    # The outline is where the picture turns nearer the shape's colour than the background's,
+    # so a glow or halo round the shape doesn't blunt its points.
+    mask = largest_region(mask & (((a - fill) ** 2).sum(-1) < ((a - bg) ** 2).sum(-1)))
+    area = int(mask.sum())
     ys, xs = np.nonzero(mask)
     bbox = (xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1)
     corners = np.concatenate([np.stack([xs + dx, ys + dy], 1) for dx in (0, 1) for dy in (0, 1)])
     solidity = area / max(_hull_area(corners), 1.0)
-    fill = area / bbox
+    filled = area / bbox
     if solidity < 0.85 and star_points(mask) == 5:
         shape = "star"
     elif solidity < 0.75:
         shape = "none"  # ragged: no shape we know
-    elif fill > 0.88:
+    elif filled > 0.88:
         shape = "square"
-    elif fill > 0.66:
+    elif filled > 0.66:
         shape = "circle"
     else:
         shape = "triangle"
