@@ -103,8 +103,8 @@ def _star_rate(client, loras=()) -> float:
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "known gap (issue 5 stays open): a default LoRA on the shipped demo model draws stars "
-        "in ~10 % of seeds; see engine/demo_model/README.md"
+        "known gap (issue 5 stays open): a default LoRA on the shipped demo model draws no "
+        "five-pointed stars; see engine/demo_model/README.md"
     ),
 )
 def test_lora_teaches_the_demo_model_a_star(demo):
