@@ -162,9 +162,9 @@ def star_points(mask: np.ndarray, bins: int = 72) -> int:
     peaks = [int(p) for i, p in enumerate(peaks) if i == 0 or p - peaks[i - 1] > 1]
     if len(peaks) < 2:
         return len(peaks)
-    gaps = np.diff([*peaks, peaks[0] + bins]) * 360 / bins
+    gaps = np.diff([*peaks, peaks[0] + bins])  # in bins, the last one wrapping round
     valleys = [
-        radius[np.arange(a, a + int(g * bins / 360) + 1) % bins].min() * 2 / (radius[a] + radius[b])
+        radius[np.arange(a, a + g + 1) % bins].min() * 2 / (radius[a] + radius[b])
         for a, b, g in zip(peaks, [*peaks[1:], peaks[0]], gaps, strict=True)
     ]
     regular = gaps.max() <= 2 * gaps.min() and max(valleys) <= 0.8  # a pentagon's are 0.81
