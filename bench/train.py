@@ -17,7 +17,8 @@ import time
 from PIL import Image
 
 from engine.tiny import tiny_sdxl
-from engine.training import Hooks, LoraTrainer, TrainConfig, text_encoders
+from engine.training import Hooks, LoraTrainer, TrainConfig
+from engine.training_data import text_encoders
 
 ANCHOR_S = 0.24
 

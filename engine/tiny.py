@@ -177,7 +177,9 @@ def random_lora(
     torch.manual_seed(seed)
     unet = copy.deepcopy(pipe.unet)
     unet.add_adapter(
-        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=UNET_TARGETS)
+        LoraConfig(
+            r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=list(UNET_TARGETS)
+        )
     )
     state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
     state = {k: v * scale for k, v in state.items()}

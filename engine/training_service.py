@@ -9,7 +9,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import Conflict, InvalidRequest
 from engine.jobs import Cancelled, Job, JobStatus
@@ -17,18 +17,30 @@ from engine.runtime import LoadedModel, Runtime
 from engine.storage import atomic_path, check_file_name, check_user_id, iso
 from engine.uploads import TrainingImage
 
+if TYPE_CHECKING:
+    from engine.pipelines import ModelInfo
+    from engine.training import TrainConfig
+
 log = logging.getLogger(__name__)
 DEFAULT_TRIGGER = "ohwx"
 
 
 def training_defaults(family: str, n_images: int, native: int) -> dict[str, Any]:
     """The documented defaults table (README, "Training defaults")."""
-    small = native <= 128  # the built-in demo model and test models: few weights per layer
+    from engine.training import ALL_UNET_TARGETS, UNET_TARGETS
+
+    # Small models (the built-in demo model, test models) have few weights per layer: they
+    # need every layer, a higher rank and rate, and prior preservation to learn a new shape
+    # without forgetting colours (measured in engine/demo_model/README.md).
+    small = native <= 128
     return {
-        "steps": 400 + 200 * (n_images - 1),
-        "rank": (8 if family == "sdxl" else 4) * (1 if n_images <= 2 else 2),
-        "learning_rate": 1e-3 if small else 1e-4,
+        "steps": (600 if small else 400) + 200 * (n_images - 1),
+        "rank": 16 if small else (8 if family == "sdxl" else 4) * (1 if n_images <= 2 else 2),
+        "learning_rate": 2e-3 if small else 1e-4,
         "resolution": min(native, 1024),
+        "unet_targets": ALL_UNET_TARGETS if small else UNET_TARGETS,
+        "prior_weight": 2.0 if small else 0.0,
+        "cpu_threads": 1 if small else None,
     }
 
 
@@ -47,6 +59,10 @@ class TrainOptions:
     flip: bool = True
 
 
+def _trigger(opts: TrainOptions) -> str:
+    return (opts.trigger_word or DEFAULT_TRIGGER).strip()
+
+
 def _captions(opts: TrainOptions, trigger: str, n: int) -> tuple[str, ...]:
     if not opts.captions:
         return (trigger,) * n
@@ -62,6 +78,43 @@ def _captions(opts: TrainOptions, trigger: str, n: int) -> tuple[str, ...]:
     )
 
 
+def _prior(captions: tuple[str, ...], trigger: str, info: ModelInfo, weight: float):
+    """Prior preservation (training_prior.py), drawn with the model's own sampling defaults."""
+    from engine.training_prior import Prior, prior_captions
+
+    if not weight:
+        return None
+    d = info.defaults
+    return Prior(
+        prior_captions(captions, trigger), steps=d.steps, guidance=d.guidance_scale, weight=weight
+    )
+
+
+def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainConfig:
+    """The options filled in from the defaults table for this model."""
+    from engine.training import TrainConfig
+
+    d = training_defaults(info.family, n_images, info.defaults.width)
+    trigger = _trigger(opts)
+    resolution = opts.resolution or d["resolution"]
+    if resolution % 8:
+        raise InvalidRequest("resolution must be a multiple of 8", code="invalid_resolution")
+    captions = _captions(opts, trigger, n_images)
+    return TrainConfig(
+        captions=captions,
+        steps=opts.steps or d["steps"],
+        rank=opts.rank or d["rank"],
+        learning_rate=opts.learning_rate or d["learning_rate"],
+        resolution=resolution,
+        seed=0 if opts.seed is None else opts.seed,
+        train_text_encoder=opts.train_text_encoder,
+        flip=opts.flip,
+        unet_targets=d["unet_targets"],
+        prior=_prior(captions, trigger, info, d["prior_weight"]),
+        cpu_threads=d["cpu_threads"],
+    )
+
+
 class TrainingService:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -71,32 +124,16 @@ class TrainingService:
         return check_user_id(default if user_id is None else user_id)
 
     def submit(self, user: str, images: list[TrainingImage], opts: TrainOptions) -> Job:
-        from engine.training import TrainConfig
-
         model = self.rt.require_model()
         file_name = check_file_name(opts.name, "loras")
         target = self.rt.store.user_dir("loras", user, create=True) / file_name
         if target.exists() and not opts.overwrite:
             raise Conflict(f"LoRA {file_name!r} already exists; send overwrite=true to replace it")
-        d = training_defaults(model.info.family, len(images), model.info.defaults.width)
-        trigger = (opts.trigger_word or DEFAULT_TRIGGER).strip()
-        resolution = opts.resolution or d["resolution"]
-        if resolution % 8:
-            raise InvalidRequest("resolution must be a multiple of 8", code="invalid_resolution")
-        cfg = TrainConfig(
-            captions=_captions(opts, trigger, len(images)),
-            steps=opts.steps or d["steps"],
-            rank=opts.rank or d["rank"],
-            learning_rate=opts.learning_rate or d["learning_rate"],
-            resolution=resolution,
-            seed=0 if opts.seed is None else opts.seed,
-            train_text_encoder=opts.train_text_encoder,
-            flip=opts.flip,
-        )
+        cfg = train_config(opts, len(images), model.info)
         params = {
             "name": file_name.removesuffix(".safetensors"),
             "file": file_name,
-            "trigger_word": trigger,
+            "trigger_word": _trigger(opts),
             "captions": list(cfg.captions),
             "steps": cfg.steps,
             "rank": cfg.rank,
@@ -106,6 +143,8 @@ class TrainingService:
             "seed": cfg.seed,
             "train_text_encoder": cfg.train_text_encoder,
             "flip": cfg.flip,
+            "unet_targets": list(cfg.unet_targets),
+            "prior_preservation": cfg.prior is not None,
             "image_count": len(images),
             "image_sha256": [im.sha256 for im in images],
             "overwrite": opts.overwrite,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import AutoPipelineForText2Image
+from safetensors.torch import load_file
 
 from tests.helpers import generate, png_bytes, render, sse_events, start_training, wait_job
 
@@ -79,6 +80,14 @@ def test_stock_diffusers_loads_the_file_and_the_kohya_download(
     pipe = _stock_pipeline(tiny_models, engine.family)
     base = _latents(pipe)
     pipe.load_lora_weights(str(trained["path"]), adapter_name="ours")
+    # Every trained layer must come back: diffusers silently skipped some when key styles mixed.
+    downs = (".lora_A.weight", ".lora.down.weight")  # PEFT's and diffusers' old names
+    in_file = {
+        k.removesuffix(d) for k in load_file(trained["path"]) for d in downs if k.endswith(d)
+    }
+    loaded = {n for n, m in pipe.unet.named_modules() if "ours" in getattr(m, "lora_A", {})}
+    assert {f"unet.{n}" for n in loaded} == in_file
+    assert any(".conv1" in n for n in loaded) and any(".to_q" in n for n in loaded)
     ours = _latents(pipe)
     assert (base - ours).abs().mean() > 1e-3
     r = client.get("/loras/solid.safetensors", params={"user_id": "alice", "format": "kohya"})
