@@ -28,7 +28,7 @@ from transformers import (
     CLIPTokenizer,
 )
 
-from engine.training import UNET_TARGETS
+from engine.training_targets import UNET_TARGETS
 
 
 def _bytes_to_unicode() -> list[str]:

@@ -26,17 +26,9 @@ from engine.jobs import Cancelled
 from engine.training_data import embed, preprocess, text_encoders
 from engine.training_prior import Prior, PriorBank
 from engine.training_probe import LossProbe, target_for
+from engine.training_targets import TEXT_TARGETS, UNET_TARGETS, target_modules
 
 ADAPTER = "loramint_training"  # never "train": PEFT would shadow nn.Module.train
-UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
-# Small models (the demo model) need every layer to learn a new shape: measured in
-# engine/demo_model/README.md.
-ALL_UNET_TARGETS = (
-    *UNET_TARGETS,
-    *("proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"),
-    *("conv1", "conv2", "conv_shortcut", "time_emb_proj"),
-)
-TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +42,7 @@ class TrainConfig:
     train_text_encoder: bool = False
     flip: bool = True
     unet_targets: tuple[str, ...] = UNET_TARGETS
+    unet_blocks: tuple[str, ...] | None = None  # the targets only inside these (None: anywhere)
     # Torch threads while training (None: unchanged). A small model's steps are so short that
     # one thread beats two (~12 % faster on the demo model).
     cpu_threads: int | None = None
@@ -119,7 +112,7 @@ class LoraTrainer:
             r=self.cfg.rank,
             lora_alpha=self.cfg.alpha,
             init_lora_weights="gaussian",
-            target_modules=list(self.cfg.unet_targets),
+            target_modules=target_modules(self.cfg.unet_targets, self.cfg.unet_blocks),
         )
         self.pipe.unet.add_adapter(unet_cfg, adapter_name=ADAPTER)
         modules = [self.pipe.unet]

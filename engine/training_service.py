@@ -15,6 +15,7 @@ from engine.errors import Conflict, InvalidRequest
 from engine.jobs import Cancelled, Job, JobStatus
 from engine.runtime import LoadedModel, Runtime
 from engine.storage import atomic_path, check_file_name, check_user_id, iso
+from engine.training_targets import ALL_UNET_TARGETS, DECODER_BLOCKS, UNET_TARGETS
 from engine.uploads import TrainingImage
 
 if TYPE_CHECKING:
@@ -23,12 +24,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEFAULT_TRIGGER = "ohwx"
+PRIOR_WEIGHT = 2.0  # on the demo model 4 kept colour but cost stars (engine/demo_model/README.md)
 
 
 def training_defaults(family: str, n_images: int, native: int) -> dict[str, Any]:
     """The documented defaults table (README, "Training defaults")."""
-    from engine.training import ALL_UNET_TARGETS, UNET_TARGETS
-
     # Small models (the built-in demo model, test models) have few weights per layer: they
     # need every layer, a higher rank and rate, and prior preservation to learn a new shape
     # without forgetting colours (measured in engine/demo_model/README.md).
@@ -39,7 +39,9 @@ def training_defaults(family: str, n_images: int, native: int) -> dict[str, Any]
         "learning_rate": 2e-3 if small else 1e-4,
         "resolution": min(native, 1024),
         "unet_targets": ALL_UNET_TARGETS if small else UNET_TARGETS,
-        "prior_weight": 2.0 if small else 0.0,
+        "unet_blocks": DECODER_BLOCKS if small else None,
+        # On SDXL it doubles the cost of a step: opt-in there.
+        "prior_preservation": small,
         "cpu_threads": 1 if small else None,
     }
 
@@ -57,6 +59,7 @@ class TrainOptions:
     train_text_encoder: bool = False
     overwrite: bool = False
     flip: bool = True
+    prior_preservation: bool | None = None  # None: the model's default
 
 
 def _trigger(opts: TrainOptions) -> str:
@@ -78,15 +81,16 @@ def _captions(opts: TrainOptions, trigger: str, n: int) -> tuple[str, ...]:
     )
 
 
-def _prior(captions: tuple[str, ...], trigger: str, info: ModelInfo, weight: float):
+def _prior(captions: tuple[str, ...], trigger: str, info: ModelInfo):
     """Prior preservation (training_prior.py), drawn with the model's own sampling defaults."""
     from engine.training_prior import Prior, prior_captions
 
-    if not weight:
-        return None
     d = info.defaults
     return Prior(
-        prior_captions(captions, trigger), steps=d.steps, guidance=d.guidance_scale, weight=weight
+        prior_captions(captions, trigger),
+        steps=d.steps,
+        guidance=d.guidance_scale,
+        weight=PRIOR_WEIGHT,
     )
 
 
@@ -100,6 +104,7 @@ def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainCon
     if resolution % 8:
         raise InvalidRequest("resolution must be a multiple of 8", code="invalid_resolution")
     captions = _captions(opts, trigger, n_images)
+    prior = d["prior_preservation"] if opts.prior_preservation is None else opts.prior_preservation
     return TrainConfig(
         captions=captions,
         steps=opts.steps or d["steps"],
@@ -110,7 +115,8 @@ def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainCon
         train_text_encoder=opts.train_text_encoder,
         flip=opts.flip,
         unet_targets=d["unet_targets"],
-        prior=_prior(captions, trigger, info, d["prior_weight"]),
+        unet_blocks=d["unet_blocks"],
+        prior=_prior(captions, trigger, info) if prior else None,
         cpu_threads=d["cpu_threads"],
     )
 
@@ -144,6 +150,7 @@ class TrainingService:
             "train_text_encoder": cfg.train_text_encoder,
             "flip": cfg.flip,
             "unet_targets": list(cfg.unet_targets),
+            "unet_blocks": list(cfg.unet_blocks or []),
             "prior_preservation": cfg.prior is not None,
             "image_count": len(images),
             "image_sha256": [im.sha256 for im in images],

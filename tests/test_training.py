@@ -10,7 +10,15 @@ import torch
 from diffusers import AutoPipelineForText2Image
 from safetensors.torch import load_file
 
-from tests.helpers import generate, png_bytes, render, sse_events, start_training, wait_job
+from tests.helpers import (
+    assert_error,
+    generate,
+    png_bytes,
+    render,
+    sse_events,
+    start_training,
+    wait_job,
+)
 
 RED, BLUE = (220, 30, 30), (30, 30, 220)
 LEARN = {"steps": "150", "learning_rate": "0.01", "rank": "16", "seed": "7", "trigger_word": "zqx"}
@@ -172,3 +180,23 @@ def test_seeded_runs_are_reproducible(client, engine):
         tensors.append(load_file(engine.data_dir / f"loras/alice/{name}.safetensors"))
     assert tensors[0].keys() == tensors[1].keys()
     assert all(torch.equal(tensors[0][k], tensors[1][k]) for k in tensors[0])
+
+
+def test_prior_preservation_is_on_for_small_models_and_can_be_turned_off(client, engine):
+    from safetensors.torch import load_file
+
+    jobs = {}
+    for name, form in (("prior_default", {}), ("prior_off", {"prior_preservation": "false"})):
+        started = start_training(client, [png_bytes(RED)], name=name, steps="8", **form)
+        jobs[name] = wait_job(client, started["job_id"])
+        assert jobs[name]["status"] == "succeeded", jobs[name]
+    assert jobs["prior_default"]["params"]["prior_preservation"] is True
+    assert jobs["prior_off"]["params"]["prior_preservation"] is False
+    on, off = (load_file(engine.data_dir / f"loras/alice/{n}.safetensors") for n in jobs)
+    assert any(not torch.equal(on[k], off[k]) for k in on)
+    r = client.post(
+        "/train-lora",
+        files=[("images", ("a.png", png_bytes(RED), "image/png"))],
+        data={"name": "x", "user_id": "alice", "prior_preservation": "maybe"},
+    )
+    assert "prior_preservation" in assert_error(r, 422)["message"]

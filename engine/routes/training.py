@@ -34,6 +34,14 @@ async def train_lora(
     train_text_encoder: Annotated[bool, Form()] = False,
     flip: Annotated[bool, Form(description="Also train on mirrored copies.")] = True,
     overwrite: Annotated[bool, Form()] = False,
+    prior_preservation: Annotated[
+        bool | None,
+        Form(
+            description="Also train on the base model's own images for the captions without "
+            "the trigger word, so other prompts stay as they were. Default: on for small "
+            "models (the demo model), off otherwise (it doubles the cost of a step)."
+        ),
+    ] = None,
 ) -> JSONResponse:
     """Start training; answers at once with the job to follow."""
     user = service.user(user_id if user_id is not None else user_query)
@@ -50,6 +58,7 @@ async def train_lora(
         train_text_encoder,
         overwrite,
         flip,
+        prior_preservation,
     )
     job = service.submit(user, decoded, opts)
     return JSONResponse(

@@ -81,6 +81,7 @@ TRAIN_FORM = {
                     "seed": {"type": "integer"},
                     "train_text_encoder": {"type": "boolean"},
                     "flip": {"type": "boolean"},
+                    "prior_preservation": {"type": "boolean"},
                     "overwrite": {"type": "boolean"},
                 },
             }

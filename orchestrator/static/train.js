@@ -79,7 +79,7 @@ form.addEventListener("submit", async (ev) => {
   showError(errorBox, null);
   const data = new FormData();
   for (const f of input.files) data.append("images", f);
-  for (const el of form.querySelectorAll("input[name]:not([type=file])")) {
+  for (const el of form.querySelectorAll("input[name]:not([type=file]), select[name]")) {
     if (el.type === "checkbox") data.append(el.name, el.checked ? "true" : "false");
     else if (el.value !== "") data.append(el.name, el.value);
   }
