@@ -1,11 +1,12 @@
 """PEFT LoRA training on the live pipeline, for the SD and SDXL families.
 
 Follows diffusers' `train_dreambooth_lora(_sdxl).py`: a LoRA on the UNet attention projections
-(every layer on small models; optionally the text encoders too), noise and timesteps sampled
-uniformly, MSE against the epsilon or v-prediction target, optionally with prior preservation
-(training_prior.py). Unlike the examples, the 1-5 images are encoded by the VAE and the captions
-by the text encoder(s) once, so each step runs only the UNet. Runs on the device worker; between
-two steps it lets queued generations run with the training adapter inactive."""
+(every layer of the mid and up blocks on small models; optionally the text encoders too), noise
+and timesteps sampled uniformly, MSE against the epsilon or v-prediction target, optionally with
+prior preservation (training_prior.py). Unlike the examples, the 1-5 images are encoded by the
+VAE and the captions by the text encoder(s) once, so each step runs only the UNet. Runs on the
+device worker; between two steps it lets queued generations run with the training adapter
+inactive."""
 
 from __future__ import annotations
 
@@ -172,8 +173,7 @@ class LoraTrainer:
             lambda noisy, t, caps: self._predict(noisy, t, caps, embeds, pooled),
         )
         self.threads = torch.get_num_threads()
-        if self.cfg.cpu_threads:
-            torch.set_num_threads(self.cfg.cpu_threads)
+        self._threads(training=True)
         params = self._add_adapters()
         # Fused: one kernel for all LoRA tensors instead of a dozen ops each (~7 % of a
         # demo-model step on the CPU).
@@ -207,19 +207,24 @@ class LoraTrainer:
             result.seconds = time.perf_counter() - started
             return result
         finally:
-            torch.set_num_threads(self.threads)
+            self._threads(training=False)
             self._offload(self.device)
             if self.gpu:
                 self.pipe.unet.disable_gradient_checkpointing()
 
     def _between_steps(self) -> None:
         self._offload(self.device)
-        torch.set_num_threads(self.threads)
+        self._threads(training=False)
         self.hooks.run_pending()
-        if self.cfg.cpu_threads:
-            torch.set_num_threads(self.cfg.cpu_threads)
+        self._threads(training=True)
         self._offload("cpu")
         self._activate()
+
+    def _threads(self, training: bool) -> None:
+        """Training steps on `cfg.cpu_threads`; generations between them as the engine set."""
+        n = self.cfg.cpu_threads if training else self.threads
+        if n:
+            torch.set_num_threads(n)
 
     def _predict(self, noisy, t, cap: int | list[int], embeds, pooled) -> torch.Tensor:
         caps = [cap] if isinstance(cap, int) else cap
