@@ -19,6 +19,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
+from engine.contract.schemas import TrainOptions
 from engine.demo_model import MODEL_ID
 from engine.demo_model.acceptance import (
     CAPTIONS,
@@ -29,11 +30,12 @@ from engine.demo_model.acceptance import (
     star_images,
 )
 from engine.demo_model.shapes import classify
-from engine.loras import LoraCache, LoraRef
-from engine.pipelines import RenderParams, render
+from engine.loras import LoraCache
 from engine.pipelines import load_model as load
-from engine.training import Hooks, LoraTrainer
-from engine.training_service import TrainOptions, train_config
+from engine.pipelines import render
+from engine.training.defaults import train_config
+from engine.training.trainer import Hooks, LoraTrainer
+from engine.values import LoraRef, RenderParams
 
 BUDGET_S = 180.0
 
@@ -43,7 +45,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     pipe, info = load(MODEL_ID, args.device)
-    opts = TrainOptions("star", trigger_word=TRIGGER, captions=list(CAPTIONS))
+    opts = TrainOptions(name="star", trigger_word=TRIGGER, captions=list(CAPTIONS))
     cfg = train_config(opts, len(CAPTIONS), info)
     hooks = Hooks(lambda step, loss: None, lambda: False, lambda: False, lambda: None)
     trainer = LoraTrainer(pipe, cfg, hooks)

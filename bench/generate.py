@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.pipelines import RenderParams, load_model, render
-from engine.tiny import random_lora, tiny_sd, tiny_sdxl
+from engine.pipelines import load_model, render
+from engine.values import RenderParams
 from tests.engine_process import EngineProcess
+from tests.tiny import random_lora, tiny_sd, tiny_sdxl
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 
 from bench.generate import interleaved_medians
-from engine.tiny import random_lora, tiny_sd
 from tests.engine_process import OrchestratorProcess
+from tests.tiny import random_lora, tiny_sd
 
 USER = {"user_id": "local"}
 
@@ -42,7 +42,7 @@ def through_and_direct(model: str, work: Path, body: dict, runs: int, loras=()) 
                     "loras_direct": lambda: direct.get("/loras", params=USER).raise_for_status(),
                     "loras_via": lambda: via.get("/loras").raise_for_status(),
                     "gen_direct": lambda: direct.post(
-                        "/generate", json={**body, **USER}
+                        "/generate", params=USER, json=body
                     ).raise_for_status(),
                     "gen_via": lambda: via.post("/generate", json=body).raise_for_status(),
                 },

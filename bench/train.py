@@ -16,9 +16,10 @@ import time
 
 from PIL import Image
 
-from engine.tiny import tiny_sdxl
-from engine.training import Hooks, LoraTrainer, TrainConfig
-from engine.training_data import text_encoders
+from engine.training.config import TrainConfig
+from engine.training.data import text_encoders
+from engine.training.trainer import Hooks, LoraTrainer
+from tests.tiny import tiny_sdxl
 
 ANCHOR_S = 0.24
 

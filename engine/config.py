@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engine.contract.schemas import MAX_IMAGES, MAX_SIDE, MAX_STEPS
+
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 
 
@@ -43,9 +45,16 @@ class EngineSettings(BaseSettings):
     lora_cache_size: int = Field(
         8, ge=1, description="LoRA adapters kept loaded; least recently used are unloaded."
     )
-    max_steps: int = Field(150, ge=1, description="Largest steps value a request may ask for.")
-    max_side: int = Field(2048, ge=64, description="Largest width or height in pixels.")
-    max_images: int = Field(4, ge=1, description="Largest num_images per request.")
+    # The contract's limits are the most any server allows; these can only lower them.
+    max_steps: int = Field(
+        MAX_STEPS, ge=1, le=MAX_STEPS, description="Largest steps value a request may ask for."
+    )
+    max_side: int = Field(
+        MAX_SIDE, ge=64, le=MAX_SIDE, description="Largest width or height in pixels."
+    )
+    max_images: int = Field(
+        MAX_IMAGES, ge=1, le=MAX_IMAGES, description="Largest num_images per request."
+    )
     log_level: str = Field("info", description="Log level for the engine's logger and uvicorn.")
     access_log: bool = Field(
         True, description="Log every request (the orchestrator turns it off: it logs them)."

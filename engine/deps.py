@@ -9,10 +9,11 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from engine.contract.names import check_user_id
 from engine.generation import GenerationService
 from engine.runtime import Runtime
-from engine.storage import UserStore, check_user_id
-from engine.training_service import TrainingService
+from engine.storage import UserStore
+from engine.training.service import TrainingService
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -36,18 +37,17 @@ async def get_training(rt: RuntimeDep) -> TrainingService:
 
 async def get_user_id(
     rt: RuntimeDep,
-    user_id: Annotated[str | None, Query(description="Defaults to the configured user.")] = None,
+    user_id: Annotated[
+        str | None,
+        Query(
+            description="The user this request acts as (default: the configured default "
+            "user). The only place the engine takes a user from; the orchestrator sets it."
+        ),
+    ] = None,
 ) -> str:
     return check_user_id(rt.settings.default_user if user_id is None else user_id)
 
 
-async def get_owner(
-    user_id: Annotated[str | None, Query(description="When given, only this user's jobs.")] = None,
-) -> str | None:
-    return None if user_id is None else check_user_id(user_id)
-
-
-OwnerDep = Annotated[str | None, Depends(get_owner)]
 StoreDep = Annotated[UserStore, Depends(get_store)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 UserIdDep = Annotated[str, Depends(get_user_id)]

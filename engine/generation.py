@@ -11,10 +11,11 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from engine.errors import InvalidRequest
+from engine.contract.errors import InvalidRequest
+from engine.contract.schemas import MAX_SEED, GenerateRequest, GenerateResponse, ImageResult
 from engine.runtime import Runtime
-from engine.schemas import MAX_SEED, GenerateRequest, GenerateResponse, ImageResult
-from engine.storage import atomic_path, check_user_id, read_safetensors_metadata
+from engine.storage import atomic_path, read_safetensors_metadata
+from engine.values import LoraRef, RenderParams
 
 
 def a1111_parameters(p: dict[str, Any]) -> str:
@@ -44,23 +45,17 @@ class GenerationService:
     def _check_limits(self, steps: int, width: int, height: int, n: int) -> None:
         s = self.rt.settings
         if steps > s.max_steps:
-            raise InvalidRequest(f"steps must be at most {s.max_steps}", code="invalid_steps")
+            raise InvalidRequest(f"steps: at most {s.max_steps} on this server")
         if max(width, height) > s.max_side:
-            raise InvalidRequest(
-                f"width and height must be at most {s.max_side}", code="invalid_size"
-            )
+            raise InvalidRequest(f"width and height: at most {s.max_side} on this server")
         if n > s.max_images:
-            raise InvalidRequest(
-                f"num_images must be at most {s.max_images}", code="invalid_num_images"
-            )
+            raise InvalidRequest(f"num_images: at most {s.max_images} on this server")
 
-    async def generate(self, req: GenerateRequest) -> GenerateResponse:
-        from engine.loras import LoraRef
-        from engine.pipelines import RenderParams, render
+    async def generate(self, user: str, req: GenerateRequest) -> GenerateResponse:
+        """`user` is already checked: it comes from the one identity channel (deps.py)."""
+        from engine.pipelines import render  # torch: only when there is work to do
 
         model = self.rt.require_model()
-        default_user = self.rt.settings.default_user
-        user = check_user_id(default_user if req.user_id is None else req.user_id)
         d = model.info.defaults
         steps = req.steps or d.steps
         width, height = req.width or d.width, req.height or d.height

@@ -9,7 +9,6 @@ and reach Server-Sent-Event listeners on the event loop through `call_soon_threa
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import threading
 import time
@@ -18,43 +17,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from engine.errors import Conflict, NotFound
+from engine.contract.errors import Conflict, NotFound
+from engine.contract.schemas import Job, JobStatus
 from engine.storage import atomic_path, iso
 
 log = logging.getLogger(__name__)
 PERSIST_EVERY_S = 2.0
-
-
-class JobStatus(str, enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-class Job(BaseModel):
-    id: str
-    kind: str
-    user_id: str
-    status: JobStatus = JobStatus.QUEUED
-    step: int = 0
-    total_steps: int = 0
-    progress: float = 0.0
-    loss: float | None = None
-    eta_s: float | None = None
-    created: str = Field(default_factory=lambda: iso(time.time()))
-    started: str | None = None
-    finished: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    result: dict[str, Any] | None = None
-    error: str | None = None
 
 
 class Cancelled(Exception):
@@ -99,6 +67,7 @@ class JobStore:
             id=uuid.uuid4().hex[:16],
             kind=kind,
             user_id=user_id,
+            created=iso(time.time()),
             total_steps=total_steps,
             params=params,
         )
@@ -107,15 +76,19 @@ class JobStore:
             self._persist(job)
         return job
 
-    def get(self, job_id: str, owner: str | None = None) -> Job:
-        """The job; with `owner`, only if that user owns it (others get the same 404)."""
+    def get(self, job_id: str, owner: str) -> Job:
+        """The job if `owner` owns it; anyone else gets the same 404 as for no such job."""
         job = self._jobs.get(job_id)
-        if job is None or (owner is not None and job.user_id != owner):
+        if job is None or job.user_id != owner:
             raise NotFound(f"job {job_id!r} not found")
         return job
 
-    def list(self, user_id: str | None = None) -> list[Job]:
-        jobs = [j for j in self._jobs.values() if user_id is None or j.user_id == user_id]
+    def current(self, job_id: str) -> Job:
+        """The job as it is now, for the code running it (no owner check)."""
+        return self._jobs[job_id]
+
+    def list(self, user_id: str) -> list[Job]:
+        jobs = [j for j in self._jobs.values() if j.user_id == user_id]
         return sorted(jobs, key=lambda j: j.created, reverse=True)
 
     def update(self, job_id: str, **changes: Any) -> Job:
@@ -129,8 +102,8 @@ class JobStore:
         self._notify(job_id)
         return job
 
-    def request_cancel(self, job_id: str) -> Job:
-        job = self.get(job_id)
+    def request_cancel(self, job_id: str, owner: str) -> Job:
+        job = self.get(job_id, owner)
         if job.status.terminal:
             raise Conflict(f"job {job_id!r} already {job.status.value}")
         self._cancel.add(job_id)
@@ -147,15 +120,15 @@ class JobStore:
         for q in list(self._listeners.get(job_id, ())):
             self._loop.call_soon_threadsafe(q.put_nowait, None)
 
-    async def events(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+    async def events(self, job_id: str, owner: str) -> AsyncIterator[dict[str, Any]]:
         """The job's state now, then after every change, ending with a terminal state."""
-        self.get(job_id)
+        self.get(job_id, owner)
         q: asyncio.Queue[None] = asyncio.Queue()
         self._listeners.setdefault(job_id, set()).add(q)
         try:
             last = None
             while True:
-                job = self.get(job_id)
+                job = self.current(job_id)
                 if job != last:
                     yield {"event": job.status.value, "data": job.model_dump_json()}
                     last = job
@@ -164,7 +137,3 @@ class JobStore:
                 await q.get()
         finally:
             self._listeners[job_id].discard(q)
-
-
-def job_view(job: Job) -> dict[str, Any]:
-    return job.model_dump(mode="json")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,18 +19,12 @@ from diffusers.utils import convert_all_state_dict_to_peft, convert_state_dict_t
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from engine.errors import InvalidRequest
+from engine.contract.errors import InvalidRequest
+from engine.values import LoraRef
 
 log = logging.getLogger(__name__)
 
 CacheKey = tuple[str, str, int, int]  # user, file, mtime_ns, size
-
-
-@dataclass(frozen=True)
-class LoraRef:
-    user_id: str
-    path: Path
-    strength: float
 
 
 def read_lora_file(path: Path) -> dict[str, torch.Tensor]:
@@ -52,13 +45,27 @@ def to_kohya(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return convert_state_dict_to_kohya(convert_all_state_dict_to_peft(state))
 
 
+KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+
+
 def kohya_bytes(path: Path) -> bytes:
-    """The file converted for A1111/ComfyUI/kohya users, header metadata kept."""
+    """The file converted for A1111/ComfyUI/kohya users, header metadata kept; a file that
+    is kohya-format already comes back as it is."""
+    state = read_lora_file(path)
+    if all(k.startswith(KOHYA_PREFIXES) for k in state):
+        return path.read_bytes()
     with safe_open(str(path), framework="pt") as f:
         metadata = dict(f.metadata() or {})
     # kohya files carry per-module alphas; diffusers refuses a file with both.
     metadata.pop("lora_adapter_metadata", None)
-    return save(to_kohya(read_lora_file(path)), metadata=metadata)
+    try:
+        return save(to_kohya(state), metadata=metadata)
+    except (ValueError, KeyError, RuntimeError) as exc:  # diffusers' "not converted to PEFT"
+        raise InvalidRequest(
+            f"LoRA {path.name!r} can't be converted to kohya format: its tensor names are "
+            f"neither diffusers' nor PEFT's ({exc})",
+            code="incompatible_lora",
+        ) from exc
 
 
 def _adapter_name(key: CacheKey) -> str:
@@ -102,7 +109,8 @@ class LoraCache:
         if names:
             self.pipe.enable_lora()
             self.pipe.set_adapters(names, adapter_weights=[r.strength for r in refs])
-        elif self._adapters:
+        elif any(self.pipe.get_list_adapters().values()):
+            # Not only cached LoRAs: a training adapter may be live between training steps.
             self.pipe.disable_lora()
         self._active = wanted
 

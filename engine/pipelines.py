@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from diffusers import (
@@ -22,43 +20,12 @@ from diffusers import (
 from PIL import Image
 from safetensors import safe_open
 
+from engine.contract.errors import ModelLoadError
 from engine.demo_model import MODEL_ID as DEMO_ID
 from engine.demo_model import WEIGHTS_DIR as DEMO_WEIGHTS
-from engine.errors import ModelLoadError
+from engine.values import ModelDefaults, ModelInfo, RenderParams
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelDefaults:
-    steps: int
-    guidance_scale: float
-    width: int
-    height: int
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    model: str
-    family: str  # "sd" | "sdxl"
-    device: str
-    dtype: str
-    defaults: ModelDefaults
-    fallback_reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class RenderParams:
-    prompt: str
-    negative_prompt: str
-    steps: int
-    guidance_scale: float
-    width: int
-    height: int
-    seeds: tuple[int, ...]
 
 
 def pick_device(choice: str) -> tuple[torch.device, torch.dtype]:

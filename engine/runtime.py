@@ -9,15 +9,19 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from engine.config import EngineSettings
-from engine.errors import ModelLoadError, NotReady
+from engine.contract.errors import ModelLoadError, NotReady
 from engine.jobs import JobStore
 from engine.storage import UserStore
+from engine.values import ModelInfo
 from engine.worker import DeviceWorker
+
+if TYPE_CHECKING:
+    from engine.loras import LoraCache
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +36,8 @@ class Health(str, enum.Enum):
 @dataclass
 class LoadedModel:
     pipe: Any  # a diffusers pipeline; typed loosely so the web layer needs no torch
-    info: Any  # pipelines.ModelInfo
-    loras: Any  # loras.LoraCache
+    info: ModelInfo
+    loras: LoraCache
 
 
 class Runtime:

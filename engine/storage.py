@@ -8,47 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from PIL import Image
 from safetensors import SafetensorError, safe_open
 
-from engine.errors import InvalidRequest, NotFound
-
-Kind = Literal["loras", "outputs"]
-USER_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# A leading letter or digit rules out hidden files and "..".
-FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-SUFFIX: dict[Kind, str] = {"loras": ".safetensors", "outputs": ".png"}
-
-
-def check_user_id(user_id: str) -> str:
-    if not USER_ID_RE.fullmatch(user_id):
-        raise InvalidRequest(
-            f"user_id {user_id!r} is invalid: use 1-64 letters, digits, '_' or '-'",
-            code="invalid_user_id",
-        )
-    return user_id
-
-
-def check_file_name(name: str, kind: Kind) -> str:
-    """Return the canonical file name (suffix added if missing) or raise."""
-    suffix = SUFFIX[kind]
-    if not name.endswith(suffix):
-        name += suffix
-    if not FILE_NAME_RE.fullmatch(name) or ".." in name:
-        raise InvalidRequest(
-            f"file name {name!r} is invalid: use letters, digits, '_', '-' and '.', "
-            "starting with a letter or digit, no paths",
-            code="invalid_file_name",
-        )
-    return name
+from engine.contract.errors import InvalidRequest, NotFound
+from engine.contract.names import SUFFIX, Kind, check_file_name, check_user_id
 
 
 def iso(ts: float) -> str:

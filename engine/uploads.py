@@ -7,14 +7,15 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fastapi import UploadFile
 from PIL import Image, ImageOps, UnidentifiedImageError
 from safetensors import SafetensorError, safe_open
 
-from engine.errors import Conflict, InvalidRequest
-from engine.storage import UserStore, atomic_path, check_file_name
+from engine.contract.errors import Conflict, InvalidRequest
+from engine.contract.names import check_file_name
+from engine.contract.schemas import LoraImported
+from engine.storage import UserStore, atomic_path
 
 CHUNK = 1 << 20
 MAX_LORA_BYTES = 2 << 30
@@ -37,7 +38,7 @@ def check_lora_keys(path: Path, label: str) -> None:
 
 async def save_lora_upload(
     store: UserStore, user_id: str, upload: UploadFile, name: str | None, overwrite: bool
-) -> dict[str, Any]:
+) -> LoraImported:
     file_name = check_file_name(name or Path(upload.filename or "").name, "loras")
     target = store.user_dir("loras", user_id, create=True) / file_name
     if target.exists() and not overwrite:
@@ -53,12 +54,11 @@ async def save_lora_upload(
         if size == 0:
             raise InvalidRequest("the uploaded file is empty", code="empty_file")
         check_lora_keys(tmp, repr(file_name))
-    return {"file": file_name, "size": size, "url": f"/loras/{file_name}?user_id={user_id}"}
+    return LoraImported(file=file_name, size=size, url=f"/loras/{file_name}?user_id={user_id}")
 
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_SIDE = 4096
-MAX_IMAGES = 5
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 
 
@@ -99,10 +99,7 @@ def decode_training_image(data: bytes, label: str) -> TrainingImage:
 
 
 async def read_training_images(files: list[UploadFile]) -> list[TrainingImage]:
-    if not 1 <= len(files) <= MAX_IMAGES:
-        raise InvalidRequest(
-            f"send 1 to {MAX_IMAGES} images; got {len(files)}", code="invalid_image_count"
-        )
+    """The form's images (their count is checked by `TrainForm`), decoded and checked."""
     images = []
     for i, upload in enumerate(files, 1):
         data = await upload.read(MAX_IMAGE_BYTES + 1)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from engine.errors import QueueFull
+from engine.contract.errors import QueueFull
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

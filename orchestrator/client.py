@@ -1,19 +1,20 @@
 """Forwarding public API requests to the engine with one shared `httpx.AsyncClient`.
 
-Bodies, files and Server-Sent Events are streamed both ways, never buffered whole.
+Bodies, files and Server-Sent Events are streamed both ways, never buffered whole. The user is
+always the orchestrator's own notion of it, sent as the engine's `user_id` query parameter.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from orchestrator.errors import EngineTimeout, EngineUnavailable
+from engine.contract.errors import EngineTimeout, EngineUnavailable
 
 PASSED_HEADERS = ("content-type", "content-disposition", "cache-control", "x-accel-buffering")
 
@@ -30,70 +31,53 @@ class EngineClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        content: AsyncIterator[bytes] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        req = self.http.build_request(
-            method, path, params=params, json=json, content=content, headers=headers
-        )
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """httpx's failures as the API's: an engine that is down, refuses, resets or drops
+        the connection is unavailable (503); one that does not answer in time, 504."""
         try:
-            return await self.http.send(req, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
-            raise EngineUnavailable(
-                f"the engine at {self.base_url} is not reachable ({type(exc).__name__}); it "
-                "may still be starting or restarting: see /health"
-            ) from exc
+            yield
         except httpx.TimeoutException as exc:
             raise EngineTimeout(f"the engine did not answer in time ({exc})") from exc
+        except httpx.TransportError as exc:
+            raise EngineUnavailable(
+                f"the engine at {self.base_url} is not reachable or dropped the connection "
+                f"({type(exc).__name__}); it may be starting or restarting: see /health"
+            ) from exc
 
     async def forward(
         self,
         request: Request,
         path: str,
+        user: str,
         *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
+        body: bytes | None = None,
         stream_body: bool = False,
     ) -> Response:
-        """Send to the engine and pass its answer back, status and headers included: JSON
-        whole (it is small, and one write is cheaper), files and events streamed."""
-        query = {**request.query_params, **(params or {})}
+        """Send to the engine as `user` and pass its answer back, status and headers included:
+        JSON whole (it is small, and one write is cheaper), files and events streamed.
+        `body` is a checked body to send; `stream_body` streams the client's body through."""
+        query = {**request.query_params, "user_id": user}
         headers = {}
-        if stream_body and "content-type" in request.headers:
+        if (body is not None or stream_body) and "content-type" in request.headers:
             headers["content-type"] = request.headers["content-type"]
-        resp = await self.send(
-            request.method,
-            path,
-            params=query,
-            json=json,
-            content=request.stream() if stream_body else None,
-            headers=headers,
+        content: bytes | AsyncIterator[bytes] | None = request.stream() if stream_body else body
+        req = self.http.build_request(
+            request.method, path, params=query, content=content, headers=headers
         )
+        with self._errors():
+            resp = await self.http.send(req, stream=True)
         out = {k: v for k, v in resp.headers.items() if k.lower() in PASSED_HEADERS}
         if resp.headers.get("content-type", "").startswith("application/json"):
             try:
-                body = await resp.aread()
+                with self._errors():
+                    data = await resp.aread()
             finally:
                 await resp.aclose()
-            return Response(body, status_code=resp.status_code, headers=out)
+            return Response(data, status_code=resp.status_code, headers=out)
         return StreamingResponse(
             resp.aiter_raw(),
             status_code=resp.status_code,
             headers=out,
             background=BackgroundTask(resp.aclose),
         )
-
-    async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        resp = await self.send("GET", path, params=params)
-        try:
-            await resp.aread()
-            return resp.json()
-        finally:
-            await resp.aclose()

@@ -22,7 +22,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TinyModel
     from safetensors.torch import load_file, save_file
 
     from engine.loras import to_kohya
-    from engine.tiny import random_lora, tiny_sd, tiny_sdxl
+    from tests.tiny import random_lora, tiny_sd, tiny_sdxl
 
     root = tmp_path_factory.mktemp("models")
     models = {}

@@ -8,10 +8,12 @@ import numpy as np
 from PIL import Image
 
 FAST = {"steps": 2, "guidance_scale": 3.0}
+# The engine takes the user from the query only; these helpers act as alice.
+ALICE = {"user_id": "alice"}
 
 
 def generate(client: httpx.Client, **body: Any) -> dict[str, Any]:
-    r = client.post("/generate", json={"user_id": "alice", "prompt": "a red fox", **FAST, **body})
+    r = client.post("/generate", params=ALICE, json={"prompt": "a red fox", **FAST, **body})
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -35,6 +37,14 @@ def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dic
     return err
 
 
+def is_png(data: bytes) -> bool:
+    """A whole PNG that decodes, not just some bytes."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return False
+    Image.open(io.BytesIO(data)).load()
+    return True
+
+
 def png_bytes(
     colour: tuple[int, int, int], size: tuple[int, int] = (64, 64), fmt: str = "PNG"
 ) -> bytes:
@@ -43,32 +53,46 @@ def png_bytes(
     return buf.getvalue()
 
 
-def start_training(client: httpx.Client, images: list[bytes], **form: Any) -> dict[str, Any]:
+def start_training(
+    client: httpx.Client, images: list[bytes], params: dict[str, str] | None = None, **form: Any
+) -> dict[str, Any]:
+    """POST /train-lora as alice (or with `params`, e.g. {} through the orchestrator)."""
     files = [("images", (f"img{i}.png", data, "image/png")) for i, data in enumerate(images)]
-    data = {"user_id": "alice", "overwrite": "true", **form}
-    r = client.post("/train-lora", files=files, data=data)
+    data = {"overwrite": "true", **form}
+    r = client.post(
+        "/train-lora", params=ALICE if params is None else params, files=files, data=data
+    )
     assert r.status_code == 202, r.text
     return r.json()
 
 
-def wait_job(client: httpx.Client, job_id: str, timeout: float = 300, until=None) -> dict:
+def wait_job(
+    client: httpx.Client,
+    job_id: str,
+    timeout: float = 300,
+    until=None,
+    params: dict[str, str] | None = None,
+) -> dict:
     """Poll until the job is terminal (or `until(job)` holds)."""
     import time
 
+    params = ALICE if params is None else params
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(f"/jobs/{job_id}").json()
+        job = client.get(f"/jobs/{job_id}", params=params).json()
         if (until and until(job)) or job["status"] in ("succeeded", "failed", "cancelled"):
             return job
         time.sleep(0.05)
     raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
 
 
-def sse_events(client: httpx.Client, url: str) -> list[tuple[str, dict[str, Any]]]:
+def sse_events(
+    client: httpx.Client, url: str, params: dict[str, str] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     import json
 
     events, name = [], None
-    with client.stream("GET", url) as r:
+    with client.stream("GET", url, params=ALICE if params is None else params) as r:
         assert r.status_code == 200
         for line in r.iter_lines():
             if line.startswith("event:"):

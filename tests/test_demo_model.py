@@ -19,7 +19,7 @@ from engine.demo_model.acceptance import (
 )
 from engine.demo_model.shapes import COLOURS, classify
 from tests.engine_process import EngineProcess
-from tests.helpers import start_training, wait_job
+from tests.helpers import ALICE, start_training, wait_job
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_unavailable_model_falls_back_to_demo_and_says_why(tmp_path):
 
 def _generate(client, prompt: str, seed: int, loras=()) -> Image.Image:
     r = client.post(
-        "/generate", json={"prompt": prompt, "seed": seed, "loras": list(loras), "user_id": "alice"}
+        "/generate", params=ALICE, json={"prompt": prompt, "seed": seed, "loras": list(loras)}
     )
     assert r.status_code == 200, r.text
     png = client.get(r.json()["images"][0]["url"]).content

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.engine_process import OrchestratorProcess
-from tests.helpers import assert_error, png_bytes, sse_events, wait_job
+from tests.helpers import assert_error, is_png, png_bytes, sse_events, wait_job
+
+
+def safetensors_load(data: bytes) -> dict:
+    from safetensors.torch import load
+
+    return load(data)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +35,10 @@ def test_generate_train_list_use_delete(client, app):
     assert gen.status_code == 200, gen.text
     image = gen.json()["images"][0]
     assert image["parameters"]["user_id"] == "carol"
-    assert (app.data_dir / "outputs/carol" / image["file"]).exists()
-    assert client.get(image["url"]).headers["content-type"] == "image/png"
+    on_disk = app.data_dir / "outputs/carol" / image["file"]
+    download = client.get(image["url"])
+    assert download.headers["content-type"] == "image/png" and is_png(download.content)
+    assert download.content == on_disk.read_bytes()
 
     files = [
         ("images", ("a.png", png_bytes((200, 0, 0)), "image/png")),
@@ -43,9 +51,9 @@ def test_generate_train_list_use_delete(client, app):
     )
     assert started.status_code == 202, started.text
     job_id = started.json()["job_id"]
-    events = sse_events(client, f"/jobs/{job_id}/events")
+    events = sse_events(client, f"/jobs/{job_id}/events", params={})
     assert events[-1][0] == "succeeded"
-    assert wait_job(client, job_id)["user_id"] == "carol"
+    assert wait_job(client, job_id, params={})["user_id"] == "carol"
 
     loras = client.get("/loras").json()["loras"]
     assert [lo["file"] for lo in loras] == ["through_proxy.safetensors"]
@@ -59,24 +67,43 @@ def test_generate_train_list_use_delete(client, app):
         },
     )
     assert used.status_code == 200, used.text
-    assert client.get(loras[0]["url"]).content[:8]  # streamed download
+    lora_file = app.data_dir / "loras/carol/through_proxy.safetensors"
+    assert client.get(loras[0]["url"]).content == lora_file.read_bytes()  # streamed download
     kohya = client.get(loras[0]["url"] + "&format=kohya")
     assert kohya.status_code == 200 and "_kohya" in kohya.headers["content-disposition"]
+    kohya_keys = safetensors_load(kohya.content)
+    assert kohya_keys and all(k.startswith("lora_unet_") for k in kohya_keys)
     assert client.delete(loras[0]["url"]).status_code == 200
     assert client.get("/loras").json()["loras"] == []
     assert client.delete(image["url"]).status_code == 200
     assert_error(client.get(image["url"]), 404, "not_found")
 
 
-def test_engine_errors_pass_through_in_words(client):
+def test_bad_input_is_a_json_422_naming_the_problem(client):
     assert_error(client.post("/generate", json={"prompt": ""}), 422, "invalid_request")
-    assert_error(
-        client.post("/generate", content=b"{oops", headers={"content-type": "application/json"}),
-        422,
-        "invalid_request",
-    )
-    assert_error(client.post("/generate", json=["a list"]), 422, "invalid_request")
-    assert_error(client.get("/jobs/nope"), 404)
+    bad_json = [
+        (b"{oops", "not valid JSON"),
+        (b'{"prompt": "x", "guidance_scale": NaN}', "NaN"),
+        (b'{"prompt": "x", "seed": Infinity}', "Infinity"),
+        (b'{"prompt": "x", "loras": ' + b"[" * 50 + b"]" * 50 + b"}", "nested deeper"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+        (b'["a list"]', "JSON object"),
+        (b"42", "JSON object"),
+    ]
+    for raw, word in bad_json:
+        r = client.post("/generate", content=raw, headers={"content-type": "application/json"})
+        assert word in assert_error(r, 422, "invalid_request")["message"], raw[:40]
+    err = assert_error(client.post("/generate", json={"prompt": "x", "steps": 151}), 422)
+    assert "steps" in err["message"] and "150" in err["message"]
+    err = assert_error(client.post("/generate", json={"prompt": "x", "user_id": "alice"}), 422)
+    assert "user_id" in err["message"]
+    assert_error(client.get("/jobs/nope"), 404, "not_found")
+    for job in ("%2E%2E", "a.b", "..%2Fhealth"):
+        assert_error(client.get(f"/jobs/{job}"), 404, "not_found")
+    for url in ["/loras/..%2F..%2Fsecret", "/images/%2e%2e", "/images/a%2Fb.png"]:
+        assert_error(client.get(url), 422, "invalid_file_name")
+    r = client.request("DELETE", "/loras/x.safetensors", content=b'{"user_id": "alice"}')
+    assert_error(r, 422, "unexpected_body")
 
 
 def test_openapi_describes_every_public_route(client):
@@ -94,8 +121,23 @@ def test_openapi_describes_every_public_route(client):
         "/health",
     ]:
         assert path in paths, path
-    body = paths["/generate"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"]["required"] == ["prompt"] and "loras" in body["schema"]["properties"]
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    body = paths["/generate"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    generate = schemas[body["$ref"].rsplit("/", 1)[-1]]
+    assert generate["required"] == ["prompt"] and "user_id" not in generate["properties"]
+    assert generate["properties"]["prompt"]["maxLength"] == 4000
+    steps = generate["properties"]["steps"]["anyOf"][0]
+    assert (steps["minimum"], steps["maximum"]) == (1, 150)
+    assert generate["properties"]["width"]["anyOf"][0]["maximum"] == 2048
+    strength = schemas["LoraSpec"]["properties"]["strength"]
+    assert (strength["minimum"], strength["maximum"]) == (-2, 2)
+    form = paths["/train-lora"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    props = form["schema"]["properties"]
+    assert set(form["schema"]["required"]) == {"images", "name"} and "user_id" not in props
+    assert props["images"]["maxItems"] == 5 and props["steps"]["anyOf"][0]["maximum"] == 5000
+    ok = paths["/loras"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["$ref"].endswith("/LoraList")
     assert client.get("/docs").status_code == 200
 
 
@@ -116,14 +158,3 @@ def test_engine_down_gives_503_not_a_hang(tmp_path):
             assert_error(c.get("/loras"), 503, "engine_unavailable")
     finally:
         proc.stop()
-
-
-def test_documented_generate_body_matches_the_engines():
-    """The orchestrator documents /generate by hand (it doesn't import the engine); this keeps
-    the two from drifting apart."""
-    from engine.schemas import GenerateRequest, LoraSpec
-    from orchestrator.routes.api import GENERATE_BODY
-
-    schema = GENERATE_BODY["content"]["application/json"]["schema"]
-    assert set(schema["properties"]) == set(GenerateRequest.model_fields) - {"user_id"}
-    assert set(schema["properties"]["loras"]["items"]["properties"]) == set(LoraSpec.model_fields)

@@ -10,9 +10,12 @@ import torch
 from diffusers import AutoPipelineForText2Image
 from safetensors.torch import load_file
 
+from tests.engine_process import EngineProcess
 from tests.helpers import (
+    ALICE,
     assert_error,
     generate,
+    pixels,
     png_bytes,
     render,
     sse_events,
@@ -138,34 +141,52 @@ def test_learning_is_real(engine, tiny_models, trained):
 def test_cancel_stops_and_leaves_no_file(client, engine):
     started = start_training(client, [png_bytes(RED)], name="cancel_me", steps="5000")
     wait_job(client, started["job_id"], until=lambda j: j["step"] >= 2)
-    assert client.post(f"/jobs/{started['job_id']}/cancel").status_code == 200
+    assert client.post(f"/jobs/{started['job_id']}/cancel", params=ALICE).status_code == 200
     job = wait_job(client, started["job_id"], timeout=30)
     assert job["status"] == "cancelled" and job["step"] < 5000
     assert not (engine.data_dir / "loras/alice/cancel_me.safetensors").exists()
-    assert client.post(f"/jobs/{started['job_id']}/cancel").status_code == 409
+    cancel_again = client.post(f"/jobs/{started['job_id']}/cancel", params=ALICE)
+    assert_error(cancel_again, 409, "conflict")
 
 
-def test_generate_during_training_runs_between_steps_and_is_unaffected(client):
-    before = render(client, seed=21, prompt="a blue fox")
-    started = start_training(
-        client, [png_bytes(BLUE)], name="busy", steps="5000", learning_rate="0.005"
-    )
-    wait_job(client, started["job_id"], until=lambda j: j["step"] >= 3)
-    during = generate(client, seed=21, prompt="a blue fox")
-    job = client.get(f"/jobs/{started['job_id']}").json()
-    client.post(f"/jobs/{started['job_id']}/cancel")
-    assert job["status"] == "running" and job["step"] < 5000
-    from tests.helpers import pixels
-
-    assert np.array_equal(before, pixels(client, during["images"][0]))
-    wait_job(client, started["job_id"], timeout=30)
+def test_generate_during_training_runs_between_steps_and_is_unaffected(
+    engine, tiny_models, tmp_path
+):
+    # A fresh engine, so no LoRA was ever loaded: the training adapter is the only one live.
+    model = str(tiny_models[engine.family].folder)
+    fresh = EngineProcess(model, tmp_path / "data", tmp_path / "engine.log").start()
+    try:
+        with fresh.client() as client:
+            before = render(client, seed=21, prompt="a blue fox")
+            started = start_training(
+                client,
+                [png_bytes(BLUE)],
+                name="busy",
+                steps="5000",
+                learning_rate="0.01",
+                prior_preservation="false",
+            )
+            wait_job(client, started["job_id"], until=lambda j: j["step"] >= 10)
+            during = generate(client, seed=21, prompt="a blue fox")
+            job = client.get(f"/jobs/{started['job_id']}", params=ALICE).json()
+            client.post(f"/jobs/{started['job_id']}/cancel", params=ALICE)
+            assert job["status"] == "running" and job["step"] < 5000
+            assert np.array_equal(before, pixels(client, during["images"][0]))
+            wait_job(client, started["job_id"], timeout=30)
+    finally:
+        fresh.stop()
 
 
 def test_jobs_listing_and_unknown_job(client, trained):
     jobs = client.get("/jobs", params={"user_id": "alice"}).json()["jobs"]
     assert trained["job"]["id"] in [j["id"] for j in jobs]
     assert client.get("/jobs", params={"user_id": "bob"}).json()["jobs"] == []
-    assert client.get("/jobs/nope").status_code == 404
+    assert_error(client.get("/jobs/nope", params=ALICE), 404, "not_found")
+    # Another user's job reads as no job at all, the same 404.
+    other = client.get(f"/jobs/{trained['job']['id']}", params={"user_id": "bob"})
+    assert_error(other, 404, "not_found")
+    cancel = client.post(f"/jobs/{trained['job']['id']}/cancel", params={"user_id": "bob"})
+    assert_error(cancel, 404, "not_found")
 
 
 def test_seeded_runs_are_reproducible(client, engine):
@@ -197,6 +218,7 @@ def test_prior_preservation_is_on_for_small_models_and_can_be_turned_off(client,
     r = client.post(
         "/train-lora",
         files=[("images", ("a.png", png_bytes(RED), "image/png"))],
-        data={"name": "x", "user_id": "alice", "prior_preservation": "maybe"},
+        params=ALICE,
+        data={"name": "x", "prior_preservation": "maybe"},
     )
     assert "prior_preservation" in assert_error(r, 422)["message"]

@@ -10,14 +10,15 @@ import pytest
 from PIL import Image
 
 from tests.engine_process import EngineProcess
-from tests.helpers import assert_error, png_bytes, start_training, wait_job
+from tests.helpers import ALICE, assert_error, png_bytes, start_training, wait_job
 
 OK = png_bytes((200, 0, 0))
 
 
 def _post(client, images, **form):
     files = [("images", (f"f{i}", data, "image/png")) for i, data in enumerate(images)]
-    return client.post("/train-lora", files=files, data={"name": "x", "user_id": "alice", **form})
+    params = {"user_id": form.pop("user_id", "alice")}
+    return client.post("/train-lora", params=params, files=files, data={"name": "x", **form})
 
 
 def _bomb() -> bytes:
@@ -35,7 +36,7 @@ def _gif() -> bytes:
 @pytest.mark.parametrize(
     ("images", "form", "status", "code"),
     [
-        ([OK] * 6, {}, 422, "invalid_image_count"),
+        ([OK] * 6, {}, 422, "invalid_request"),
         ([b""], {}, 422, "empty_image"),
         ([b"\x89PNG" + b"\0" * (21 * 1024 * 1024)], {}, 422, "image_too_large"),
         ([b"just some text"], {}, 422, "invalid_image"),
@@ -60,8 +61,24 @@ def test_decompression_bomb_is_refused(client):
 
 
 def test_no_images_at_all(client):
-    r = client.post("/train-lora", data={"name": "x"})
+    r = client.post("/train-lora", params=ALICE, data={"name": "x"})
     assert_error(r, 422, "invalid_request")
+
+
+def test_too_many_images_says_how_many(client):
+    err = assert_error(_post(client, [OK] * 6), 422, "invalid_request")
+    assert "send 1 to 5 images; got 6" in err["message"]
+
+
+def test_user_id_in_the_training_form_is_refused(client, engine):
+    files = [("images", ("a.png", OK, "image/png"))]
+    data = {"name": "form_user", "user_id": "bob", "overwrite": "true"}
+    r = client.post("/train-lora", params=ALICE, files=files, data=data)
+    assert "user_id" in assert_error(r, 422, "invalid_request")["message"]
+    for user in ("alice", "bob"):
+        jobs = client.get("/jobs", params={"user_id": user}).json()["jobs"]
+        assert "form_user" not in [j["params"]["name"] for j in jobs]
+        assert not (engine.data_dir / "loras" / user / "form_user.safetensors").exists()
 
 
 def test_existing_name_conflicts_unless_overwrite(client, upload_lora):
@@ -86,7 +103,7 @@ def test_killed_engine_leaves_no_partial_file_and_job_reads_failed(tmp_path, tin
     eng = engine()
     try:
         with eng.client() as c:
-            after = c.get(f"/jobs/{job['job_id']}").json()
+            after = c.get(f"/jobs/{job['job_id']}", params=ALICE).json()
         assert after["status"] == "failed" and after["error"] == "engine restarted"
     finally:
         eng.stop()

@@ -32,7 +32,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from engine.demo_model import WEIGHTS_DIR
 from engine.demo_model.shapes import BACKGROUNDS, COLOURS, NEW_COLOURS, SHAPES, draw, random_scene
-from engine.tiny import build_tokenizer
+from engine.demo_model.tokenizer import build_tokenizer
 
 log = logging.getLogger("demo-train")
 BETAS = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")

@@ -1,36 +1,38 @@
-"""The user's images and LoRAs: list, import, download, delete."""
+"""The user's images and LoRAs: list, import, download, delete.
+
+File names are path parameters that may hold anything (`{file:path}`), so every name,
+however mangled, reaches the one name check in `UserStore.resolve`."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Form, Query
 from fastapi.responses import FileResponse, Response
 
+from engine.contract.handlers import ContractRoute
+from engine.contract.schemas import Deleted, ImageList, LoraImported, LoraImportForm, LoraList
 from engine.deps import StoreDep, UserIdDep
 from engine.uploads import save_lora_upload
 
-router = APIRouter()
+router = APIRouter(route_class=ContractRoute)
+MULTIPART = "multipart/form-data"
 
 
 @router.get("/loras")
-def list_loras(store: StoreDep, user_id: UserIdDep) -> dict[str, Any]:
-    return {"user_id": user_id, "loras": store.list_loras(user_id)}
+def list_loras(store: StoreDep, user_id: UserIdDep) -> LoraList:
+    return LoraList(user_id=user_id, loras=store.list_loras(user_id))
 
 
 @router.post("/loras", status_code=201)
 async def upload_lora(
-    store: StoreDep,
-    user_id: UserIdDep,
-    file: Annotated[UploadFile, File(description="A LoRA .safetensors file.")],
-    name: Annotated[str | None, Form(description="Defaults to the upload's name.")] = None,
-    overwrite: Annotated[bool, Form()] = False,
-) -> dict[str, Any]:
-    return await save_lora_upload(store, user_id, file, name, overwrite)
+    store: StoreDep, user_id: UserIdDep, form: Annotated[LoraImportForm, Form(media_type=MULTIPART)]
+) -> LoraImported:
+    return await save_lora_upload(store, user_id, form.file, form.name, form.overwrite)
 
 
-@router.get("/loras/{file}", response_model=None)
+@router.get("/loras/{file:path}", response_model=None)
 async def download_lora(
     store: StoreDep,
     user_id: UserIdDep,
@@ -53,23 +55,23 @@ async def download_lora(
     )
 
 
-@router.delete("/loras/{file}")
-def delete_lora(store: StoreDep, user_id: UserIdDep, file: str) -> dict[str, Any]:
+@router.delete("/loras/{file:path}")
+def delete_lora(store: StoreDep, user_id: UserIdDep, file: str) -> Deleted:
     store.delete("loras", user_id, file)
-    return {"deleted": file}
+    return Deleted(deleted=file)
 
 
 @router.get("/images")
-def list_images(store: StoreDep, user_id: UserIdDep) -> dict[str, Any]:
-    return {"user_id": user_id, "images": store.list_images(user_id)}
+def list_images(store: StoreDep, user_id: UserIdDep) -> ImageList:
+    return ImageList(user_id=user_id, images=store.list_images(user_id))
 
 
-@router.get("/images/{file}")
+@router.get("/images/{file:path}")
 def download_image(store: StoreDep, user_id: UserIdDep, file: str) -> FileResponse:
     return FileResponse(store.resolve("outputs", user_id, file), media_type="image/png")
 
 
-@router.delete("/images/{file}")
-def delete_image(store: StoreDep, user_id: UserIdDep, file: str) -> dict[str, Any]:
+@router.delete("/images/{file:path}")
+def delete_image(store: StoreDep, user_id: UserIdDep, file: str) -> Deleted:
     store.delete("outputs", user_id, file)
-    return {"deleted": file}
+    return Deleted(deleted=file)

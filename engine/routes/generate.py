@@ -1,13 +1,16 @@
+"""Health and text-to-image."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
 
-from engine.deps import GenerationDep, RuntimeDep
-from engine.schemas import GenerateRequest, GenerateResponse
+from engine.contract.handlers import ContractRoute
+from engine.contract.schemas import GenerateRequest, GenerateResponse
+from engine.deps import GenerationDep, RuntimeDep, UserIdDep
 
-router = APIRouter()
+router = APIRouter(route_class=ContractRoute)
 
 
 @router.get("/health")
@@ -17,6 +20,8 @@ def health(rt: RuntimeDep) -> dict[str, Any]:
 
 
 @router.post("/generate")
-async def generate(req: GenerateRequest, service: GenerationDep) -> GenerateResponse:
+async def generate(
+    req: GenerateRequest, user: UserIdDep, service: GenerationDep
+) -> GenerateResponse:
     """Text to image, with an optional stack of the user's LoRAs."""
-    return await service.generate(req)
+    return await service.generate(user, req)

@@ -1,4 +1,5 @@
-"""`POST /train-lora` behind the route: defaults, the job, and saving the finished LoRA."""
+"""`POST /train-lora` behind the route: the job, the run on the device worker, and saving the
+finished LoRA."""
 
 from __future__ import annotations
 
@@ -7,129 +8,29 @@ import io
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engine.errors import Conflict, InvalidRequest
-from engine.jobs import Cancelled, Job, JobStatus
+from engine.contract.errors import Conflict
+from engine.contract.names import check_file_name
+from engine.contract.schemas import Job, JobStatus, TrainOptions
+from engine.jobs import Cancelled
 from engine.runtime import LoadedModel, Runtime
-from engine.storage import atomic_path, check_file_name, check_user_id, iso
-from engine.training_targets import ALL_UNET_TARGETS, DECODER_BLOCKS, UNET_TARGETS
+from engine.storage import atomic_path, iso
+from engine.training.config import TrainConfig
+from engine.training.defaults import train_config, trigger_word
 from engine.uploads import TrainingImage
-
-if TYPE_CHECKING:
-    from engine.pipelines import ModelInfo
-    from engine.training import TrainConfig
+from engine.values import RenderParams
 
 log = logging.getLogger(__name__)
-DEFAULT_TRIGGER = "ohwx"
-PRIOR_WEIGHT = 2.0  # on the demo model 4 kept colour but cost stars (engine/demo_model/README.md)
-
-
-def training_defaults(family: str, n_images: int, native: int) -> dict[str, Any]:
-    """The documented defaults table (README, "Training defaults")."""
-    # Small models (the built-in demo model, test models) have few weights per layer: they
-    # need every layer, a higher rank and rate, and prior preservation to learn a new shape
-    # without forgetting colours (measured in engine/demo_model/README.md).
-    small = native <= 128
-    return {
-        "steps": (600 if small else 400) + 200 * (n_images - 1),
-        "rank": 16 if small else (8 if family == "sdxl" else 4) * (1 if n_images <= 2 else 2),
-        "learning_rate": 2e-3 if small else 1e-4,
-        "resolution": min(native, 1024),
-        "unet_targets": ALL_UNET_TARGETS if small else UNET_TARGETS,
-        "unet_blocks": DECODER_BLOCKS if small else None,
-        # On SDXL it doubles the cost of a step: opt-in there.
-        "prior_preservation": small,
-        "cpu_threads": 1 if small else None,
-    }
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    name: str
-    trigger_word: str | None = None
-    captions: list[str] | None = None
-    steps: int | None = None
-    rank: int | None = None
-    learning_rate: float | None = None
-    resolution: int | None = None
-    seed: int | None = None
-    train_text_encoder: bool = False
-    overwrite: bool = False
-    flip: bool = True
-    prior_preservation: bool | None = None  # None: the model's default
-
-
-def _trigger(opts: TrainOptions) -> str:
-    return (opts.trigger_word or DEFAULT_TRIGGER).strip()
-
-
-def _captions(opts: TrainOptions, trigger: str, n: int) -> tuple[str, ...]:
-    if not opts.captions:
-        return (trigger,) * n
-    if len(opts.captions) != n:
-        raise InvalidRequest(
-            f"send one caption per image: {n} images, {len(opts.captions)} captions",
-            code="invalid_captions",
-        )
-    # The trigger word is what later prompts use to call the concept up, so every caption
-    # must carry it.
-    return tuple(
-        c if trigger in c else f"{trigger}, {c}" for c in (c.strip() for c in opts.captions)
-    )
-
-
-def _prior(captions: tuple[str, ...], trigger: str, info: ModelInfo):
-    """Prior preservation (training_prior.py), drawn with the model's own sampling defaults."""
-    from engine.training_prior import Prior, prior_captions
-
-    d = info.defaults
-    return Prior(
-        prior_captions(captions, trigger),
-        steps=d.steps,
-        guidance=d.guidance_scale,
-        weight=PRIOR_WEIGHT,
-    )
-
-
-def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainConfig:
-    """The options filled in from the defaults table for this model."""
-    from engine.training import TrainConfig
-
-    d = training_defaults(info.family, n_images, info.defaults.width)
-    trigger = _trigger(opts)
-    resolution = opts.resolution or d["resolution"]
-    if resolution % 8:
-        raise InvalidRequest("resolution must be a multiple of 8", code="invalid_resolution")
-    captions = _captions(opts, trigger, n_images)
-    prior = d["prior_preservation"] if opts.prior_preservation is None else opts.prior_preservation
-    return TrainConfig(
-        captions=captions,
-        steps=opts.steps or d["steps"],
-        rank=opts.rank or d["rank"],
-        learning_rate=opts.learning_rate or d["learning_rate"],
-        resolution=resolution,
-        seed=0 if opts.seed is None else opts.seed,
-        train_text_encoder=opts.train_text_encoder,
-        flip=opts.flip,
-        unet_targets=d["unet_targets"],
-        unet_blocks=d["unet_blocks"],
-        prior=_prior(captions, trigger, info) if prior else None,
-        cpu_threads=d["cpu_threads"],
-    )
 
 
 class TrainingService:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
-    def user(self, user_id: str | None) -> str:
-        default = self.rt.settings.default_user
-        return check_user_id(default if user_id is None else user_id)
-
     def submit(self, user: str, images: list[TrainingImage], opts: TrainOptions) -> Job:
+        """`user` is already checked: it comes from the one identity channel (deps.py)."""
         model = self.rt.require_model()
         file_name = check_file_name(opts.name, "loras")
         target = self.rt.store.user_dir("loras", user, create=True) / file_name
@@ -139,7 +40,7 @@ class TrainingService:
         params = {
             "name": file_name.removesuffix(".safetensors"),
             "file": file_name,
-            "trigger_word": _trigger(opts),
+            "trigger_word": trigger_word(opts),
             "captions": list(cfg.captions),
             "steps": cfg.steps,
             "rank": cfg.rank,
@@ -165,12 +66,17 @@ class TrainingService:
         return job
 
     def _run(
-        self, job_id: str, model: LoadedModel, images: list[TrainingImage], cfg: Any, target: Path
+        self,
+        job_id: str,
+        model: LoadedModel,
+        images: list[TrainingImage],
+        cfg: TrainConfig,
+        target: Path,
     ) -> None:
-        from engine.training import Hooks, LoraTrainer
+        from engine.training.trainer import Hooks, LoraTrainer  # torch: only on the worker
 
         jobs = self.rt.jobs
-        if jobs.get(job_id).status.terminal:  # cancelled while it waited
+        if jobs.current(job_id).status.terminal:  # cancelled while it waited
             return
         started = time.monotonic()
         jobs.update(job_id, status=JobStatus.RUNNING, started=iso(time.time()))
@@ -196,8 +102,8 @@ class TrainingService:
         try:
             result = trainer.run([im.image for im in images])
             thumb = self._thumbnail(model, cfg)
-            meta = self._metadata(model, jobs.get(job_id), result, thumb)
-            self._save(target, result.state, meta, jobs.get(job_id).params["overwrite"])
+            meta = self._metadata(model, jobs.current(job_id), result, thumb)
+            self._save(target, result.state, meta, jobs.current(job_id).params["overwrite"])
             jobs.update(
                 job_id,
                 status=JobStatus.SUCCEEDED,
@@ -205,7 +111,7 @@ class TrainingService:
                 eta_s=0.0,
                 result={
                     "file": target.name,
-                    "url": f"/loras/{target.name}?user_id={jobs.get(job_id).user_id}",
+                    "url": f"/loras/{target.name}?user_id={jobs.current(job_id).user_id}",
                     "loss_before": round(result.probe_before, 5),
                     "loss_after": round(result.probe_after, 5),
                     "training_seconds": round(result.seconds, 2),
@@ -222,9 +128,9 @@ class TrainingService:
             trainer.remove()
             model.loras.invalidate()
 
-    def _thumbnail(self, model: LoadedModel, cfg: Any) -> str:
+    def _thumbnail(self, model: LoadedModel, cfg: TrainConfig) -> str:
         """A small sample from the new LoRA (still active), as a data URL."""
-        from engine.pipelines import RenderParams, render
+        from engine.pipelines import render
 
         d = model.info.defaults
         side = min(d.width, 512)

@@ -3,7 +3,7 @@
 Follows diffusers' `train_dreambooth_lora(_sdxl).py`: a LoRA on the UNet attention projections
 (every layer of the mid and up blocks on small models; optionally the text encoders too), noise
 and timesteps sampled uniformly, MSE against the epsilon or v-prediction target, optionally with
-prior preservation (training_prior.py). Unlike the examples, the 1-5 images are encoded by the
+prior preservation (prior.py). Unlike the examples, the 1-5 images are encoded by the
 VAE and the captions by the text encoder(s) once, so each step runs only the UNet. Runs on the
 device worker; between two steps it lets queued generations run with the training adapter
 inactive."""
@@ -24,42 +24,13 @@ from peft.utils import get_peft_model_state_dict
 from PIL import Image
 
 from engine.jobs import Cancelled
-from engine.training_data import embed, preprocess, text_encoders
-from engine.training_prior import Prior, PriorBank
-from engine.training_probe import LossProbe, target_for
-from engine.training_targets import TEXT_TARGETS, UNET_TARGETS, target_modules
+from engine.training.config import TrainConfig
+from engine.training.data import embed, preprocess, text_encoders
+from engine.training.prior import PriorBank
+from engine.training.probe import LossProbe, target_for
+from engine.training.targets import TEXT_TARGETS, target_modules
 
 ADAPTER = "loramint_training"  # never "train": PEFT would shadow nn.Module.train
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    captions: tuple[str, ...]
-    steps: int
-    rank: int
-    learning_rate: float
-    resolution: int
-    seed: int
-    train_text_encoder: bool = False
-    flip: bool = True
-    unet_targets: tuple[str, ...] = UNET_TARGETS
-    unet_blocks: tuple[str, ...] | None = None  # the targets only inside these (None: anywhere)
-    # Torch threads while training (None: unchanged). A small model's steps are so short that
-    # one thread beats two (~12 % faster on the demo model).
-    cpu_threads: int | None = None
-    prior: Prior | None = None  # see training_prior.py
-    # False re-encodes image and caption every step, as diffusers' examples do; kept only so
-    # bench/train.py can measure what caching saves.
-    cache_inputs: bool = True
-
-    @property
-    def alpha(self) -> int:
-        return self.rank
-
-    @property
-    def all_captions(self) -> list[str]:
-        """Instance captions, then prior captions: a caption index points into this."""
-        return [*self.captions, *(self.prior.captions if self.prior else ())]
 
 
 @dataclass

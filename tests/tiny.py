@@ -1,7 +1,8 @@
 """Tiny random SD and SDXL pipelines, built offline from configs, for tests and benchmarks.
 
-The component sizes follow diffusers' own `get_dummy_components`; the CLIP tokenizer is a
-byte-level BPE vocabulary written here, so nothing is downloaded.
+The component sizes follow diffusers' own `get_dummy_components`; the CLIP tokenizer is the
+demo model's offline one, so nothing is downloaded. Test scaffolding, kept out of the product
+package; the benches (bench/) build their tiny models with it too.
 """
 
 from __future__ import annotations
@@ -28,32 +29,8 @@ from transformers import (
     CLIPTokenizer,
 )
 
-from engine.training_targets import UNET_TARGETS
-
-
-def _bytes_to_unicode() -> list[str]:
-    """CLIP's reversible byte -> printable-character table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
-def build_tokenizer(merges: list[str] | None = None, max_length: int = 77) -> CLIPTokenizer:
-    """A character-level CLIP tokenizer (plus optional merges), with specials at the end."""
-    chars = _bytes_to_unicode()
-    tokens = chars + [c + "</w>" for c in chars]
-    for merge in merges or []:
-        tokens.append(merge.replace(" ", ""))
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {t: i for i, t in enumerate(tokens)}
-    pairs = [tuple(m.split(" ")) for m in merges or []]
-    return CLIPTokenizer(vocab=vocab, merges=pairs, model_max_length=max_length)
+from engine.demo_model.tokenizer import build_tokenizer
+from engine.training.targets import UNET_TARGETS
 
 
 def _text_config(tok: CLIPTokenizer, **kw: object) -> CLIPTextConfig:

@@ -10,28 +10,13 @@ trigger word change too. Built before the adapter exists, so no base pass runs d
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from diffusers import DDPMScheduler, DiffusionPipeline
 
-
-@dataclass(frozen=True)
-class Prior:
-    captions: tuple[str, ...]
-    images: int = 8  # drawn by the base model, the captions taken in turn
-    steps: int = 20
-    guidance: float = 5.0
-    weight: float = 1.0
-
-
-def prior_captions(captions: tuple[str, ...], trigger: str) -> tuple[str, ...]:
-    """The captions without the trigger word, then "", without repeats."""
-    word = re.compile(rf"\b{re.escape(trigger)}\b,?")
-    plain = [" ".join(word.sub(" ", c).split()) for c in captions]
-    return tuple(dict.fromkeys([*plain, ""]))
+from engine.training.config import Prior
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,67 @@
+"""The error hierarchy both processes raise: each class carries an HTTP status and a stable,
+machine-readable code; `http.install_error_handlers` turns any of them into the one error body
+`{"error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """Base class. `message` is for people; `code` is for programs and never changes."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(ApiError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status_code = 409
+    code = "conflict"
+
+
+class QueueFull(ApiError):
+    status_code = 429
+    code = "queue_full"
+
+
+class NotReady(ApiError):
+    status_code = 503
+    code = "not_ready"
+
+
+class ModelLoadError(ApiError):
+    """The configured model could not be loaded; the message names it and the fix."""
+
+    status_code = 503
+    code = "model_unavailable"
+
+
+class EngineUnavailable(ApiError):
+    """The orchestrator could not reach the engine, or the engine dropped the connection."""
+
+    status_code = 503
+    code = "engine_unavailable"
+
+
+class EngineTimeout(ApiError):
+    status_code = 504
+    code = "engine_timeout"

@@ -1,0 +1,238 @@
+"""Request and response bodies of LoraMint's HTTP API, with their limits. The engine validates
+with them and the orchestrator validates and documents its public API with the same classes.
+
+Request bodies never carry a user: the engine takes it from the `user_id` query parameter
+(set by the orchestrator), the orchestrator from who is asking."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_SEED = 2**32 - 1
+MAX_PROMPT = 4000
+MAX_STEPS = 150  # A1111's limit too; the engine's settings may only lower these three
+MAX_SIDE = 2048
+MAX_IMAGES = 4
+MAX_TRAINING_IMAGES = 5
+USER_ID_IN_BODY = (
+    "user_id is not accepted in a request body or form: a request acts as its caller's user "
+    "(on the engine itself, the ?user_id= query parameter)"
+)
+
+
+class RequestBody(BaseModel):
+    """Unknown fields are refused, and `user_id` with a message that says where it belongs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_user_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "user_id" in data:
+            raise ValueError(USER_ID_IN_BODY)
+        return data
+
+
+# -- generation ----------------------------------------------------------------------------
+class LoraSpec(RequestBody):
+    file: str = Field(..., min_length=1, max_length=140, description="LoRA file in your folder.")
+    strength: float = Field(1.0, ge=-2.0, le=2.0, description="Adapter weight, -2..2.")
+
+
+class GenerateRequest(RequestBody):
+    prompt: str = Field(..., max_length=MAX_PROMPT, description="What to draw; not blank.")
+    negative_prompt: str = Field("", max_length=MAX_PROMPT, description="What to avoid.")
+    loras: list[LoraSpec] = Field(
+        default_factory=list, description="Your LoRAs to stack, each at its strength."
+    )
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="Drawn when omitted; image i uses seed + i."
+    )
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="Model default when omitted.")
+    guidance_scale: float | None = Field(
+        None, ge=0.0, le=30.0, description="Model default when omitted."
+    )
+    width: int | None = Field(
+        None, ge=64, le=MAX_SIDE, description="Multiple of 8; model default when omitted."
+    )
+    height: int | None = Field(
+        None, ge=64, le=MAX_SIDE, description="Multiple of 8; model default when omitted."
+    )
+    num_images: int = Field(1, ge=1, le=MAX_IMAGES, description="Images in this request.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "prompt": "fox in pixel art style",
+                "loras": [{"file": "anime_style_v1.safetensors", "strength": 0.75}],
+                "seed": 42,
+            }
+        }
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("prompt must not be empty")
+        return v.strip()
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_8(cls, v: int | None) -> int | None:
+        if v is not None and v % 8:
+            raise ValueError(f"{v} is not a multiple of 8")
+        return v
+
+
+class ImageResult(BaseModel):
+    file: str
+    url: str
+    seed: int
+    parameters: dict[str, Any]
+
+
+class GenerateResponse(BaseModel):
+    images: list[ImageResult]
+    parameters: dict[str, Any]
+    seconds: float
+
+
+# -- files ---------------------------------------------------------------------------------
+class LoraImportForm(RequestBody):
+    file: UploadFile = Field(..., description="A LoRA .safetensors file (diffusers or kohya).")
+    name: str | None = Field(None, max_length=140, description="Defaults to the upload's name.")
+    overwrite: bool = Field(False, description="Replace a LoRA of the same name.")
+
+
+class LoraImported(BaseModel):
+    file: str
+    size: int
+    url: str
+
+
+class LoraEntry(BaseModel):
+    file: str
+    name: str
+    size: int
+    created: str
+    url: str
+    metadata: dict[str, str] | None = Field(description="The safetensors header metadata.")
+    error: str | None = Field(description="Why the file can't be read, if it can't.")
+
+
+class LoraList(BaseModel):
+    user_id: str
+    loras: list[LoraEntry]
+
+
+class ImageEntry(BaseModel):
+    file: str
+    url: str
+    size: int
+    created: str
+    prompt: str | None
+    seed: int | None
+    parameters: dict[str, Any]
+    parameters_text: str = Field(description="A1111-style parameters, as embedded in the PNG.")
+
+
+class ImageList(BaseModel):
+    user_id: str
+    images: list[ImageEntry]
+
+
+class Deleted(BaseModel):
+    deleted: str
+
+
+# -- training and jobs ---------------------------------------------------------------------
+Caption = Annotated[str, Field(max_length=MAX_PROMPT)]
+
+
+class TrainOptions(RequestBody):
+    """A training run's settings: everything in the form but the images."""
+
+    name: str = Field(..., min_length=1, max_length=64, description="The LoRA's name.")
+    trigger_word: str | None = Field(
+        None, max_length=64, description="Word that calls the concept up (default ohwx)."
+    )
+    captions: list[Caption] | None = Field(
+        None, description="One per image; the trigger word is added where missing."
+    )
+    steps: int | None = Field(None, ge=1, le=5000, description="Default: by image count.")
+    rank: int | None = Field(None, ge=1, le=128, description="LoRA rank (alpha = rank).")
+    learning_rate: float | None = Field(None, gt=0, le=0.01)
+    resolution: int | None = Field(None, ge=64, le=2048, description="Multiple of 8.")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Default 0.")
+    train_text_encoder: bool = Field(False, description="Also train the text encoder(s).")
+    flip: bool = Field(True, description="Also train on mirrored copies.")
+    overwrite: bool = Field(False, description="Replace a LoRA of the same name.")
+    prior_preservation: bool | None = Field(
+        None,
+        description="Also train on the base model's own images for the captions without "
+        "the trigger word, so other prompts stay as they were. Default: on for small "
+        "models (the demo model), off otherwise (it doubles the cost of a step).",
+    )
+
+
+class TrainForm(TrainOptions):
+    """`POST /train-lora`'s multipart form."""
+
+    images: list[UploadFile] = Field(
+        ...,
+        description=f"1-{MAX_TRAINING_IMAGES} PNG, JPEG or WEBP images (<= 20 MB, 4096x4096).",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_TRAINING_IMAGES},
+    )
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _image_count(cls, v: Any) -> Any:
+        n = len(v) if isinstance(v, list) else 1
+        if not 1 <= n <= MAX_TRAINING_IMAGES:
+            raise ValueError(f"send 1 to {MAX_TRAINING_IMAGES} images; got {n}")
+        return v
+
+
+class JobStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(BaseModel):
+    id: str
+    kind: str
+    user_id: str
+    status: JobStatus = JobStatus.QUEUED
+    step: int = 0
+    total_steps: int = 0
+    progress: float = 0.0
+    loss: float | None = None
+    eta_s: float | None = None
+    created: str
+    started: str | None = None
+    finished: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+class TrainAccepted(BaseModel):
+    job_id: str
+    status_url: str
+    job: Job

@@ -1,0 +1,97 @@
+"""The training defaults table (README, "Training defaults") and how a request's form
+becomes the `TrainConfig` a run trains with."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from engine.contract.errors import InvalidRequest
+from engine.contract.schemas import TrainOptions
+from engine.training.config import Prior, TrainConfig
+from engine.training.targets import ALL_UNET_TARGETS, DECODER_BLOCKS, UNET_TARGETS
+from engine.values import ModelInfo
+
+DEFAULT_TRIGGER = "ohwx"
+PRIOR_WEIGHT = 2.0  # on the demo model 4 kept colour but cost stars (engine/demo_model/README.md)
+
+
+def training_defaults(family: str, n_images: int, native: int) -> dict[str, Any]:
+    """The documented defaults table (README, "Training defaults")."""
+    # Small models (the built-in demo model, test models) have few weights per layer: they
+    # need every layer, a higher rank and rate, and prior preservation to learn a new shape
+    # without forgetting colours (measured in engine/demo_model/README.md).
+    small = native <= 128
+    return {
+        "steps": (600 if small else 400) + 200 * (n_images - 1),
+        "rank": 16 if small else (8 if family == "sdxl" else 4) * (1 if n_images <= 2 else 2),
+        "learning_rate": 2e-3 if small else 1e-4,
+        "resolution": min(native, 1024),
+        "unet_targets": ALL_UNET_TARGETS if small else UNET_TARGETS,
+        "unet_blocks": DECODER_BLOCKS if small else None,
+        # On SDXL it doubles the cost of a step: opt-in there.
+        "prior_preservation": small,
+        "cpu_threads": 1 if small else None,
+    }
+
+
+def trigger_word(opts: TrainOptions) -> str:
+    return (opts.trigger_word or DEFAULT_TRIGGER).strip()
+
+
+def _captions(opts: TrainOptions, trigger: str, n: int) -> tuple[str, ...]:
+    if not opts.captions:
+        return (trigger,) * n
+    if len(opts.captions) != n:
+        raise InvalidRequest(
+            f"send one caption per image: {n} images, {len(opts.captions)} captions",
+            code="invalid_captions",
+        )
+    # The trigger word is what later prompts use to call the concept up, so every caption
+    # must carry it.
+    return tuple(
+        c if trigger in c else f"{trigger}, {c}" for c in (c.strip() for c in opts.captions)
+    )
+
+
+def _prior(captions: tuple[str, ...], trigger: str, info: ModelInfo) -> Prior:
+    """Prior preservation (prior.py), drawn with the model's own sampling defaults."""
+    d = info.defaults
+    return Prior(
+        prior_captions(captions, trigger),
+        steps=d.steps,
+        guidance=d.guidance_scale,
+        weight=PRIOR_WEIGHT,
+    )
+
+
+def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainConfig:
+    """The options filled in from the defaults table for this model."""
+    d = training_defaults(info.family, n_images, info.defaults.width)
+    trigger = trigger_word(opts)
+    resolution = opts.resolution or d["resolution"]
+    if resolution % 8:
+        raise InvalidRequest("resolution must be a multiple of 8", code="invalid_resolution")
+    captions = _captions(opts, trigger, n_images)
+    prior = d["prior_preservation"] if opts.prior_preservation is None else opts.prior_preservation
+    return TrainConfig(
+        captions=captions,
+        steps=opts.steps or d["steps"],
+        rank=opts.rank or d["rank"],
+        learning_rate=opts.learning_rate or d["learning_rate"],
+        resolution=resolution,
+        seed=0 if opts.seed is None else opts.seed,
+        train_text_encoder=opts.train_text_encoder,
+        flip=opts.flip,
+        unet_targets=d["unet_targets"],
+        unet_blocks=d["unet_blocks"],
+        prior=_prior(captions, trigger, info) if prior else None,
+        cpu_threads=d["cpu_threads"],
+    )
+
+
+def prior_captions(captions: tuple[str, ...], trigger: str) -> tuple[str, ...]:
+    """The captions without the trigger word, then "", without repeats."""
+    word = re.compile(rf"\b{re.escape(trigger)}\b,?")
+    plain = [" ".join(word.sub(" ", c).split()) for c in captions]
+    return tuple(dict.fromkeys([*plain, ""]))
