@@ -54,7 +54,10 @@ def engine(
 ) -> Iterator[EngineProcess]:
     model = tiny_models[request.param]
     work = tmp_path_factory.mktemp(f"engine-{request.param}")
-    proc = EngineProcess(str(model.folder), work / "data", work / "engine.log")
+    # A server limit under the contract's 150 steps, so the tests see it lower the limit.
+    proc = EngineProcess(
+        str(model.folder), work / "data", work / "engine.log", LORAMINT_MAX_STEPS="120"
+    )
     proc.family = request.param  # type: ignore[attr-defined]
     proc.start()
     yield proc

@@ -87,6 +87,7 @@ def _star_rate(client, loras=()) -> float:
     return sum(stars) / len(stars)
 
 
+@pytest.mark.slow
 def test_lora_teaches_the_demo_model_a_star(demo):
     # The 3-minute training budget is timed by bench/demo_lora.py, not here: this machine's
     # speed varies by 20 % from hour to hour.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 
 from tests.engine_process import EngineProcess
 from tests.helpers import assert_error
@@ -39,6 +40,7 @@ def test_hub_model_that_cannot_be_downloaded_is_a_clear_error(tmp_path):
         eng.stop()
 
 
+@pytest.mark.slow
 def test_full_queue_answers_429(tmp_path, tiny_models):
     eng = _engine(tmp_path, str(tiny_models["sd"].folder), LORAMINT_QUEUE_SIZE="1").start()
     body = {"prompt": "busy", "steps": 40, "num_images": 2}

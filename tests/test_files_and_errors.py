@@ -188,6 +188,7 @@ def test_symlink_out_of_the_user_folder_is_refused(client, engine, tmp_path):
         ({"width": 4096}, "invalid_request", "width"),
         ({"steps": 0}, "invalid_request", "steps"),
         ({"steps": 1000}, "invalid_request", "steps"),
+        ({"steps": 121}, "invalid_request", "steps: at most 120 on this server"),
         ({"num_images": 50}, "invalid_request", "num_images"),
         ({"seed": -1}, "invalid_request", "seed"),
         ({"guidance_scale": 100}, "invalid_request", "guidance_scale"),

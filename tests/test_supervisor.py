@@ -70,6 +70,7 @@ def test_starts_the_engine_and_waits_for_ready(app):
     assert engine["health"]["family"] == "sd"
 
 
+@pytest.mark.slow
 def test_killed_engine_is_restarted_and_serves_again(app):
     before = app.health()["engine"]
     os.kill(before["pid"], signal.SIGKILL)
@@ -85,6 +86,7 @@ def test_killed_engine_is_restarted_and_serves_again(app):
         assert r.status_code == 200, r.text
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_orchestrator_leaves_no_engine_behind(tiny_models, tmp_path):
     proc = OrchestratorProcess(str(tiny_models["sd"].folder), tmp_path).start_ready()
     engine_pid = proc.health()["engine"]["pid"]

@@ -139,7 +139,10 @@ def test_learning_is_real(engine, tiny_models, trained):
 
 
 def test_cancel_stops_and_leaves_no_file(client, engine):
-    started = start_training(client, [png_bytes(RED)], name="cancel_me", steps="5000")
+    # Prior preservation off: its draws for 5000 steps would be made before step 1.
+    started = start_training(
+        client, [png_bytes(RED)], name="cancel_me", steps="5000", prior_preservation="false"
+    )
     wait_job(client, started["job_id"], until=lambda j: j["step"] >= 2)
     assert client.post(f"/jobs/{started['job_id']}/cancel", params=ALICE).status_code == 200
     job = wait_job(client, started["job_id"], timeout=30)

@@ -86,6 +86,7 @@ def test_existing_name_conflicts_unless_overwrite(client, upload_lora):
     assert_error(_post(client, [OK], name="taken"), 409, "conflict")
 
 
+@pytest.mark.slow
 def test_killed_engine_leaves_no_partial_file_and_job_reads_failed(tmp_path, tiny_models):
     def engine():
         return EngineProcess(
@@ -94,7 +95,7 @@ def test_killed_engine_leaves_no_partial_file_and_job_reads_failed(tmp_path, tin
 
     eng = engine()
     with eng.client() as c:
-        job = start_training(c, [OK], name="doomed", steps="5000")
+        job = start_training(c, [OK], name="doomed", steps="5000", prior_preservation="false")
         wait_job(c, job["job_id"], until=lambda j: j["step"] >= 2)
     os.kill(eng.proc.pid, signal.SIGKILL)
     eng.proc.wait()
