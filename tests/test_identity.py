@@ -93,9 +93,13 @@ def attempts(alice: dict) -> list[tuple[str, str, dict, int, str]]:
         ("POST", "/loras", lora_form(overwrite="true", **ALICE), 422, "invalid_request"),
         ("POST", "/loras", {"json": {"name": SECRET, **ALICE}}, 422, "invalid_request"),
     ]
+    for listing in ("/loras", "/images", "/jobs"):
+        cases += [
+            ("GET", listing, {"params": ALICE}, *refused),
+            ("GET", listing, body, *no_body),
+            ("GET", listing, form, *no_body),
+        ]
     for kind, name in (("loras", SECRET), ("images", img)):
-        cases.append(("GET", f"/{kind}", {"params": ALICE}, *refused))
-        cases.append(("GET", f"/{kind}", body, *no_body))
         for method in ("GET", "DELETE"):
             url = f"/{kind}/{name}"
             cases += [
@@ -115,7 +119,6 @@ def attempts(alice: dict) -> list[tuple[str, str, dict, int, str]]:
             (method, url, form, *no_body),
             (method, url, {}, 404, "not_found"),
         ]
-    cases.append(("GET", "/jobs", {"params": ALICE}, *refused))
     return cases
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -145,7 +146,7 @@ def _has_body(request: Request) -> bool:
 class ContractRoute(APIRoute):
     """The route class of both apps' API routers."""
 
-    def get_route_handler(self):  # noqa: ANN201 - FastAPI's own signature
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         # Routes that stream their body on document it in openapi_extra instead of a parameter.
         takes_body = self.body_field is not None or "requestBody" in (self.openapi_extra or {})
@@ -153,8 +154,8 @@ class ContractRoute(APIRoute):
         async def strict(request: Request) -> Response:
             if not takes_body and _has_body(request):
                 raise InvalidRequest(
-                    f"{request.method} {self.path} takes no request body; send its parameters "
-                    "in the query string",
+                    f"{request.method} {request.url.path} takes no request body; send its "
+                    "parameters in the query string",
                     code="unexpected_body",
                 )
             return await handler(StrictJSONRequest(request.scope, request.receive))
