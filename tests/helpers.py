@@ -10,6 +10,19 @@ from PIL import Image
 FAST = {"steps": 2, "guidance_scale": 3.0}
 # The engine takes the user from the query only; these helpers act as alice.
 ALICE = {"user_id": "alice"}
+# JSON bodies both processes refuse with a 422, and a word the message must hold.
+BAD_JSON = [
+    (b"{oops", "not valid JSON"),
+    (b"\xff\xfe{}", "not valid JSON"),
+    (b'{"prompt": "x", "guidance_scale": NaN}', "NaN"),
+    (b'{"prompt": "x", "seed": Infinity}', "Infinity"),
+    (b'{"prompt": "x", "loras": [{"file": "a", "strength": -Infinity}]}', "Infinity"),
+    (b'{"prompt": "x", "guidance_scale": 1e999}', "too large"),
+    (b'{"prompt": "x", "loras": ' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
+    (b'["a", "list"]', "JSON object"),
+    (b"42", "JSON object"),
+]
 
 
 def generate(client: httpx.Client, **body: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.engine_process import OrchestratorProcess
-from tests.helpers import assert_error, is_png, png_bytes, sse_events, wait_job
+from tests.helpers import BAD_JSON, assert_error, is_png, png_bytes, sse_events, wait_job
 
 
 def safetensors_load(data: bytes) -> dict:
@@ -81,16 +81,7 @@ def test_generate_train_list_use_delete(client, app):
 
 def test_bad_input_is_a_json_422_naming_the_problem(client):
     assert_error(client.post("/generate", json={"prompt": ""}), 422, "invalid_request")
-    bad_json = [
-        (b"{oops", "not valid JSON"),
-        (b'{"prompt": "x", "guidance_scale": NaN}', "NaN"),
-        (b'{"prompt": "x", "seed": Infinity}', "Infinity"),
-        (b'{"prompt": "x", "loras": ' + b"[" * 50 + b"]" * 50 + b"}", "nested deeper"),
-        (b"[" * 100_000 + b"]" * 100_000, "nested deeper"),
-        (b'["a list"]', "JSON object"),
-        (b"42", "JSON object"),
-    ]
-    for raw, word in bad_json:
+    for raw, word in BAD_JSON:
         r = client.post("/generate", content=raw, headers={"content-type": "application/json"})
         assert word in assert_error(r, 422, "invalid_request")["message"], raw[:40]
     err = assert_error(client.post("/generate", json={"prompt": "x", "steps": 151}), 422)
