@@ -9,6 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from engine.config import EngineSettings, get_settings
+from engine.contract.guards import (
+    BodyLimit,
+    EngineTokenGuard,
+    HostGuard,
+    allowed_hosts,
+    body_limit,
+)
 from engine.contract.handlers import install_error_handlers
 from engine.routes import files, generate, training
 from engine.runtime import Runtime
@@ -28,6 +35,11 @@ def create_app(settings: EngineSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="LoraMint engine", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    # Added last runs first: the host, then the token, then the body's size.
+    app.add_middleware(BodyLimit, limit_for=body_limit)
+    if settings.engine_token is not None:
+        app.add_middleware(EngineTokenGuard, token=settings.engine_token.get_secret_value())
+    app.add_middleware(HostGuard, hosts=allowed_hosts(settings.allowed_hosts, settings.engine_host))
 
     for module in (generate, files, training):
         app.include_router(module.router)

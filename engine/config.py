@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from engine.contract.guards import is_loopback
 from engine.contract.schemas import MAX_IMAGES, MAX_SIDE, MAX_STEPS
 
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
@@ -37,6 +38,17 @@ class EngineSettings(BaseSettings):
     )
     engine_host: str = Field("127.0.0.1", description="Interface the engine binds to.")
     engine_port: int = Field(8000, ge=0, le=65535, description="Port the engine binds to.")
+    engine_token: SecretStr | None = Field(
+        None,
+        description="When set, every request but GET /livez must carry it in the "
+        "X-LoraMint-Engine-Token header. The orchestrator sets a new one at each start; a "
+        "standalone engine bound beyond loopback must have one.",
+    )
+    allowed_hosts: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="Host names the engine answers to, comma-separated ('*' for any); "
+        "default: the loopback names and engine_host.",
+    )
     device: DeviceChoice = Field("auto", description="auto picks cuda > mps > cpu.")
     default_user: str = Field("local", description="User id used when a request names none.")
     queue_size: int = Field(
@@ -64,6 +76,21 @@ class EngineSettings(BaseSettings):
         description="Exit when this process is gone (set by the orchestrator), so a "
         "killed orchestrator never leaves an orphaned engine.",
     )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: object) -> object:
+        return [h.strip() for h in v.split(",") if h.strip()] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _not_a_side_door(self) -> EngineSettings:
+        if not is_loopback(self.engine_host) and self.engine_token is None:
+            raise ValueError(
+                f"the engine would listen on {self.engine_host}, beyond this machine, with no "
+                "token: any program that reaches it could act as any user. Set "
+                "LORAMINT_ENGINE_TOKEN (the orchestrator's Engine.Token), or bind 127.0.0.1."
+            )
+        return self
 
 
 @lru_cache

@@ -14,11 +14,10 @@ from safetensors import SafetensorError, safe_open
 
 from engine.contract.errors import Conflict, InvalidRequest
 from engine.contract.names import check_file_name
-from engine.contract.schemas import LoraImported
+from engine.contract.schemas import MAX_LORA_BYTES, MAX_TRAINING_IMAGE_BYTES, LoraImported
 from engine.storage import UserStore, atomic_path
 
 CHUNK = 1 << 20
-MAX_LORA_BYTES = 2 << 30
 
 
 def check_lora_keys(path: Path, label: str) -> None:
@@ -57,7 +56,6 @@ async def save_lora_upload(
     return LoraImported(file=file_name, size=size, url=f"/loras/{file_name}?user_id={user_id}")
 
 
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_SIDE = 4096
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 
@@ -72,7 +70,7 @@ def decode_training_image(data: bytes, label: str) -> TrainingImage:
     """Check an upload by its content and return a clean re-encoded copy, or raise 422."""
     if not data:
         raise InvalidRequest(f"{label} is empty", code="empty_image")
-    if len(data) > MAX_IMAGE_BYTES:
+    if len(data) > MAX_TRAINING_IMAGE_BYTES:
         raise InvalidRequest(f"{label} is larger than 20 MB", code="image_too_large")
     try:
         with warnings.catch_warnings():
@@ -102,6 +100,6 @@ async def read_training_images(files: list[UploadFile]) -> list[TrainingImage]:
     """The form's images (their count is checked by `TrainForm`), decoded and checked."""
     images = []
     for i, upload in enumerate(files, 1):
-        data = await upload.read(MAX_IMAGE_BYTES + 1)
+        data = await upload.read(MAX_TRAINING_IMAGE_BYTES + 1)
         images.append(decode_training_image(data, f"image {i}"))
     return images

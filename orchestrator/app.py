@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from engine.contract.guards import BodyLimit, HostGuard, allowed_hosts, body_limit
 from engine.contract.handlers import install_error_handlers
 from orchestrator.client import EngineClient
 from orchestrator.config import OrchestratorSettings, get_settings
@@ -28,7 +29,7 @@ def create_app(
         app.state.settings = settings
         app.state.supervisor = sup
         app.state.engine = EngineClient(
-            settings.Engine.BaseUrl, settings.Engine.RequestTimeoutSeconds
+            settings.Engine.BaseUrl, settings.Engine.RequestTimeoutSeconds, lambda: sup.token
         )
         task = asyncio.create_task(sup.run())
         try:
@@ -48,6 +49,10 @@ def create_app(
         "Every page's action is also a REST call below.",
     )
     install_error_handlers(app)
+    # Added last runs first: the host, then the body's size.
+    app.add_middleware(BodyLimit, limit_for=body_limit)
+    hosts = allowed_hosts(settings.Server.AllowedHosts, settings.Server.Host)
+    app.add_middleware(HostGuard, hosts=hosts)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)

@@ -7,7 +7,8 @@ always the orchestrator's own notion of it, sent as the engine's `user_id` query
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import httpx
 from fastapi import Request
@@ -15,15 +16,28 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from engine.contract.errors import EngineTimeout, EngineUnavailable
+from engine.contract.schemas import ENGINE_TOKEN_HEADER
 
 PASSED_HEADERS = ("content-type", "content-disposition", "cache-control", "x-accel-buffering")
 
 
+def engine_http(base_url: str, token: Callable[[], str | None], **kwargs: Any) -> httpx.AsyncClient:
+    """An httpx client for the engine that sends the engine's current token on every request
+    (a supervised engine gets a new one at each start)."""
+
+    async def add_token(request: httpx.Request) -> None:
+        if value := token():
+            request.headers[ENGINE_TOKEN_HEADER] = value
+
+    return httpx.AsyncClient(base_url=base_url, event_hooks={"request": [add_token]}, **kwargs)
+
+
 class EngineClient:
-    def __init__(self, base_url: str, timeout: float) -> None:
+    def __init__(self, base_url: str, timeout: float, token: Callable[[], str | None]) -> None:
         self.base_url = base_url
-        self.http = httpx.AsyncClient(
-            base_url=base_url,
+        self.http = engine_http(
+            base_url,
+            token,
             timeout=httpx.Timeout(timeout, connect=5.0),
             limits=httpx.Limits(max_keepalive_connections=20),
         )

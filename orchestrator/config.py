@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
@@ -45,11 +45,21 @@ class EngineSection(BaseModel):
     StopTimeoutSeconds: float = Field(10, gt=0, description="Grace before the kill.")
     MaxRestartDelaySeconds: float = Field(30, gt=0, description="Restart backoff cap.")
     RequestTimeoutSeconds: float = Field(600, gt=0, description="Longest forwarded request.")
+    Token: SecretStr | None = Field(
+        None,
+        description="The engine's token (its LORAMINT_ENGINE_TOKEN). Default: a new random one "
+        "at each start of a supervised engine; set it for an engine started elsewhere.",
+    )
 
 
 class ServerSection(BaseModel):
     Host: str = Field("127.0.0.1", description="Interface the web app binds to.")
     Port: int = Field(5001, ge=0, le=65535, description="Port the web app binds to.")
+    AllowedHosts: list[str] | None = Field(
+        None,
+        description="Host names the web app answers to ('*' for any, '*.example.org' for "
+        "subdomains); default: the loopback names and Host.",
+    )
 
 
 class StorageSection(BaseModel):

@@ -15,6 +15,7 @@ import enum
 import hashlib
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from orchestrator.client import engine_http
 from orchestrator.config import OrchestratorSettings
 from orchestrator.processes import own_group, port_in_use, stop_tree, venv_python
 
@@ -75,7 +77,10 @@ class EngineSupervisor:
         self.engine_health: dict[str, Any] | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=60)
         self._stopping = False
-        self._http = httpx.AsyncClient(base_url=settings.Engine.BaseUrl, timeout=5)
+        configured = settings.Engine.Token
+        # The engine's token: the configured one, else a new one at each start (_spawn).
+        self.token: str | None = configured.get_secret_value() if configured else None
+        self._http = engine_http(settings.Engine.BaseUrl, lambda: self.token, timeout=5)
 
     # -- reporting -----------------------------------------------------------------------
     def _set(self, state: EngineState, reason: str | None = None) -> None:
@@ -134,6 +139,8 @@ class EngineSupervisor:
 
     # -- the child process ---------------------------------------------------------------
     def _spawn(self) -> None:
+        if self.s.Engine.Token is None:
+            self.token = secrets.token_urlsafe(32)
         host, port = self.s.engine_host_port
         if port_in_use(host, port):
             raise SupervisorError(
@@ -147,6 +154,7 @@ class EngineSupervisor:
             "LORAMINT_ENGINE_PORT": str(port),
             "LORAMINT_DATA_DIR": str(self.s.data_dir),
             "LORAMINT_DEFAULT_USER": self.s.DefaultUser,
+            "LORAMINT_ENGINE_TOKEN": self.token,
             "LORAMINT_PARENT_PID": str(os.getpid()),
             "LORAMINT_ACCESS_LOG": "false",
             "PYTHONUNBUFFERED": "1",

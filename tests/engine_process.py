@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from engine.contract.schemas import ENGINE_TOKEN_HEADER
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,6 +28,8 @@ def free_port() -> int:
 class ServiceProcess:
     module = ""
 
+    headers: dict[str, str] = {}  # sent by health() and client()
+
     def __init__(self, log_path: Path, env: dict[str, str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -34,7 +38,7 @@ class ServiceProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def health(self) -> dict[str, Any]:
-        return httpx.get(self.url + "/health", timeout=2).json()
+        return httpx.get(self.url + "/health", headers=self.headers, timeout=2).json()
 
     def start(self, until: Callable[[dict[str, Any]], bool], timeout: float = 180) -> Any:
         log = self.log_path.open("ab")
@@ -71,7 +75,7 @@ class ServiceProcess:
                 self.proc.wait()
 
     def client(self, timeout: float = 120) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout)
+        return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
 
 
 class EngineProcess(ServiceProcess):
@@ -89,15 +93,19 @@ class EngineProcess(ServiceProcess):
                 **env,
             }
         )
+        if token := self.env.get("LORAMINT_ENGINE_TOKEN"):
+            self.headers = {ENGINE_TOKEN_HEADER: token}
 
     def start(self, wait_for: str = "ready", timeout: float = 180) -> EngineProcess:  # type: ignore[override]
         return super().start(lambda h: h["status"] == wait_for, timeout)
 
 
 class OrchestratorProcess(ServiceProcess):
-    """The app as `./start.sh` runs it, its engine using this checkout's .venv."""
+    """The app as `./start.sh` runs it, its engine using this checkout's .venv. The engine's
+    token is fixed (not random) so that tests can also talk to the engine directly."""
 
     module = "orchestrator"
+    engine_token = "test-engine-token"
 
     def __init__(
         self, model: str, workdir: Path, engine_port: int | None = None, **env: str
@@ -114,8 +122,17 @@ class OrchestratorProcess(ServiceProcess):
                 "LORAMINT_ENGINE__VENVDIR": str(Path(sys.executable).parents[1]),
                 "LORAMINT_ENGINE__AUTOINSTALLDEPENDENCIES": "false",
                 "LORAMINT_STORAGE__DATADIR": str(self.data_dir),
+                "LORAMINT_ENGINE__TOKEN": self.engine_token,
                 **env,
             }
+        )
+
+    def engine_client(self, timeout: float = 60) -> httpx.Client:
+        """Straight to its engine, as the orchestrator talks to it."""
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.engine_port}",
+            headers={ENGINE_TOKEN_HEADER: self.engine_token},
+            timeout=timeout,
         )
 
     def start_ready(self, timeout: float = 180) -> OrchestratorProcess:

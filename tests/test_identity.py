@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.engine_process import OrchestratorProcess
@@ -36,7 +35,7 @@ def app(tiny_models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def alice(app, tiny_models):
     """Alice's things, made on the engine itself: a LoRA, an image and a running job."""
-    with httpx.Client(base_url=f"http://127.0.0.1:{app.engine_port}", timeout=60) as engine:
+    with app.engine_client() as engine:
         lora = tiny_models["sd"].loras["style_a"]
         r = engine.post("/loras", params=ALICE, files={"file": (SECRET, lora.read_bytes())})
         assert r.status_code == 201, r.text
@@ -84,7 +83,7 @@ def attempts(alice: dict) -> list[tuple[str, str, dict, int, str]]:
     cases = [
         ("POST", "/generate", {"params": ALICE, "json": use_secret}, *refused),
         ("POST", "/generate", {"json": {**use_secret, **ALICE}}, 422, "invalid_request"),
-        ("POST", "/generate", {"data": {"prompt": "x", **ALICE}}, 422, "invalid_request"),
+        ("POST", "/generate", {"data": {"prompt": "x", **ALICE}}, 415, "unsupported_media_type"),
         ("POST", "/generate", {"json": use_secret}, 404, "not_found"),  # carol has no secret
         ("POST", "/train-lora", {"params": ALICE, **train_form()}, *refused),
         ("POST", "/train-lora", train_form(**ALICE), 422, "invalid_request"),

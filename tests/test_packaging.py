@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from orchestrator.config import OrchestratorSettings
@@ -25,6 +27,46 @@ def test_compose_file_parses_and_wires_orchestrator_to_engine():
     assert {engine["environment"]["LORAMINT_DATA_DIR"], engine["environment"]["HF_HOME"]} <= mounts
     for service in (engine, orch):
         assert (ROOT / service["build"]["dockerfile"]).is_file()
+
+
+def _compose_env(service: dict, values: dict[str, str]) -> dict[str, str]:
+    """A service's environment as compose would pass it: ${X}, ${X:-default}, ${X:?error}."""
+
+    def expand(match: re.Match[str]) -> str:
+        name, op, rest = match.group(1), match.group(2), match.group(3)
+        if name in values:
+            return values[name]
+        assert op != ":?", f"compose would refuse to start without {name}: {rest}"
+        return rest if op == ":-" else ""
+
+    pattern = re.compile(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}")
+    return {k: pattern.sub(expand, str(v)) for k, v in service["environment"].items()}
+
+
+def test_compose_services_pass_their_own_settings_checks(monkeypatch):
+    """No Docker engine here, so the compose environment meets the settings classes instead:
+    the engine listens beyond loopback only with a token, answers to its service name, and
+    the orchestrator holds the same token."""
+    from engine.config import EngineSettings
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    with pytest.raises(AssertionError, match="LORAMINT_ENGINE_TOKEN"):
+        _compose_env(compose["services"]["engine"], {})
+    values = {"LORAMINT_ENGINE_TOKEN": "shared-secret"}
+    engine_env = _compose_env(compose["services"]["engine"], values)
+    orch_env = _compose_env(compose["services"]["orchestrator"], values)
+    for name, value in engine_env.items():
+        monkeypatch.setenv(name, value)
+    engine = EngineSettings()
+    assert engine.engine_host == "0.0.0.0" and "engine" in (engine.allowed_hosts or [])
+    for name in engine_env:
+        monkeypatch.delenv(name)
+    for name, value in orch_env.items():
+        monkeypatch.setenv(name, value)
+    orch = OrchestratorSettings(Settings=str(ROOT / "orchestrator/appsettings.json"))
+    assert orch.Engine.Token and orch.Engine.Token.get_secret_value() == "shared-secret"
+    assert engine.engine_token and engine.engine_token.get_secret_value() == "shared-secret"
+    assert "/livez" in " ".join(compose["services"]["engine"]["healthcheck"]["test"])
 
 
 def test_settings_file_then_env_overrides(tmp_path, monkeypatch):

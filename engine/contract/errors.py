@@ -38,6 +38,11 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class QueueFull(ApiError):
     status_code = 429
     code = "queue_full"

@@ -14,13 +14,13 @@ import math
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.contract.errors import ApiError, InvalidRequest
+from engine.contract.errors import ApiError, InvalidRequest, UnsupportedMediaType
 
 log = logging.getLogger("loramint")
 MAX_JSON_DEPTH = 32
@@ -143,6 +143,13 @@ def _has_body(request: Request) -> bool:
     return length not in ("", "0") or "transfer-encoding" in request.headers
 
 
+def _is_json(content_type: str | None) -> bool:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
 class ContractRoute(APIRoute):
     """The route class of both apps' API routers."""
 
@@ -150,8 +157,17 @@ class ContractRoute(APIRoute):
         handler = super().get_route_handler()
         # Routes that stream their body on document it in openapi_extra instead of a parameter.
         takes_body = self.body_field is not None or "requestBody" in (self.openapi_extra or {})
+        # A JSON route takes JSON only: a page elsewhere can post text/plain or a form without
+        # asking first (no CORS preflight), but not application/json.
+        takes_json = self.body_field is not None and not isinstance(
+            self.body_field.field_info, params.Form
+        )
 
         async def strict(request: Request) -> Response:
+            if takes_json and not _is_json(request.headers.get("content-type")):
+                raise UnsupportedMediaType(
+                    "send the body as JSON, with the header Content-Type: application/json"
+                )
             if not takes_body and _has_body(request):
                 raise InvalidRequest(
                     f"{request.method} {request.url.path} takes no request body; send its "

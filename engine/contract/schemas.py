@@ -18,6 +18,11 @@ MAX_STEPS = 150  # A1111's limit too; the engine's settings may only lower these
 MAX_SIDE = 2048
 MAX_IMAGES = 4
 MAX_TRAINING_IMAGES = 5
+MAX_TRAINING_IMAGE_BYTES = 20 << 20
+MAX_LORA_BYTES = 2 << 30
+MAX_JSON_BYTES = 1 << 20  # a JSON body, or the fields of a form beside its files
+# The orchestrator proves itself to its engine with this header (the engine's token).
+ENGINE_TOKEN_HEADER = "x-loramint-engine-token"
 USER_ID_IN_BODY = (
     "user_id is not accepted in a request body or form: a request acts as its caller's user "
     "(on the engine itself, the ?user_id= query parameter)"

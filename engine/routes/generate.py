@@ -13,6 +13,12 @@ from engine.deps import GenerationDep, RuntimeDep, UserIdDep
 router = APIRouter(route_class=ContractRoute)
 
 
+@router.get("/livez")
+def livez() -> dict[str, str]:
+    """Liveness only, and the one route that needs no engine token: it says nothing else."""
+    return {"status": "alive"}
+
+
 @router.get("/health")
 def health(rt: RuntimeDep) -> dict[str, Any]:
     """Status (starting/ready/busy/error) with its reason, the model, device and queue."""

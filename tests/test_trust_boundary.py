@@ -1,0 +1,119 @@
+"""The trust boundary both processes keep, whoever is logged in: only their own hosts, bodies
+within each route's limit, JSON routes take JSON only, and an engine that serves its
+orchestrator only."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from engine.contract.schemas import ENGINE_TOKEN_HEADER
+from tests.engine_process import ROOT, EngineProcess, OrchestratorProcess
+from tests.helpers import ALICE, FAST, assert_error
+
+
+@pytest.fixture(scope="module")
+def app(tiny_models, tmp_path_factory):
+    proc = OrchestratorProcess(str(tiny_models["sd"].folder), tmp_path_factory.mktemp("trust"))
+    proc.start_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(params=["engine", "orchestrator"])
+def either(request, app):
+    """Each process, with a client that passes its own checks otherwise."""
+    if request.param == "engine":
+        with app.engine_client() as c:
+            c.params = c.params.merge(ALICE)
+            yield c
+    else:
+        with app.client() as c:
+            yield c
+
+
+def test_a_host_it_does_not_serve_is_refused(either):
+    r = either.get("/loras", headers={"host": "evil.example"})
+    assert "evil.example" in assert_error(r, 400, "invalid_host")["message"]
+    for host in ("127.0.0.1", "localhost", "[::1]"):
+        port = either.base_url.port
+        assert either.get("/loras", headers={"host": f"{host}:{port}"}).status_code == 200
+
+
+def test_a_json_body_over_1_mb_is_refused_before_it_is_read(either):
+    big = b'{"prompt": "' + b"x" * (1 << 20) + b'"}'
+    json_type = {"content-type": "application/json"}
+    r = either.post("/generate", content=big, headers=json_type)
+    assert "1 MB" in assert_error(r, 413, "too_large")["message"]
+    # Without Content-Length (chunked), counted as it streams in.
+    chunks = (big[i : i + 65536] for i in range(0, len(big), 65536))
+    r = either.post("/generate", content=chunks, headers=json_type)
+    assert "1 MB" in assert_error(r, 413, "too_large")["message"]
+
+
+def test_a_training_upload_over_its_limit_is_refused_from_its_headers(app):
+    """101 MB is the limit (5 images of 20 MB and the form); the answer comes before a byte of
+    the body is sent."""
+    with socket.create_connection(("127.0.0.1", app.port), timeout=10) as s:
+        s.sendall(
+            b"POST /train-lora HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 209715200\r\n\r\n"
+        )
+        answer = s.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 413") and '"too_large"' in answer, answer
+    assert "101 MB" in answer
+
+
+def test_json_routes_take_json_only(either):
+    body = b'{"prompt": "x", "steps": 2}'
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {"content-type": content_type} if content_type else {}
+        r = either.post("/generate", content=body, headers=headers)
+        assert "application/json" in assert_error(r, 415, "unsupported_media_type")["message"]
+    ok = either.post("/generate", content=body, headers={"content-type": "application/json"})
+    assert ok.status_code == 200, ok.text
+
+
+def test_the_engine_serves_its_orchestrator_only(app):
+    url = f"http://127.0.0.1:{app.engine_port}"
+    for method, path in (("GET", "/health"), ("GET", "/loras"), ("POST", "/generate")):
+        r = httpx.request(method, url + path, json={"prompt": "x", **FAST})
+        assert ENGINE_TOKEN_HEADER in assert_error(r, 401, "engine_token_required")["message"]
+        wrong = httpx.request(method, url + path, headers={ENGINE_TOKEN_HEADER: "guess"})
+        assert_error(wrong, 401, "engine_token_required")
+    assert httpx.get(url + "/livez").json() == {"status": "alive"}
+    # The orchestrator itself gets through, as it always has.
+    with app.client() as c:
+        assert c.post("/generate", json={"prompt": "x", **FAST}).status_code == 200
+
+
+def test_a_supervised_engine_gets_a_new_random_token(tiny_models, tmp_path):
+    proc = OrchestratorProcess(str(tiny_models["sd"].folder), tmp_path)
+    proc.env.pop("LORAMINT_ENGINE__TOKEN")
+    proc.start_ready()
+    try:
+        with proc.engine_client() as c:  # the test's fixed token is not the engine's
+            assert_error(c.get("/health"), 401, "engine_token_required")
+        with proc.client() as c:
+            assert c.post("/generate", json={"prompt": "x", **FAST}).status_code == 200
+    finally:
+        proc.stop()
+
+
+def test_an_engine_bound_beyond_loopback_needs_a_token(tmp_path):
+    env = {"LORAMINT_ENGINE_HOST": "0.0.0.0", "LORAMINT_DATA_DIR": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, "-m", "engine"],
+        cwd=ROOT,
+        env={**EngineProcess("x", tmp_path, tmp_path / "log").env, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0
+    assert "0.0.0.0" in run.stderr and "LORAMINT_ENGINE_TOKEN" in run.stderr
