@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.resources
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from engine.contract.handlers import install_error_handlers
 from orchestrator.client import EngineClient
 from orchestrator.config import OrchestratorSettings, get_settings
 from orchestrator.routes import api, pages
+from orchestrator.security import BrowserGuard
 from orchestrator.supervisor import EngineSupervisor
 
 
@@ -45,14 +47,19 @@ def create_app(
         title="LoraMint",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by pages.py from the app's own files, without inline script
+        redoc_url=None,
         description="Make images with Stable Diffusion and teach it new concepts. "
         "Every page's action is also a REST call below.",
     )
     install_error_handlers(app)
-    # Added last runs first: the host, then the body's size.
+    # Added last runs first: the host, then where a change comes from, then the body's size.
     app.add_middleware(BodyLimit, limit_for=body_limit)
+    app.add_middleware(BrowserGuard)
     hosts = allowed_hosts(settings.Server.AllowedHosts, settings.Server.Host)
     app.add_middleware(HostGuard, hosts=hosts)
+    apidocs = importlib.resources.files("fastapi_offline") / "static"
+    app.mount("/static/apidocs", StaticFiles(directory=str(apidocs)), name="apidocs")
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)

@@ -55,6 +55,13 @@ def page(browser, app):
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    # A Content-Security-Policy violation is only a console error; none may happen.
+    pg.on(
+        "console",
+        lambda m: (
+            m.type == "error" and "Content-Security-Policy" in m.text and errors.append(m.text)
+        ),
+    )
     yield pg
     context.close()
     assert not errors, errors
@@ -129,6 +136,14 @@ def test_generate_train_use_and_manage(page, tmp_path):
     page.wait_for_function(
         f"document.querySelectorAll('#image-grid figure').length == {before - 1}"
     )
+
+
+def test_the_api_docs_render_offline_under_the_csp(page):
+    page.goto("/docs")
+    page.locator(".opblock-summary-path", has_text="/train-lora").first.wait_for(timeout=30_000)
+    page.locator(".opblock-summary-path", has_text="/generate").first.click()
+    page.get_by_text("Try it out").wait_for()
+    shot(page, "7-api-docs")
 
 
 def test_pages_fit_a_phone_and_show_api_errors(browser, app):

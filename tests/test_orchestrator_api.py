@@ -129,6 +129,10 @@ def test_openapi_describes_every_public_route(client):
     assert props["images"]["maxItems"] == 5 and props["steps"]["anyOf"][0]["maximum"] == 5000
     ok = paths["/loras"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok["$ref"].endswith("/LoraList")
+    for path in ("/generate", "/train-lora"):
+        failed = paths[path]["post"]["responses"]["4XX"]["content"]["application/json"]
+        assert failed["schema"]["$ref"].endswith("/ErrorBody"), path
+    assert "HTTPValidationError" not in schemas  # FastAPI's {"detail": ...} is never sent
     assert client.get("/docs").status_code == 200
 
 

@@ -4,6 +4,7 @@ orchestrator only."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -117,3 +118,65 @@ def test_an_engine_bound_beyond_loopback_needs_a_token(tmp_path):
     )
     assert run.returncode != 0
     assert "0.0.0.0" in run.stderr and "LORAMINT_ENGINE_TOKEN" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "https://evil.example"},
+        {"origin": "null"},
+        {"sec-fetch-site": "cross-site"},
+        {"origin": "http://127.0.0.1:1", "sec-fetch-site": "same-site"},
+    ],
+)
+def test_changes_asked_for_by_another_website_are_refused(app, headers):
+    with app.client() as c:
+        image = c.post("/generate", json={"prompt": "mine", **FAST}).json()["images"][0]
+        refused = [
+            c.post("/generate", json={"prompt": "x", **FAST}, headers=headers),
+            c.delete(image["url"], headers=headers),
+            c.post("/train-lora", data={"name": "x"}, headers=headers),
+            c.post("/jobs/abc/cancel", headers=headers),
+        ]
+        for r in refused:
+            err = assert_error(r, 403, "cross_site_request")
+            assert "another website" in err["message"]
+        # Reading is not a change; the image is still there.
+        assert c.get(image["url"], headers=headers).status_code == 200
+
+
+def test_changes_from_its_own_pages_and_from_scripts_pass(app):
+    own = {"origin": app.url, "sec-fetch-site": "same-origin"}
+    with app.client() as c:
+        for headers in (own, {}):
+            r = c.post("/generate", json={"prompt": "x", **FAST}, headers=headers)
+            assert r.status_code == 200, r.text
+
+
+def test_every_answer_carries_the_security_headers(app):
+    with app.client() as c:
+        answers = [
+            c.get("/generate"),
+            c.get("/loras"),
+            c.get("/static/app.js"),
+            c.get("/images/none.png"),
+            c.post("/generate", json={"prompt": "x"}, headers={"origin": "https://evil.example"}),
+        ]
+    for r in answers:
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, r.url
+        assert "unsafe-inline" not in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "same-origin"
+
+
+def test_the_api_docs_are_served_from_the_app_itself(app):
+    with app.client() as c:
+        page = c.get("/docs")
+        assert page.status_code == 200
+        scripts = re.findall(r"<script([^>]*)>", page.text)
+        assert scripts and all("src=" in attrs for attrs in scripts), "inline script"
+        for src in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+            assert c.get(src).status_code == 200, src
+        assert "https://" not in page.text
+        assert c.get("/openapi.json").json()["paths"]["/generate"]

@@ -29,7 +29,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MB = 1 << 20
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
             return value.decode("latin-1")
@@ -78,8 +78,8 @@ class HostGuard:
         return name in self.exact or (bool(self.suffixes) and name.endswith(self.suffixes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and not self.serves(_header(scope, b"host")):
-            host = _header(scope, b"host")
+        if scope["type"] in ("http", "websocket") and not self.serves(header(scope, b"host")):
+            host = header(scope, b"host")
             response = error_response(
                 400,
                 "invalid_host",
@@ -127,7 +127,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["method"], scope["path"])
-        length = _header(scope, b"content-length")
+        length = header(scope, b"content-length")
         if length is not None and length.strip().isdigit() and int(length) > limit:
             exc = BodyTooLarge(limit)
             await error_response(413, "too_large", str(exc.detail))(scope, receive, send)
@@ -157,7 +157,7 @@ class EngineTokenGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and (scope["method"], scope["path"]) != ("GET", "/livez"):
-            given = (_header(scope, ENGINE_TOKEN_HEADER.encode()) or "").encode()
+            given = (header(scope, ENGINE_TOKEN_HEADER.encode()) or "").encode()
             if not hmac.compare_digest(given, self.token):
                 response = error_response(
                     401,

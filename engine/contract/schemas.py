@@ -42,6 +42,24 @@ class RequestBody(BaseModel):
         return data
 
 
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable and machine-readable, e.g. invalid_request.")
+    message: str = Field(description="What is wrong, in words a person can act on.")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer, whatever its status."""
+
+    error: ErrorDetail
+
+
+# The routers document every route's failures with the one error body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "Refused; `error.message` says why."},
+    "5XX": {"model": ErrorBody, "description": "The server or its engine failed."},
+}
+
+
 # -- generation ----------------------------------------------------------------------------
 class LoraSpec(RequestBody):
     file: str = Field(..., min_length=1, max_length=140, description="LoRA file in your folder.")

@@ -12,11 +12,18 @@ from fastapi import APIRouter, Form, Query
 from fastapi.responses import FileResponse, Response
 
 from engine.contract.handlers import ContractRoute
-from engine.contract.schemas import Deleted, ImageList, LoraImported, LoraImportForm, LoraList
+from engine.contract.schemas import (
+    ERROR_RESPONSES,
+    Deleted,
+    ImageList,
+    LoraImported,
+    LoraImportForm,
+    LoraList,
+)
 from engine.deps import StoreDep, UserIdDep
 from engine.uploads import save_lora_upload
 
-router = APIRouter(route_class=ContractRoute)
+router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
 MULTIPART = "multipart/form-data"
 
 

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from engine.contract.handlers import ContractRoute
-from engine.contract.schemas import GenerateRequest, GenerateResponse
+from engine.contract.schemas import ERROR_RESPONSES, GenerateRequest, GenerateResponse
 from engine.deps import GenerationDep, RuntimeDep, UserIdDep
 
-router = APIRouter(route_class=ContractRoute)
+router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
 
 
 @router.get("/livez")

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Form
 from sse_starlette.sse import EventSourceResponse
 
 from engine.contract.handlers import ContractRoute
-from engine.contract.schemas import Job, JobList, TrainAccepted, TrainForm
+from engine.contract.schemas import ERROR_RESPONSES, Job, JobList, TrainAccepted, TrainForm
 from engine.deps import RuntimeDep, TrainingDep, UserIdDep
 from engine.uploads import read_training_images
 
-router = APIRouter(route_class=ContractRoute)
+router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
 
 
 @router.post("/train-lora", status_code=202)

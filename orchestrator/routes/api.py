@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from engine.contract.handlers import ContractRoute
 from engine.contract.names import check_file_name, check_job_id
 from engine.contract.schemas import (
+    ERROR_RESPONSES,
     Deleted,
     GenerateRequest,
     GenerateResponse,
@@ -32,7 +33,7 @@ from engine.contract.schemas import (
 )
 from orchestrator.deps import EngineDep, SupervisorDep, UserDep
 
-router = APIRouter(tags=["api"], route_class=ContractRoute)
+router = APIRouter(tags=["api"], route_class=ContractRoute, responses=ERROR_RESPONSES)
 
 
 @router.get("/health")

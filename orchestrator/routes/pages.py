@@ -36,6 +36,12 @@ def index() -> RedirectResponse:
     return RedirectResponse("/generate")
 
 
+@router.get("/docs")
+def docs(request: Request) -> HTMLResponse:
+    """The API reference (Swagger UI), from the app's own files."""
+    return templates.TemplateResponse(request, "docs.html", {"openapi_url": "/openapi.json"})
+
+
 def _page(page: str):
     template, title = PAGES[page]
 
