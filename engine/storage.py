@@ -120,6 +120,15 @@ class UserStore:
             )
         return items
 
+    def usage(self, user_id: str) -> dict[str, int]:
+        """How many LoRAs and images the user keeps, and their bytes."""
+        out = {}
+        for kind, label in (("loras", "loras"), ("outputs", "images")):
+            files = self._files(kind, user_id)  # type: ignore[arg-type]
+            out[label] = len(files)
+            out[f"{label}_bytes"] = sum(p.stat().st_size for p in files)
+        return out
+
     def list_images(self, user_id: str) -> list[dict[str, Any]]:
         items = []
         for path in self._files("outputs", user_id):

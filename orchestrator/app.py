@@ -13,9 +13,12 @@ from fastapi.staticfiles import StaticFiles
 
 from engine.contract.guards import BodyLimit, HostGuard, allowed_hosts, body_limit
 from engine.contract.handlers import install_error_handlers
+from orchestrator.accounts.db import Database
+from orchestrator.accounts.limiter import LoginLimiter
+from orchestrator.accounts.store import Accounts
 from orchestrator.client import EngineClient
 from orchestrator.config import OrchestratorSettings, get_settings
-from orchestrator.routes import api, pages
+from orchestrator.routes import account, api, auth, pages
 from orchestrator.security import BrowserGuard
 from orchestrator.supervisor import EngineSupervisor
 
@@ -24,12 +27,19 @@ def create_app(
     settings: OrchestratorSettings | None = None, supervisor: EngineSupervisor | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
+    accounts_on = settings.Auth.Mode == "accounts"
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sup = supervisor or EngineSupervisor(settings)
         app.state.settings = settings
         app.state.supervisor = sup
+        if accounts_on:
+            rules = settings.Auth
+            app.state.accounts = Accounts(Database(settings.database), rules.SessionDays)
+            app.state.login_limiter = LoginLimiter(
+                rules.MaxFailedLogins, rules.FailureWindowMinutes * 60
+            )
         app.state.engine = EngineClient(
             settings.Engine.BaseUrl, settings.Engine.RequestTimeoutSeconds, lambda: sup.token
         )
@@ -63,4 +73,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)
+    if accounts_on:
+        app.include_router(auth.router)
+        app.include_router(account.router)
     return app

@@ -59,6 +59,14 @@ class EngineClient:
                 f"({type(exc).__name__}); it may be starting or restarting: see /health"
             ) from exc
 
+    async def get_json(self, path: str, user: str) -> Any:
+        """A small GET as `user`, for the orchestrator's own use (the admin's usage figures)."""
+        with self._errors():
+            resp = await self.http.get(path, params={"user_id": user})
+        if resp.status_code != 200:
+            raise EngineUnavailable(f"the engine answered {resp.status_code} to {path}")
+        return resp.json()
+
     async def forward(
         self,
         request: Request,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
@@ -16,6 +17,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from engine.contract.guards import is_loopback
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_FILE = HERE / "appsettings.json"
@@ -60,6 +63,28 @@ class ServerSection(BaseModel):
         description="Host names the web app answers to ('*' for any, '*.example.org' for "
         "subdomains); default: the loopback names and Host.",
     )
+    PublishedHost: str | None = Field(
+        None,
+        description="Where the port is really reachable, when that differs from Host: in a "
+        "container bound to 0.0.0.0 whose port is published on 127.0.0.1 only, 127.0.0.1. "
+        "Auth.Mode none's loopback rule applies to it.",
+    )
+
+
+class AuthSection(BaseModel):
+    Mode: Literal["none", "accounts"] = Field(
+        "none",
+        description="none: one user (DefaultUser), no login, served on loopback only. "
+        "accounts: people log in, scripts send an API token; each acts as itself only.",
+    )
+    SessionDays: float = Field(7, gt=0, description="How long a browser login lasts.")
+    MaxFailedLogins: int = Field(
+        5,
+        ge=1,
+        description="Failed logins allowed per user name, and per client address, within "
+        "FailureWindowMinutes; more get 429 until the oldest failure is that old.",
+    )
+    FailureWindowMinutes: float = Field(15, gt=0, description="See MaxFailedLogins.")
 
 
 class StorageSection(BaseModel):
@@ -76,10 +101,11 @@ class OrchestratorSettings(BaseSettings):
     Engine: EngineSection = Field(default_factory=EngineSection)  # type: ignore[arg-type]
     Server: ServerSection = Field(default_factory=ServerSection)  # type: ignore[arg-type]
     Storage: StorageSection = Field(default_factory=StorageSection)  # type: ignore[arg-type]
+    Auth: AuthSection = Field(default_factory=AuthSection)  # type: ignore[arg-type]
     DefaultUser: str = Field(
         "local",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="The user every request acts as, until auth lands.",
+        description="The user every request acts as in Auth.Mode none.",
     )
     Settings: str = Field(str(DEFAULT_FILE), description="The JSON settings file read.")
 
@@ -119,6 +145,24 @@ class OrchestratorSettings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return self._path(self.Storage.DataDir)
+
+    @property
+    def database(self) -> Path:
+        """Accounts, sessions and API tokens (Auth.Mode accounts)."""
+        return self.data_dir / "accounts.db"
+
+    def exposure_problem(self) -> str | None:
+        """Why serving as configured would be unsafe, or None: without logins the app may
+        only be reachable from this machine."""
+        reachable = self.Server.PublishedHost or self.Server.Host
+        if self.Auth.Mode == "none" and not is_loopback(reachable):
+            return (
+                f"Auth.Mode is none (no login: everyone acts as {self.DefaultUser!r}), but the "
+                f"server would be reachable at {reachable}, beyond this machine. Fix: set "
+                "LORAMINT_AUTH__MODE=accounts and add users (python -m orchestrator users add "
+                "NAME --admin), or bind LORAMINT_SERVER__HOST=127.0.0.1."
+            )
+        return None
 
     @property
     def engine_host_port(self) -> tuple[str, int]:

@@ -127,6 +127,18 @@ class OrchestratorProcess(ServiceProcess):
             }
         )
 
+    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """`python -m orchestrator ARGS` with this app's settings (the accounts commands)."""
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator", *args],
+            cwd=ROOT,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def engine_client(self, timeout: float = 60) -> httpx.Client:
         """Straight to its engine, as the orchestrator talks to it."""
         return httpx.Client(

@@ -11,9 +11,12 @@ class ApiError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers  # sent with the answer: Retry-After, WWW-Authenticate
         if code is not None:
             self.code = code
 
@@ -21,6 +24,11 @@ class ApiError(Exception):
 class InvalidRequest(ApiError):
     status_code = 422
     code = "invalid_request"
+
+
+class NotAuthenticated(ApiError):
+    status_code = 401
+    code = "not_authenticated"
 
 
 class Forbidden(ApiError):

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import FileResponse, Response
 
+from engine.contract.accounts import Usage
 from engine.contract.handlers import ContractRoute
 from engine.contract.schemas import (
     ERROR_RESPONSES,
@@ -66,6 +67,12 @@ async def download_lora(
 def delete_lora(store: StoreDep, user_id: UserIdDep, file: str) -> Deleted:
     store.delete("loras", user_id, file)
     return Deleted(deleted=file)
+
+
+@router.get("/usage")
+def usage(store: StoreDep, user_id: UserIdDep) -> Usage:
+    """How many LoRAs and images the user keeps, and their size in bytes."""
+    return Usage(**store.usage(user_id))
 
 
 @router.get("/images")

@@ -1,14 +1,16 @@
-"""The four pages. Server-rendered shells; their scripts call the public API."""
+"""The pages. Server-rendered shells; their scripts call the public API. In Auth.Mode accounts
+each needs a signed-in browser (else 303 to /login), and /admin an admin."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from orchestrator.deps import SupervisorDep
+from engine.contract.errors import Forbidden, NotFound
+from orchestrator.deps import SettingsDep, SupervisorDep, signed_in
 from orchestrator.supervisor import EngineState
 
 router = APIRouter(include_in_schema=False)
@@ -18,7 +20,10 @@ PAGES = {
     "train-lora": ("train.html", "Train a LoRA"),
     "my-images": ("images.html", "My images"),
     "my-loras": ("loras.html", "My LoRAs"),
+    "account": ("account.html", "Your account"),
+    "admin": ("admin.html", "Users"),
 }
+ACCOUNT_PAGES = ("account", "admin")
 
 
 def banner(supervisor: SupervisorDep) -> str | None:
@@ -45,10 +50,18 @@ def docs(request: Request) -> HTMLResponse:
 def _page(page: str):
     template, title = PAGES[page]
 
-    def handler(request: Request, supervisor: SupervisorDep) -> HTMLResponse:
-        return templates.TemplateResponse(
-            request, template, {"page": page, "title": title, "banner": banner(supervisor)}
-        )
+    def handler(request: Request, supervisor: SupervisorDep, settings: SettingsDep) -> Response:
+        user = None
+        if settings.Auth.Mode == "accounts":
+            user = signed_in(request)
+            if user is None:
+                return RedirectResponse(f"/login?next=/{page}", 303)
+            if page == "admin" and not user.is_admin:
+                raise Forbidden(f"only admins manage users, and {user.name!r} is not one")
+        elif page in ACCOUNT_PAGES:
+            raise NotFound("there are no accounts: Auth.Mode is none")
+        context = {"page": page, "title": title, "banner": banner(supervisor), "user": user}
+        return templates.TemplateResponse(request, template, context)
 
     return handler
 

@@ -20,6 +20,10 @@ async function api(method, url, body) {
   const text = await resp.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+  if (resp.status === 401 && document.body.dataset.page !== "login") {
+    // Signed out meanwhile (session ended, password changed): sign in and come back here.
+    location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+  }
   if (!resp.ok) {
     const msg = data && data.error ? data.error.message : `${resp.status} ${resp.statusText}`;
     throw new ApiError(msg);

@@ -1,0 +1,247 @@
+"""Auth.Mode accounts over real processes: the command line, signing in and out, API tokens,
+two users who can't reach each other's things, and credentials that stop working at once."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.engine_process import OrchestratorProcess
+from tests.helpers import FAST, assert_error, png_bytes, start_training, wait_job
+
+PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
+
+
+@pytest.fixture(scope="module")
+def team(tiny_models, tmp_path_factory):
+    """An app in accounts mode with alice (admin) and bob, each with an API token."""
+    proc = OrchestratorProcess(
+        str(tiny_models["sd"].folder),
+        tmp_path_factory.mktemp("team"),
+        LORAMINT_AUTH__MODE="accounts",
+    )
+    for name, admin in (("alice", ["--admin"]), ("bob", [])):
+        added = proc.cli("users", "add", name, *admin, stdin=PASSWORDS[name] + "\n")
+        assert added.returncode == 0, added.stderr
+    proc.tokens = {}
+    for name in PASSWORDS:
+        made = proc.cli("tokens", "create", name, "--label", "tests")
+        assert made.returncode == 0, made.stderr
+        proc.tokens[name] = made.stdout.strip().splitlines()[-1]  # alone on the last line
+    proc.start_ready()
+    yield proc
+    proc.stop()
+
+
+def as_user(team, name: str) -> httpx.Client:
+    c = team.client()
+    c.headers["authorization"] = f"Bearer {team.tokens[name]}"
+    return c
+
+
+@contextlib.contextmanager
+def browser_login(team, name: str, password: str | None = None) -> Iterator[httpx.Client]:
+    """A client signed in through the /login form, holding its session cookie."""
+    with team.client() as c:
+        yield _signed_in(c, name, password or PASSWORDS[name])
+
+
+def _signed_in(c: httpx.Client, name: str, password: str) -> httpx.Client:
+    r = c.post(
+        "/login",
+        data={"username": name, "password": password, "next": "/my-loras"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/my-loras", r.text
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    return c
+
+
+def test_the_command_line_manages_users(team):
+    listed = team.cli("users", "list").stdout.splitlines()
+    assert [line.split("\t")[:3] for line in listed] == [
+        ["alice", "admin", "enabled"],
+        ["bob", "user", "enabled"],
+    ]
+    assert team.tokens["alice"].startswith("lmt_") and len(team.tokens["alice"]) > 40
+    dup = team.cli("users", "add", "bob", stdin="another-password\n")
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    weak = team.cli("users", "add", "dora", stdin="short\n")
+    assert weak.returncode == 1 and "8 to 1024 characters" in weak.stderr
+    assert team.cli("users", "disable", "nobody").returncode == 1
+
+
+def test_without_credentials_the_api_says_401_and_pages_send_you_to_sign_in(team):
+    with team.client() as c:
+        err = assert_error(c.get("/loras"), 401, "not_authenticated")
+        assert "/login" in err["message"] and "Bearer" in err["message"]
+        assert c.get("/loras").headers["www-authenticate"] == "Bearer"
+        c.headers["authorization"] = "Bearer lmt_not-a-real-token"
+        assert_error(c.post("/generate", json={"prompt": "x"}), 401, "not_authenticated")
+        del c.headers["authorization"]
+        r = c.get("/my-images", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=/my-images"
+        page = c.get("/login?next=/my-images")
+        assert page.status_code == 200 and 'name="password"' in page.text
+
+
+def test_a_wrong_password_is_refused_and_the_right_one_signs_in_and_out(team):
+    with team.client() as c:
+        r = c.post("/login", data={"username": "bob", "password": "wrong-password"})
+        assert r.status_code == 401 and "Wrong user name or password" in r.text
+        r = c.post("/login", data={"username": "nobody", "password": "wrong-password"})
+        assert r.status_code == 401 and "Wrong user name or password" in r.text
+    with browser_login(team, "bob") as c:
+        assert c.get("/account/me").json() == {"name": "bob", "is_admin": False}
+        assert "bob" in c.get("/generate").text
+        session = c.cookies["loramint_session"]
+        assert c.post("/logout", follow_redirects=False).headers["location"] == "/login"
+        # The old cookie, replayed, no longer works: the session ended on the server.
+        c.cookies.set("loramint_session", session)
+        assert_error(c.get("/account/me"), 401, "not_authenticated")
+
+
+def test_open_redirects_after_sign_in_are_refused(team):
+    with team.client() as c:
+        for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+            r = c.post(
+                "/login",
+                data={**{"username": "bob", "password": PASSWORDS["bob"]}, "next": target},
+                follow_redirects=False,
+            )
+            assert r.headers["location"] == "/generate", target
+
+
+def test_two_users_cannot_reach_each_others_things(team):
+    with as_user(team, "alice") as alice:
+        image = alice.post("/generate", json={"prompt": "alice's", **FAST}).json()["images"][0]
+        lora = team.data_dir / "loras" / "alice" / "alices.safetensors"
+        job = start_training(
+            alice,
+            [png_bytes((200, 0, 0))],
+            params={},
+            name="alices",
+            steps="3",
+            prior_preservation="false",
+        )
+        assert wait_job(alice, job["job_id"], params={})["status"] == "succeeded"
+        running = start_training(
+            alice,
+            [png_bytes((0, 0, 200))],
+            params={},
+            name="long",
+            steps="5000",
+            prior_preservation="false",
+        )
+    before = {p: p.read_bytes() for p in (lora, team.data_dir / "outputs/alice" / image["file"])}
+    for signed_in in (lambda: as_user(team, "bob"), lambda: browser_login(team, "bob")):
+        with signed_in() as bob:
+            assert bob.get("/loras").json()["loras"] == []
+            assert bob.get("/images").json()["images"] == []
+            assert bob.get("/jobs").json()["jobs"] == []
+            for method, url in (
+                ("GET", f"/images/{image['file']}"),
+                ("DELETE", f"/images/{image['file']}"),
+                ("GET", "/loras/alices.safetensors"),
+                ("DELETE", "/loras/alices.safetensors"),
+                ("GET", f"/jobs/{job['job_id']}"),
+                ("GET", f"/jobs/{running['job_id']}/events"),
+                ("POST", f"/jobs/{running['job_id']}/cancel"),
+            ):
+                assert_error(bob.request(method, url), 404, "not_found")
+                assert_error(
+                    bob.request(method, url, params={"user_id": "alice"}), 403, "forbidden"
+                )
+            use = {"prompt": "x", **FAST, "loras": [{"file": "alices.safetensors"}]}
+            assert_error(bob.post("/generate", json=use), 404, "not_found")
+    assert all(p.read_bytes() == data for p, data in before.items())
+    with as_user(team, "alice") as alice:
+        assert alice.get(f"/jobs/{running['job_id']}").json()["status"] == "running"
+        assert alice.post(f"/jobs/{running['job_id']}/cancel").status_code == 200
+        assert [lo["file"] for lo in alice.get("/loras").json()["loras"]] == ["alices.safetensors"]
+
+
+def test_a_revoked_token_stops_at_once(team):
+    with as_user(team, "bob") as bob:
+        made = bob.post("/account/tokens", json={"label": "throwaway"})
+        assert made.status_code == 201
+        token = made.json()["token"]
+        listed = bob.get("/account/tokens").json()["tokens"]
+        assert "token" not in listed[0] and made.json()["id"] in [t["id"] for t in listed]
+    with team.client() as c:
+        c.headers["authorization"] = f"Bearer {token}"
+        assert c.get("/loras").status_code == 200
+        assert c.delete(f"/account/tokens/{made.json()['id']}").json()["revoked"]
+        assert_error(c.get("/loras"), 401, "not_authenticated")
+    with as_user(team, "alice") as alice:  # someone else's token id reads as unknown
+        assert_error(alice.delete(f"/account/tokens/{made.json()['id']}"), 404, "not_found")
+
+
+def test_a_disabled_user_is_refused_at_once_and_can_come_back(team):
+    with (
+        as_user(team, "alice") as admin,
+        as_user(team, "bob") as bob,
+        browser_login(team, "bob") as cookie,
+    ):
+        assert admin.patch("/admin/users/bob", json={"disabled": True}).json()["disabled"]
+        assert_error(bob.get("/loras"), 401, "not_authenticated")
+        assert_error(cookie.get("/loras"), 401, "not_authenticated")
+        r = cookie.post("/login", data={"username": "bob", "password": PASSWORDS["bob"]})
+        assert r.status_code == 401
+        assert not admin.patch("/admin/users/bob", json={"disabled": False}).json()["disabled"]
+        assert bob.get("/loras").status_code == 200
+        assert_error(admin.patch("/admin/users/alice", json={"disabled": True}), 409, "conflict")
+
+
+def test_a_new_password_ends_every_other_session(team):
+    with browser_login(team, "bob") as first, browser_login(team, "bob") as second:
+        new = "bob-new-password"
+        wrong = {"current_password": "not-it", "new_password": new}
+        assert_error(first.post("/account/password", json=wrong), 422, "wrong_password")
+        change = {"current_password": PASSWORDS["bob"], "new_password": new}
+        assert first.post("/account/password", json=change).status_code == 200
+        assert first.get("/account/me").status_code == 200  # this browser got a new session
+        assert_error(second.get("/account/me"), 401, "not_authenticated")
+    with team.client() as c:
+        old = c.post("/login", data={"username": "bob", "password": PASSWORDS["bob"]})
+        assert old.status_code == 401
+    with browser_login(team, "bob", new):
+        pass
+    assert team.cli("users", "passwd", "bob", stdin=PASSWORDS["bob"] + "\n").returncode == 0
+
+
+def test_admins_manage_users_and_see_their_storage(team):
+    with as_user(team, "bob") as bob:
+        assert_error(bob.get("/admin/users"), 403, "forbidden")
+        assert_error(bob.get("/admin"), 403, "forbidden")
+    with as_user(team, "alice") as admin:
+        users = {u["name"]: u for u in admin.get("/admin/users").json()["users"]}
+        assert users["alice"]["usage"]["images"] >= 1 and users["alice"]["usage"]["loras"] == 1
+        assert users["bob"]["usage"] == {
+            "loras": 0,
+            "loras_bytes": 0,
+            "images": 0,
+            "images_bytes": 0,
+        }
+        added = admin.post("/admin/users", json={"name": "carol", "password": "carol-password"})
+        assert added.status_code == 201 and added.json()["is_admin"] is False
+        assert_error(admin.post("/admin/users", json={"name": "carol", "password": "x" * 9}), 409)
+        assert_error(admin.post("/admin/users", json={"name": "../x", "password": "x" * 9}), 422)
+        assert admin.get("/admin").status_code == 200
+    with browser_login(team, "carol", "carol-password") as carol:
+        assert carol.get("/loras").json()["loras"] == []
+
+
+def test_a_signed_in_browser_is_still_guarded_against_other_websites(team):
+    with browser_login(team, "bob") as c:
+        r = c.post(
+            "/generate", json={"prompt": "x", **FAST}, headers={"origin": "https://evil.example"}
+        )
+        assert_error(r, 403, "cross_site_request")
+        r = c.post("/logout", headers={"sec-fetch-site": "cross-site"})
+        assert_error(r, 403, "cross_site_request")
+        assert c.get("/account/me").status_code == 200
