@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from orchestrator.accounts.limiter import LoginLimiter
 from tests.engine_process import OrchestratorProcess
 from tests.helpers import FAST, assert_error, png_bytes, start_training, wait_job
 
@@ -245,3 +246,57 @@ def test_a_signed_in_browser_is_still_guarded_against_other_websites(team):
         r = c.post("/logout", headers={"sec-fetch-site": "cross-site"})
         assert_error(r, 403, "cross_site_request")
         assert c.get("/account/me").status_code == 200
+
+
+def test_the_login_limiter_counts_per_key_inside_its_window():
+    now = [1000.0]
+    limiter = LoginLimiter(3, 60, clock=lambda: now[0])
+    for _ in range(3):
+        assert limiter.retry_after("user:bob") is None
+        limiter.failed("user:bob", "client:a")
+    assert limiter.retry_after("user:bob") == 60
+    assert limiter.retry_after("user:carol", "client:a") == 60  # the client's count, too
+    assert limiter.retry_after("user:carol", "client:b") is None
+    now[0] += 59.5
+    assert limiter.retry_after("user:bob") == 1
+    now[0] += 0.5
+    assert limiter.retry_after("user:bob", "client:a") is None and not limiter._failures
+
+
+def _login_from(app: OrchestratorProcess, address: str, name: str, password: str) -> httpx.Response:
+    transport = httpx.HTTPTransport(local_address=address)
+    with httpx.Client(base_url=app.url, transport=transport) as c:
+        return c.post("/login", data={"username": name, "password": password})
+
+
+def test_repeated_failed_logins_are_refused_per_user_and_per_client(tmp_path):
+    """Its own app (no engine needed to sign in); clients differ by loopback address."""
+    app = OrchestratorProcess(
+        "unused",
+        tmp_path,
+        LORAMINT_AUTH__MODE="accounts",
+        LORAMINT_ENGINE__AUTOSTART="false",
+        LORAMINT_AUTH__MAXFAILEDLOGINS="3",
+    )
+    for name in ("alice", "bob"):
+        assert app.cli("users", "add", name, stdin=PASSWORDS[name] + "\n").returncode == 0
+    app.start(lambda h: "engine" in h, timeout=60)
+    try:
+        for _ in range(3):  # guessing alice's password from one place...
+            assert _login_from(app, "127.0.0.2", "alice", "guess-guess").status_code == 401
+        r = _login_from(app, "127.0.0.3", "alice", PASSWORDS["alice"])  # ...locks her name
+        assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 15 * 60
+        assert "Too many failed sign-ins" in r.text
+        for name in ("u1", "u2", "u3"):  # many names from one client locks that client
+            assert _login_from(app, "127.0.0.4", name, "guess-guess").status_code == 401
+        assert _login_from(app, "127.0.0.4", "bob", PASSWORDS["bob"]).status_code == 429
+        assert _login_from(app, "127.0.0.5", "bob", PASSWORDS["bob"]).status_code == 303
+    finally:
+        app.stop()
+
+
+def test_without_accounts_it_refuses_to_listen_beyond_this_machine(tmp_path):
+    app = OrchestratorProcess("unused", tmp_path, LORAMINT_SERVER__HOST="0.0.0.0")
+    run = app.cli()  # no arguments: serve
+    assert run.returncode != 0
+    assert "0.0.0.0" in run.stderr and "LORAMINT_AUTH__MODE=accounts" in run.stderr

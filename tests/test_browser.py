@@ -1,5 +1,6 @@
-"""A person's whole flow in headless Chromium (Debian's, driven by Playwright): generate,
-train a LoRA from 2 images to 100 %, find it, use it with a slider, manage images.
+"""A person's whole flow in headless Chromium (Debian's, driven by Playwright), on an app in
+Auth.Mode accounts: sign in, generate, train a LoRA from 2 images to 100 %, find it, use it with
+a slider, manage images, sign out; a second user then finds an empty gallery.
 Screenshots go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
@@ -19,9 +20,18 @@ pytestmark = [
 ]
 
 
+PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
+
+
 @pytest.fixture(scope="module")
 def app(tiny_models, tmp_path_factory):
-    proc = OrchestratorProcess(str(tiny_models["sd"].folder), tmp_path_factory.mktemp("web"))
+    proc = OrchestratorProcess(
+        str(tiny_models["sd"].folder),
+        tmp_path_factory.mktemp("web"),
+        LORAMINT_AUTH__MODE="accounts",
+    )
+    for name, password in PASSWORDS.items():
+        assert proc.cli("users", "add", name, stdin=password + "\n").returncode == 0
     proc.start_ready()
     yield proc
     proc.stop()
@@ -71,9 +81,23 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def sign_in(page, name: str, then: str = "/generate") -> None:
+    page.goto(then)
+    assert "/login?next=" in page.url  # a page needs a signed-in browser
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(PASSWORDS[name])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**{then}")
+
+
 def test_generate_train_use_and_manage(page, tmp_path):
     page.goto("/")
-    assert page.url.endswith("/generate")
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_label("User name").fill("alice")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Wrong user name or password").wait_for()
+    shot(page, "0-sign-in")
+    sign_in(page, "alice")
     page.get_by_label("Prompt", exact=True).fill("a red fox")
     page.get_by_text("Advanced settings").click()
     page.get_by_label("Steps").fill("2")
@@ -136,6 +160,31 @@ def test_generate_train_use_and_manage(page, tmp_path):
     page.wait_for_function(
         f"document.querySelectorAll('#image-grid figure').length == {before - 1}"
     )
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/login")
+    page.goto("/my-images")
+    assert "/login" in page.url  # signed out for real
+    sign_in(page, "bob", "/my-images")
+    page.locator("#images-empty").wait_for()
+    assert page.locator("#image-grid figure").count() == 0
+    page.goto("/my-loras")
+    page.locator("#loras-empty").wait_for()
+    shot(page, "8-second-user-empty")
+
+
+def test_account_page_makes_a_token_shown_once(page):
+    sign_in(page, "bob", "/account")
+    page.get_by_label("What the token is for").fill("nightly")
+    page.get_by_role("button", name="Create token").click()
+    page.get_by_text("shown only now").wait_for()
+    token = page.locator("#tok-new").inner_text().rsplit(" ", 1)[-1]
+    assert token.startswith("lmt_")
+    row = page.locator("#tok-table tbody tr", has_text="nightly")
+    row.wait_for()
+    shot(page, "9-account-token")
+    page.on("dialog", lambda d: d.accept())
+    row.get_by_role("button", name="Revoke token nightly").click()
+    page.locator("#tok-table tbody tr", has_text="revoked").wait_for()
 
 
 def test_the_api_docs_render_offline_under_the_csp(page):
@@ -149,7 +198,7 @@ def test_the_api_docs_render_offline_under_the_csp(page):
 def test_pages_fit_a_phone_and_show_api_errors(browser, app):
     context = browser.new_context(base_url=app.url, viewport={"width": 375, "height": 740})
     page = context.new_page()
-    page.goto("/generate")
+    sign_in(page, "alice")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375, f"page is {width}px wide on a 375px screen"
     page.get_by_label("Prompt", exact=True).fill("x")

@@ -28,9 +28,20 @@ def safe_next(target: str | None) -> str:
 
 
 def _login_page(
-    request: Request, next_: str, error: str | None, status: int, retry_after: int | None = None
+    request: Request,
+    next_: str,
+    error: str | None,
+    status: int,
+    retry_after: int | None = None,
+    username: str = "",
 ) -> Response:
-    context = {"title": "Sign in", "page": "login", "next": next_, "error": error}
+    context = {
+        "title": "Sign in",
+        "page": "login",
+        "next": next_,
+        "error": error,
+        "username": username,
+    }
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     return templates.TemplateResponse(request, "login.html", context, status, headers)
 
@@ -68,11 +79,11 @@ def login(
     keys = (f"user:{username.lower()}", f"client:{request.client.host if request.client else ''}")
     if wait := limiter.retry_after(*keys):
         error = f"Too many failed sign-ins; try again in {wait} s."
-        return _login_page(request, next, error, 429, wait)
+        return _login_page(request, next, error, 429, wait, username)
     user: User | None = accounts.verify_password(username, password)
     if user is None:
         limiter.failed(*keys)
-        return _login_page(request, next, "Wrong user name or password.", 401)
+        return _login_page(request, next, "Wrong user name or password.", 401, None, username)
     limiter.forget(keys[0])
     response = RedirectResponse(safe_next(next), 303)
     return with_session(response, request, accounts.start_session(user), settings.Auth.SessionDays)
