@@ -54,6 +54,21 @@ class EngineSettings(BaseSettings):
     queue_size: int = Field(
         8, ge=1, description="Requests that may wait for the device; more get HTTP 429."
     )
+    user_queue_size: int = Field(
+        4,
+        ge=1,
+        description="Requests one user may have waiting for the device (429 beyond), so one "
+        "user can't fill the queue for everyone.",
+    )
+    user_training_jobs: int = Field(
+        1, ge=1, description="Training jobs one user may have queued or running at once."
+    )
+    user_quota_mb: float | None = Field(
+        None,
+        gt=0,
+        description="Storage one user may keep (images and LoRAs), in MB; beyond it new images, "
+        "uploads and training get 413 quota_exceeded. None: no quota.",
+    )
     lora_cache_size: int = Field(
         8, ge=1, description="LoRA adapters kept loaded; least recently used are unloaded."
     )

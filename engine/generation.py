@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image, PngImagePlugin
 
-from engine.contract.errors import InvalidRequest
+from engine.contract.errors import ClientClosed, InvalidRequest
 from engine.contract.schemas import MAX_SEED, GenerateRequest, GenerateResponse, ImageResult
 from engine.runtime import Runtime
 from engine.storage import atomic_path, read_safetensors_metadata
 from engine.values import LoraRef, RenderParams
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+GONE_POLL_S = 0.25  # how often a waiting request checks that its client is still there
 
 
 def a1111_parameters(p: dict[str, Any]) -> str:
@@ -51,11 +58,16 @@ class GenerationService:
         if n > s.max_images:
             raise InvalidRequest(f"num_images: at most {s.max_images} on this server")
 
-    async def generate(self, user: str, req: GenerateRequest) -> GenerateResponse:
-        """`user` is already checked: it comes from the one identity channel (deps.py)."""
+    async def generate(
+        self, user: str, req: GenerateRequest, gone: Callable[[], Awaitable[bool]]
+    ) -> GenerateResponse:
+        """`user` is already checked: it comes from the one identity channel (deps.py).
+        `gone()` says whether the client has hung up; if so before the work starts, the work
+        is dropped."""
         from engine.pipelines import render  # torch: only when there is work to do
 
         model = self.rt.require_model()
+        self.rt.store.check_quota(user, self.rt.settings.user_quota_mb)
         d = model.info.defaults
         steps = req.steps or d.steps
         width, height = req.width or d.width, req.height or d.height
@@ -77,7 +89,8 @@ class GenerationService:
             return render(model.pipe, render_params)
 
         started = time.perf_counter()
-        images = await asyncio.wrap_future(self.rt.worker.submit(job, label="generate"))
+        future = self.rt.worker.submit(job, label="generate", owner=user)
+        images = await self._wait(future, gone)
         base = {
             "user_id": user,
             "model": model.info.model,
@@ -97,6 +110,18 @@ class GenerationService:
             parameters={**base, "seed": seed, "num_images": req.num_images},
             seconds=round(time.perf_counter() - started, 3),
         )
+
+    async def _wait(self, future: Future[T], gone: Callable[[], Awaitable[bool]]) -> T:
+        """The work's result; if the client hangs up while it waits, it never runs. Work
+        already running finishes (its images are saved for the user)."""
+        waiting = asyncio.wrap_future(future)
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=GONE_POLL_S)
+            if done:
+                return waiting.result()
+            if await gone() and self.rt.worker.withdraw(future):
+                log.info("dropped a queued generation: its client went away")
+                raise ClientClosed("the client went away before its generation started")
 
     def _save_all(
         self, user: str, images: list[Image.Image], seeds: tuple[int, ...], base: dict[str, Any]

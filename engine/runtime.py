@@ -44,7 +44,7 @@ class Runtime:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self.store = UserStore(settings.data_dir)
-        self.worker = DeviceWorker(settings.queue_size)
+        self.worker = DeviceWorker(settings.queue_size, settings.user_queue_size)
         self.jobs = JobStore(settings.data_dir / "jobs")
         self.model: LoadedModel | None = None
         self.reason: str | None = "loading model"

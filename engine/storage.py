@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 from safetensors import SafetensorError, safe_open
 
-from engine.contract.errors import InvalidRequest, NotFound
+from engine.contract.errors import InvalidRequest, NotFound, QuotaExceeded
 from engine.contract.names import SUFFIX, Kind, check_file_name, check_user_id
 
 
@@ -119,6 +119,19 @@ class UserStore:
                 }
             )
         return items
+
+    def check_quota(self, user_id: str, quota_mb: float | None, adding: int = 0) -> None:
+        """Refuse (413) what would take the user past their quota; None: no quota."""
+        if quota_mb is None:
+            return
+        used = sum(v for k, v in self.usage(user_id).items() if k.endswith("_bytes"))
+        quota = quota_mb * (1 << 20)
+        if used + adding > quota or (adding == 0 and used >= quota):
+            raise QuotaExceeded(
+                f"you keep {used / (1 << 20):.1f} MB of your {quota_mb:g} MB quota"
+                + (f" and this adds {adding / (1 << 20):.1f} MB" if adding else "")
+                + "; delete images or LoRAs you no longer need"
+            )
 
     def usage(self, user_id: str) -> dict[str, int]:
         """How many LoRAs and images the user keeps, and their bytes."""

@@ -36,12 +36,18 @@ def check_lora_keys(path: Path, label: str) -> None:
 
 
 async def save_lora_upload(
-    store: UserStore, user_id: str, upload: UploadFile, name: str | None, overwrite: bool
+    store: UserStore,
+    user_id: str,
+    upload: UploadFile,
+    name: str | None,
+    overwrite: bool,
+    quota_mb: float | None = None,
 ) -> LoraImported:
     file_name = check_file_name(name or Path(upload.filename or "").name, "loras")
     target = store.user_dir("loras", user_id, create=True) / file_name
     if target.exists() and not overwrite:
         raise Conflict(f"LoRA {file_name!r} already exists; send overwrite=true to replace it")
+    store.check_quota(user_id, quota_mb)
     with atomic_path(target) as tmp:
         size = 0
         with tmp.open("wb") as out:
@@ -53,6 +59,8 @@ async def save_lora_upload(
         if size == 0:
             raise InvalidRequest("the uploaded file is empty", code="empty_file")
         check_lora_keys(tmp, repr(file_name))
+        replaced = target.stat().st_size if target.exists() else 0
+        store.check_quota(user_id, quota_mb, adding=max(1, size - replaced))
     return LoraImported(file=file_name, size=size, url=f"/loras/{file_name}?user_id={user_id}")
 
 

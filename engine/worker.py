@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -21,9 +23,10 @@ T = TypeVar("T")
 
 
 class _Task:
-    def __init__(self, fn: Callable[[], Any], label: str) -> None:
+    def __init__(self, fn: Callable[[], Any], label: str, owner: str | None) -> None:
         self.fn = fn
         self.label = label
+        self.owner = owner
         self.future: Future[Any] = Future()
 
     def run(self) -> None:
@@ -36,8 +39,10 @@ class _Task:
 
 
 class DeviceWorker:
-    def __init__(self, max_queue: int) -> None:
+    def __init__(self, max_queue: int, max_per_owner: int | None = None) -> None:
         self.max_queue = max_queue
+        self.max_per_owner = max_per_owner or max_queue
+        self.task_s = 1.0  # running mean of interactive task times, for Retry-After
         self._interactive: collections.deque[_Task] = collections.deque()
         self._background: collections.deque[_Task] = collections.deque()
         self._cond = threading.Condition()
@@ -67,17 +72,50 @@ class DeviceWorker:
         """Whether interactive work waits (cheap; polled by training between steps)."""
         return bool(self._interactive)
 
-    def submit(self, fn: Callable[[], T], *, label: str, background: bool = False) -> Future[T]:
-        task = _Task(fn, label)
+    def submit(
+        self,
+        fn: Callable[[], T],
+        *,
+        label: str,
+        background: bool = False,
+        owner: str | None = None,
+    ) -> Future[T]:
+        """Queue `fn`. Interactive work is refused (429) when the queue is full, or when
+        `owner` already has their share of it waiting: one user can't fill it for everyone."""
+        task = _Task(fn, label, owner)
         with self._cond:
-            if not background and len(self._interactive) >= self.max_queue:
-                raise QueueFull(
-                    f"the engine already has {len(self._interactive)} requests waiting; "
-                    "try again shortly"
-                )
+            if not background:
+                self._check_room(owner)
             (self._background if background else self._interactive).append(task)
             self._cond.notify()
         return task.future
+
+    def _check_room(self, owner: str | None) -> None:
+        waiting = len(self._interactive)
+        retry = {"Retry-After": str(math.ceil(self.task_s * (waiting + 1)))}
+        if waiting >= self.max_queue:
+            raise QueueFull(
+                f"the engine already has {waiting} requests waiting (LORAMINT_QUEUE_SIZE); "
+                "try again shortly",
+                headers=retry,
+            )
+        mine = sum(1 for t in self._interactive if owner is not None and t.owner == owner)
+        if mine >= self.max_per_owner:
+            raise QueueFull(
+                f"you already have {mine} requests waiting, the most one user may have "
+                "(LORAMINT_USER_QUEUE_SIZE); try again when one is done",
+                headers=retry,
+            )
+
+    def withdraw(self, future: Future[Any]) -> bool:
+        """Take work that has not started out of the queue (its client went away)."""
+        with self._cond:
+            for queue in (self._interactive, self._background):
+                for task in queue:
+                    if task.future is future:
+                        queue.remove(task)
+                        return future.cancel()
+        return False
 
     def run_pending(self) -> None:
         """Run the interactive tasks queued now; called by background tasks between steps."""
@@ -92,10 +130,13 @@ class DeviceWorker:
 
     def _execute(self, task: _Task) -> None:
         self._running = task.label
+        started = time.monotonic()
         try:
             task.run()
         finally:
             self._running = None
+        if task.owner is not None:
+            self.task_s = 0.8 * self.task_s + 0.2 * (time.monotonic() - started)
 
     def _loop(self) -> None:
         while True:

@@ -6,6 +6,7 @@ always the orchestrator's own notion of it, sent as the engine's `user_id` query
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -15,7 +16,7 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from engine.contract.errors import EngineTimeout, EngineUnavailable
+from engine.contract.errors import ClientClosed, EngineTimeout, EngineUnavailable
 from engine.contract.schemas import ENGINE_TOKEN_HEADER
 
 PASSED_HEADERS = ("content-type", "content-disposition", "cache-control", "x-accel-buffering")
@@ -59,6 +60,22 @@ class EngineClient:
                 f"({type(exc).__name__}); it may be starting or restarting: see /health"
             ) from exc
 
+    async def _send(self, req: httpx.Request, client: Request | None) -> httpx.Response:
+        if client is None:
+            return await self.http.send(req, stream=True)
+        sending = asyncio.ensure_future(self.http.send(req, stream=True))
+        while True:
+            done, _ = await asyncio.wait({sending}, timeout=0.25)
+            if done:
+                return sending.result()
+            if await client.is_disconnected():
+                # Closing our connection tells the engine, which drops the work if it is
+                # still waiting for the device.
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sending
+                raise ClientClosed("the client went away before the engine answered")
+
     async def get_json(self, path: str, user: str) -> Any:
         """A small GET as `user`, for the orchestrator's own use (the admin's usage figures)."""
         with self._errors():
@@ -75,10 +92,12 @@ class EngineClient:
         *,
         body: bytes | None = None,
         stream_body: bool = False,
+        watch_client: bool = False,
     ) -> Response:
         """Send to the engine as `user` and pass its answer back, status and headers included:
         JSON whole (it is small, and one write is cheaper), files and events streamed.
-        `body` is a checked body to send; `stream_body` streams the client's body through."""
+        `body` is a checked body to send; `stream_body` streams the client's body through;
+        `watch_client` hangs up on the engine when the client hangs up on us."""
         query = {**request.query_params, "user_id": user}
         headers = {}
         if (body is not None or stream_body) and "content-type" in request.headers:
@@ -88,7 +107,7 @@ class EngineClient:
             request.method, path, params=query, content=content, headers=headers
         )
         with self._errors():
-            resp = await self.http.send(req, stream=True)
+            resp = await self._send(req, request if watch_client else None)
         out = {k: v for k, v in resp.headers.items() if k.lower() in PASSED_HEADERS}
         if resp.headers.get("content-type", "").startswith("application/json"):
             try:

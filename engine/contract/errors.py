@@ -46,6 +46,18 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class QuotaExceeded(ApiError):
+    status_code = 413
+    code = "quota_exceeded"
+
+
+class ClientClosed(ApiError):
+    """The client went away before its work started; nobody reads this answer."""
+
+    status_code = 499
+    code = "client_closed_request"
+
+
 class UnsupportedMediaType(ApiError):
     status_code = 415
     code = "unsupported_media_type"

@@ -21,7 +21,7 @@ from engine.contract.schemas import (
     LoraImportForm,
     LoraList,
 )
-from engine.deps import StoreDep, UserIdDep
+from engine.deps import RuntimeDep, StoreDep, UserIdDep
 from engine.uploads import save_lora_upload
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
@@ -35,9 +35,12 @@ def list_loras(store: StoreDep, user_id: UserIdDep) -> LoraList:
 
 @router.post("/loras", status_code=201)
 async def upload_lora(
-    store: StoreDep, user_id: UserIdDep, form: Annotated[LoraImportForm, Form(media_type=MULTIPART)]
+    rt: RuntimeDep,
+    user_id: UserIdDep,
+    form: Annotated[LoraImportForm, Form(media_type=MULTIPART)],
 ) -> LoraImported:
-    return await save_lora_upload(store, user_id, form.file, form.name, form.overwrite)
+    quota = rt.settings.user_quota_mb
+    return await save_lora_upload(rt.store, user_id, form.file, form.name, form.overwrite, quota)
 
 
 @router.get("/loras/{file:path}", response_model=None)

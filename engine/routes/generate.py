@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from engine.contract.handlers import ContractRoute
 from engine.contract.schemas import ERROR_RESPONSES, GenerateRequest, GenerateResponse
@@ -27,7 +27,8 @@ def health(rt: RuntimeDep) -> dict[str, Any]:
 
 @router.post("/generate")
 async def generate(
-    req: GenerateRequest, user: UserIdDep, service: GenerationDep
+    req: GenerateRequest, request: Request, user: UserIdDep, service: GenerationDep
 ) -> GenerateResponse:
-    """Text to image, with an optional stack of the user's LoRAs."""
-    return await service.generate(user, req)
+    """Text to image, with an optional stack of the user's LoRAs. A request whose client hangs
+    up while it waits for the device is dropped before it runs."""
+    return await service.generate(user, req, request.is_disconnected)

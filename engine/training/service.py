@@ -7,11 +7,12 @@ import base64
 import io
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
 
-from engine.contract.errors import Conflict
+from engine.contract.errors import Conflict, QueueFull
 from engine.contract.names import check_file_name
 from engine.contract.schemas import Job, JobStatus, TrainOptions
 from engine.jobs import Cancelled
@@ -32,6 +33,7 @@ class TrainingService:
     def submit(self, user: str, images: list[TrainingImage], opts: TrainOptions) -> Job:
         """`user` is already checked: it comes from the one identity channel (deps.py)."""
         model = self.rt.require_model()
+        self._check_share(user)
         file_name = check_file_name(opts.name, "loras")
         target = self.rt.store.user_dir("loras", user, create=True) / file_name
         if target.exists() and not opts.overwrite:
@@ -64,6 +66,20 @@ class TrainingService:
             background=True,
         )
         return job
+
+    def _check_share(self, user: str) -> None:
+        """At most `user_training_jobs` jobs per user at once, and room in their quota."""
+        limit = self.rt.settings.user_training_jobs
+        active = [j for j in self.rt.jobs.list(user) if not j.status.terminal]
+        if len(active) >= limit:
+            wait = max((j.eta_s or 60.0) for j in active)
+            raise QueueFull(
+                f"you already have {len(active)} training job(s) queued or running, the most "
+                "one user may have (LORAMINT_USER_TRAINING_JOBS); wait for it or cancel it",
+                code="too_many_jobs",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+        self.rt.store.check_quota(user, self.rt.settings.user_quota_mb)
 
     def _run(
         self,

@@ -48,7 +48,8 @@ async def generate(
 ) -> Response:
     """Text to image. Only `prompt` is required; the response lists each image's file, url,
     seed and full parameters."""
-    return await engine.forward(request, "/generate", user, body=await request.body())
+    body = await request.body()
+    return await engine.forward(request, "/generate", user, body=body, watch_client=True)
 
 
 @dataclass(frozen=True)
