@@ -69,6 +69,12 @@ class UserStore:
 
     def user_dir(self, kind: Kind, user_id: str, *, create: bool = False) -> Path:
         folder = self.root / kind / check_user_id(user_id)
+        # A link planted in place of a user's folder must not lead anywhere else either.
+        if folder.is_symlink():
+            raise InvalidRequest(
+                f"the {kind} folder of {user_id!r} is a link, which is refused",
+                code="invalid_user_folder",
+            )
         if create:
             folder.mkdir(parents=True, exist_ok=True)
         return folder

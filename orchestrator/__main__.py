@@ -17,11 +17,12 @@ def main() -> None:
     settings = get_settings()
     if len(sys.argv) > 1:  # users / tokens: the accounts command line
         sys.exit(cli.main(sys.argv[1:], settings))
-    if problem := settings.exposure_problem():
+    if problem := settings.serving_problem():
         sys.exit(f"LoraMint can't start: {problem}")
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request
-    url = f"http://{settings.Server.Host}:{settings.Server.Port}"
+    scheme = "https" if settings.tls else "http"
+    url = f"{scheme}://{settings.Server.Host}:{settings.Server.Port}"
     print(f"LoraMint is starting at {url}  (Ctrl-C to stop)", flush=True)
     uvicorn.run(
         create_app(settings),
@@ -29,6 +30,7 @@ def main() -> None:
         port=settings.Server.Port,
         log_level="info",
         timeout_graceful_shutdown=15,
+        **settings.tls,
     )
 
 

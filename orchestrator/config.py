@@ -63,6 +63,10 @@ class ServerSection(BaseModel):
         description="Host names the web app answers to ('*' for any, '*.example.org' for "
         "subdomains); default: the loopback names and Host.",
     )
+    CertFile: str | None = Field(
+        None, description="TLS certificate (PEM) to serve HTTPS; with KeyFile."
+    )
+    KeyFile: str | None = Field(None, description="The certificate's private key (PEM).")
     PublishedHost: str | None = Field(
         None,
         description="Where the port is really reachable, when that differs from Host: in a "
@@ -151,9 +155,19 @@ class OrchestratorSettings(BaseSettings):
         """Accounts, sessions and API tokens (Auth.Mode accounts)."""
         return self.data_dir / "accounts.db"
 
-    def exposure_problem(self) -> str | None:
-        """Why serving as configured would be unsafe, or None: without logins the app may
-        only be reachable from this machine."""
+    @property
+    def tls(self) -> dict[str, str]:
+        """uvicorn's HTTPS arguments: both files, or none for plain HTTP."""
+        cert, key = self.Server.CertFile, self.Server.KeyFile
+        if not cert or not key:
+            return {}
+        return {"ssl_certfile": str(self._path(cert)), "ssl_keyfile": str(self._path(key))}
+
+    def serving_problem(self) -> str | None:
+        """Why serving as configured would be unsafe or can't work, or None. Without logins
+        the app may only be reachable from this machine."""
+        if bool(self.Server.CertFile) != bool(self.Server.KeyFile):
+            return "HTTPS needs both Server.CertFile and Server.KeyFile; one is missing."
         reachable = self.Server.PublishedHost or self.Server.Host
         if self.Auth.Mode == "none" and not is_loopback(reachable):
             return (

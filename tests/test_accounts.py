@@ -4,13 +4,17 @@ two users who can't reach each other's things, and credentials that stop working
 from __future__ import annotations
 
 import contextlib
+import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from orchestrator.accounts.limiter import LoginLimiter
-from tests.engine_process import OrchestratorProcess
+from tests.engine_process import ROOT, OrchestratorProcess
 from tests.helpers import FAST, assert_error, png_bytes, start_training, wait_job
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
@@ -300,3 +304,58 @@ def test_without_accounts_it_refuses_to_listen_beyond_this_machine(tmp_path):
     run = app.cli()  # no arguments: serve
     assert run.returncode != 0
     assert "0.0.0.0" in run.stderr and "LORAMINT_AUTH__MODE=accounts" in run.stderr
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_over_https_the_session_cookie_is_secure(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    app = OrchestratorProcess(
+        "unused",
+        tmp_path,
+        LORAMINT_AUTH__MODE="accounts",
+        LORAMINT_ENGINE__AUTOSTART="false",
+        LORAMINT_SERVER__CERTFILE=str(cert),
+        LORAMINT_SERVER__KEYFILE=str(key),
+    )
+    assert app.cli("users", "add", "bob", stdin=PASSWORDS["bob"] + "\n").returncode == 0
+    app.url = app.url.replace("http://", "https://")
+    app.headers = {}
+    with app.log_path.open("ab") as log:
+        app.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator"], cwd=ROOT, env=app.env, stdout=log, stderr=log
+        )
+    try:
+        with httpx.Client(base_url=app.url, verify=False, timeout=10) as c:
+            wait_until_up = time.monotonic() + 60
+            while True:
+                try:
+                    c.get("/health")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < wait_until_up, app.log_tail()
+                    time.sleep(0.2)
+            r = c.post("/login", data={"username": "bob", "password": PASSWORDS["bob"]})
+            assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+        assert "https://127.0.0.1" in app.log_path.read_text()
+    finally:
+        app.stop()

@@ -178,6 +178,24 @@ def test_symlink_out_of_the_user_folder_is_refused(client, engine, tmp_path):
     assert "link.safetensors" not in names
 
 
+def test_a_linked_user_folder_is_refused(client, engine, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "stolen.safetensors").write_bytes(b"not yours")
+    link = engine.data_dir / "loras" / "mallory"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        os.symlink(elsewhere, link)
+    mallory = {"user_id": "mallory"}
+    for r in (
+        client.get("/loras", params=mallory),
+        client.get("/loras/stolen.safetensors", params=mallory),
+        client.delete("/loras/stolen.safetensors", params=mallory),
+    ):
+        assert_error(r, 422, "invalid_user_folder")
+    assert (elsewhere / "stolen.safetensors").exists()
+
+
 @pytest.mark.parametrize(
     ("patch", "code", "word"),
     [

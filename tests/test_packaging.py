@@ -68,7 +68,7 @@ def test_compose_services_pass_their_own_settings_checks(monkeypatch):
     # Bound to 0.0.0.0 in its container, published on loopback only: allowed without logins.
     published = compose["services"]["orchestrator"]["ports"][0].split(":")[0]
     assert orch.Server.Host == "0.0.0.0" and orch.Server.PublishedHost == published == "127.0.0.1"
-    assert orch.exposure_problem() is None
+    assert orch.serving_problem() is None
     assert "/data" in {v.split(":")[1] for v in compose["services"]["orchestrator"]["volumes"]}
     assert orch.database.parent.as_posix() == "/data"
     assert engine.engine_token and engine.engine_token.get_secret_value() == "shared-secret"

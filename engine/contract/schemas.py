@@ -185,7 +185,9 @@ class TrainOptions(RequestBody):
         None, max_length=64, description="Word that calls the concept up (default ohwx)."
     )
     captions: list[Caption] | None = Field(
-        None, description="One per image; the trigger word is added where missing."
+        None,
+        max_length=MAX_TRAINING_IMAGES,
+        description="One per image; the trigger word is added where missing.",
     )
     steps: int | None = Field(None, ge=1, le=5000, description="Default: by image count.")
     rank: int | None = Field(None, ge=1, le=128, description="LoRA rank (alpha = rank).")

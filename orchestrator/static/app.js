@@ -47,6 +47,11 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// A LoRA's sample image, if it is a PNG data URL (the kind LoraMint writes); else null.
+function safeThumbnail(value) {
+  return typeof value === "string" && value.startsWith("data:image/png;base64,") ? value : null;
+}
+
 function formatBytes(n) {
   return n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1048576).toFixed(1)} MB`;
 }

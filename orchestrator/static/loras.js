@@ -14,7 +14,8 @@ function meta(lora, key) {
 function showMeta(lora) {
   document.getElementById("meta-title").textContent = `Metadata of ${lora.name}`;
   const shown = { ...lora.metadata };
-  const thumb = shown["loramint.thumbnail"];
+  // Anyone can write a LoRA's header: only our own kind of thumbnail, a PNG data URL, is shown.
+  const thumb = safeThumbnail(shown["loramint.thumbnail"]);
   delete shown["loramint.thumbnail"];
   document.getElementById("meta-json").textContent = JSON.stringify(shown, null, 2);
   const img = document.getElementById("meta-thumb");

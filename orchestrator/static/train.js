@@ -54,7 +54,7 @@ function render(job) {
     useLink.href = `/generate?${p}`;
     useLink.hidden = false;
     const sample = document.getElementById("sample");
-    sample.src = job.result.thumbnail;
+    sample.src = safeThumbnail(job.result.thumbnail) || "";
     sample.hidden = false;
   }
   if (ended && source) { source.close(); source = null; }
