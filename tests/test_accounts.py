@@ -222,10 +222,22 @@ def test_a_new_password_ends_every_other_session(team):
 def test_admins_manage_users_and_see_their_storage(team):
     with as_user(team, "bob") as bob:
         assert_error(bob.get("/admin/users"), 403, "forbidden")
-        assert_error(bob.get("/admin"), 403, "forbidden")
+        page = bob.get("/admin")
+        assert page.status_code == 403 and "only admins manage users" in page.text
     with as_user(team, "alice") as admin:
+        assert admin.post("/generate", json={"prompt": "counted", **FAST}).status_code == 200
         users = {u["name"]: u for u in admin.get("/admin/users").json()["users"]}
-        assert users["alice"]["usage"]["images"] >= 1 and users["alice"]["usage"]["loras"] == 1
+        on_disk = {
+            kind: list((team.data_dir / folder / "alice").glob(f"*.{ext}"))
+            for kind, folder, ext in (
+                ("images", "outputs", "png"),
+                ("loras", "loras", "safetensors"),
+            )
+        }
+        usage = users["alice"]["usage"]
+        for kind, files in on_disk.items():
+            assert usage[kind] == len(files) >= (1 if kind == "images" else 0)
+            assert usage[f"{kind}_bytes"] == sum(f.stat().st_size for f in files)
         assert users["bob"]["usage"] == {
             "loras": 0,
             "loras_bytes": 0,

@@ -30,8 +30,9 @@ def app(tiny_models, tmp_path_factory):
         tmp_path_factory.mktemp("web"),
         LORAMINT_AUTH__MODE="accounts",
     )
-    for name, password in PASSWORDS.items():
-        assert proc.cli("users", "add", name, stdin=password + "\n").returncode == 0
+    for name, admin in (("alice", ["--admin"]), ("bob", [])):
+        added = proc.cli("users", "add", name, *admin, stdin=PASSWORDS[name] + "\n")
+        assert added.returncode == 0, added.stderr
     proc.start_ready()
     yield proc
     proc.stop()
@@ -87,7 +88,7 @@ def sign_in(page, name: str, then: str = "/generate") -> None:
     page.get_by_label("User name").fill(name)
     page.get_by_label("Password").fill(PASSWORDS[name])
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**{then}")
+    page.wait_for_url(lambda url: url.endswith(then) and "/login" not in url)
 
 
 def test_generate_train_use_and_manage(page, tmp_path):
@@ -185,6 +186,23 @@ def test_account_page_makes_a_token_shown_once(page):
     page.on("dialog", lambda d: d.accept())
     row.get_by_role("button", name="Revoke token nightly").click()
     page.locator("#tok-table tbody tr", has_text="revoked").wait_for()
+
+
+def test_the_admin_adds_a_user_and_sees_what_each_one_keeps(page):
+    sign_in(page, "bob", "/admin")
+    assert page.get_by_text("only admins manage users").is_visible()  # a page, not JSON
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, "alice", "/admin")
+    page.locator('#user-table tr[data-user="alice"]').wait_for()
+    page.get_by_label("User name").fill("dora")
+    page.get_by_label("Password (8 characters or more)").fill("dora-password")
+    page.get_by_role("button", name="Add user").click()
+    row = page.locator('#user-table tr[data-user="dora"]')
+    row.wait_for()
+    assert "enabled" in row.inner_text()
+    row.get_by_role("button", name="Disable dora").click()
+    page.locator('#user-table tr[data-user="dora"]', has_text="disabled").wait_for()
+    shot(page, "10-admin-users")
 
 
 def test_the_api_docs_render_offline_under_the_csp(page):

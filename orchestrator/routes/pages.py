@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from engine.contract.errors import Forbidden, NotFound
+from orchestrator.accounts.store import User
 from orchestrator.deps import SettingsDep, SupervisorDep, signed_in
 from orchestrator.supervisor import EngineState
 
@@ -47,6 +47,11 @@ def docs(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "docs.html", {"openapi_url": "/openapi.json"})
 
 
+def _message(request: Request, page: str, user: User | None, text: str, status: int) -> Response:
+    context = {"page": page, "title": "LoraMint", "user": user, "message": text}
+    return templates.TemplateResponse(request, "message.html", context, status)
+
+
 def _page(page: str):
     template, title = PAGES[page]
 
@@ -57,9 +62,11 @@ def _page(page: str):
             if user is None:
                 return RedirectResponse(f"/login?next=/{page}", 303)
             if page == "admin" and not user.is_admin:
-                raise Forbidden(f"only admins manage users, and {user.name!r} is not one")
+                message = f"Sorry: only admins manage users, and {user.name} is not one."
+                return _message(request, page, user, message, 403)
         elif page in ACCOUNT_PAGES:
-            raise NotFound("there are no accounts: Auth.Mode is none")
+            message = "There are no accounts here: everyone is the same user (Auth.Mode none)."
+            return _message(request, page, user, message, 404)
         context = {"page": page, "title": title, "banner": banner(supervisor), "user": user}
         return templates.TemplateResponse(request, template, context)
 
