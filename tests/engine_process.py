@@ -149,3 +149,15 @@ class OrchestratorProcess(ServiceProcess):
 
     def start_ready(self, timeout: float = 180) -> OrchestratorProcess:
         return super().start(lambda h: h["engine"]["state"] == "ready", timeout)
+
+
+TEAM = {"alice": "alice-password", "bob": "bob-password"}  # alice is an admin
+
+
+def team_app(model: str, workdir: Path, **env: str) -> OrchestratorProcess:
+    """An app in Auth.Mode accounts whose users are alice (admin) and bob; not started yet."""
+    proc = OrchestratorProcess(model, workdir, LORAMINT_AUTH__MODE="accounts", **env)
+    for name, admin in (("alice", ["--admin"]), ("bob", [])):
+        added = proc.cli("users", "add", name, *admin, stdin=TEAM[name] + "\n")
+        assert added.returncode == 0, added.stderr
+    return proc

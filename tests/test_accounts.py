@@ -14,23 +14,16 @@ import httpx
 import pytest
 
 from orchestrator.accounts.limiter import LoginLimiter
-from tests.engine_process import ROOT, OrchestratorProcess
+from tests.engine_process import ROOT, TEAM, OrchestratorProcess, team_app
 from tests.helpers import FAST, assert_error, png_bytes, start_training, wait_job
 
-PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
+PASSWORDS = TEAM
 
 
 @pytest.fixture(scope="module")
 def team(tiny_models, tmp_path_factory):
     """An app in accounts mode with alice (admin) and bob, each with an API token."""
-    proc = OrchestratorProcess(
-        str(tiny_models["sd"].folder),
-        tmp_path_factory.mktemp("team"),
-        LORAMINT_AUTH__MODE="accounts",
-    )
-    for name, admin in (("alice", ["--admin"]), ("bob", [])):
-        added = proc.cli("users", "add", name, *admin, stdin=PASSWORDS[name] + "\n")
-        assert added.returncode == 0, added.stderr
+    proc = team_app(str(tiny_models["sd"].folder), tmp_path_factory.mktemp("team"))
     proc.tokens = {}
     for name in PASSWORDS:
         made = proc.cli("tokens", "create", name, "--label", "tests")
@@ -287,15 +280,9 @@ def _login_from(app: OrchestratorProcess, address: str, name: str, password: str
 
 def test_repeated_failed_logins_are_refused_per_user_and_per_client(tmp_path):
     """Its own app (no engine needed to sign in); clients differ by loopback address."""
-    app = OrchestratorProcess(
-        "unused",
-        tmp_path,
-        LORAMINT_AUTH__MODE="accounts",
-        LORAMINT_ENGINE__AUTOSTART="false",
-        LORAMINT_AUTH__MAXFAILEDLOGINS="3",
+    app = team_app(
+        "unused", tmp_path, LORAMINT_ENGINE__AUTOSTART="false", LORAMINT_AUTH__MAXFAILEDLOGINS="3"
     )
-    for name in ("alice", "bob"):
-        assert app.cli("users", "add", name, stdin=PASSWORDS[name] + "\n").returncode == 0
     app.start(lambda h: "engine" in h, timeout=60)
     try:
         for _ in range(3):  # guessing alice's password from one place...
@@ -341,15 +328,13 @@ def test_over_https_the_session_cookie_is_secure(tmp_path):
         check=True,
         capture_output=True,
     )
-    app = OrchestratorProcess(
+    app = team_app(
         "unused",
         tmp_path,
-        LORAMINT_AUTH__MODE="accounts",
         LORAMINT_ENGINE__AUTOSTART="false",
         LORAMINT_SERVER__CERTFILE=str(cert),
         LORAMINT_SERVER__KEYFILE=str(key),
     )
-    assert app.cli("users", "add", "bob", stdin=PASSWORDS["bob"] + "\n").returncode == 0
     app.url = app.url.replace("http://", "https://")
     app.headers = {}
     with app.log_path.open("ab") as log:

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.engine_process import ROOT, OrchestratorProcess
+from tests.engine_process import ROOT, TEAM, team_app
 from tests.helpers import png_bytes
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -20,19 +20,12 @@ pytestmark = [
 ]
 
 
-PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
+PASSWORDS = TEAM
 
 
 @pytest.fixture(scope="module")
 def app(tiny_models, tmp_path_factory):
-    proc = OrchestratorProcess(
-        str(tiny_models["sd"].folder),
-        tmp_path_factory.mktemp("web"),
-        LORAMINT_AUTH__MODE="accounts",
-    )
-    for name, admin in (("alice", ["--admin"]), ("bob", [])):
-        added = proc.cli("users", "add", name, *admin, stdin=PASSWORDS[name] + "\n")
-        assert added.returncode == 0, added.stderr
+    proc = team_app(str(tiny_models["sd"].folder), tmp_path_factory.mktemp("web"))
     proc.start_ready()
     yield proc
     proc.stop()
