@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from engine.api import create_app
@@ -22,13 +24,31 @@ def main() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.engine_host,
         port=settings.engine_port,
         log_level=settings.log_level,
         access_log=settings.access_log,
+        timeout_graceful_shutdown=5,
     )
+    EngineServer(config, app).run()
+
+
+class EngineServer(uvicorn.Server):
+    """uvicorn waits for running requests before it stops; a render holds its request for
+    minutes. So the signal also tells the runtime to stop work at its next step."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        runtime = getattr(self.app.state, "runtime", None)
+        if runtime is not None:
+            runtime.begin_shutdown()
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

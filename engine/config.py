@@ -82,6 +82,26 @@ class EngineSettings(BaseSettings):
     max_images: int = Field(
         MAX_IMAGES, ge=1, le=MAX_IMAGES, description="Largest num_images per request."
     )
+    max_size_ratio: float = Field(
+        2.0,
+        ge=1.0,
+        description="Widths and heights above this many times the model's native size are "
+        "refused (a 64 px model asked for 512 px draws noise, slowly); raise it to allow them.",
+    )
+    preview_vae: str | None = Field(
+        None,
+        description="A tiny autoencoder (TAESD for SD 1.x/2.x, TAESDXL for SDXL) for live "
+        "previews: a local folder, or a Hub id already in the cache. Default: a linear "
+        "latent-to-RGB approximation.",
+    )
+    caption_model: str = Field(
+        "Salesforce/blip-image-captioning-base",
+        description="Captioner for POST /caption (a transformers image-to-text model: Hub id "
+        "or folder), loaded on first use. The demo model always uses its built-in reader.",
+    )
+    job_history: int = Field(
+        100, ge=1, description="Finished jobs kept per user; older ones are forgotten."
+    )
     log_level: str = Field("info", description="Log level for the engine's logger and uvicorn.")
     access_log: bool = Field(
         True, description="Log every request (the orchestrator turns it off: it logs them)."

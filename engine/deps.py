@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from engine.captions import CaptionService
 from engine.contract.names import check_user_id
 from engine.generation import GenerationService
 from engine.runtime import Runtime
@@ -35,6 +36,10 @@ async def get_training(rt: RuntimeDep) -> TrainingService:
     return TrainingService(rt)
 
 
+async def get_captions(rt: RuntimeDep) -> CaptionService:
+    return CaptionService(rt)
+
+
 async def get_user_id(
     rt: RuntimeDep,
     user_id: Annotated[
@@ -52,3 +57,4 @@ StoreDep = Annotated[UserStore, Depends(get_store)]
 GenerationDep = Annotated[GenerationService, Depends(get_generation)]
 UserIdDep = Annotated[str, Depends(get_user_id)]
 TrainingDep = Annotated[TrainingService, Depends(get_training)]
+CaptionDep = Annotated[CaptionService, Depends(get_captions)]

@@ -1,4 +1,8 @@
-"""Text-to-image requests: resolve defaults and LoRAs, render on the worker, save PNGs."""
+"""Text-to-image requests: resolve defaults and LoRAs, render on the worker, save PNGs.
+
+A request is answered in one of two ways: synchronously (the images in the answer; the work
+stops if the client hangs up), or as a job (`?async=true`) whose events carry the queue
+position, the step and a preview of the latents, and which can be cancelled."""
 
 from __future__ import annotations
 
@@ -6,22 +10,32 @@ import asyncio
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from engine.contract.errors import ClientClosed, InvalidRequest
-from engine.contract.schemas import MAX_SEED, GenerateRequest, GenerateResponse, ImageResult
-from engine.runtime import Runtime
-from engine.storage import atomic_path, read_safetensors_metadata
+from engine.contract.errors import ClientClosed, InvalidRequest, ShuttingDown
+from engine.contract.schemas import (
+    MAX_SEED,
+    GenerateAccepted,
+    GenerateRequest,
+    GenerateResponse,
+    ImageResult,
+    JobPhase,
+    JobStatus,
+)
+from engine.jobs import Cancelled
+from engine.runtime import LoadedModel, Runtime
+from engine.storage import atomic_path, iso, read_safetensors_metadata
 from engine.values import LoraRef, RenderParams
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 GONE_POLL_S = 0.25  # how often a waiting request checks that its client is still there
 
 
@@ -45,11 +59,26 @@ def save_png(image: Image.Image, path_target: Any, params: dict[str, Any]) -> No
         image.save(tmp, format="PNG", pnginfo=info)
 
 
+@dataclass
+class Plan:
+    """One checked request: what to render and what to record with the images."""
+
+    user: str
+    model: LoadedModel
+    refs: list[LoraRef]
+    render: RenderParams
+    base: dict[str, Any]  # the parameters saved in each PNG, but the seed
+
+    @property
+    def seed(self) -> int:
+        return self.render.seeds[0]
+
+
 class GenerationService:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
-    def _check_limits(self, steps: int, width: int, height: int, n: int) -> None:
+    def _check_limits(self, model: LoadedModel, steps: int, width: int, height: int, n: int):
         s = self.rt.settings
         if steps > s.max_steps:
             raise InvalidRequest(f"steps: at most {s.max_steps} on this server")
@@ -57,22 +86,24 @@ class GenerationService:
             raise InvalidRequest(f"width and height: at most {s.max_side} on this server")
         if n > s.max_images:
             raise InvalidRequest(f"num_images: at most {s.max_images} on this server")
+        native = model.info.defaults.width
+        if max(width, height) > native * s.max_size_ratio:
+            raise InvalidRequest(
+                f"{width}x{height} is far above this model's native {native}x{native}: it "
+                f"would draw noise, slowly. Ask for at most {int(native * s.max_size_ratio)} "
+                "px a side (LORAMINT_MAX_SIZE_RATIO allows more)",
+                code="size_too_large",
+            )
 
-    async def generate(
-        self, user: str, req: GenerateRequest, gone: Callable[[], Awaitable[bool]]
-    ) -> GenerateResponse:
-        """`user` is already checked: it comes from the one identity channel (deps.py).
-        `gone()` says whether the client has hung up; if so before the work starts, the work
-        is dropped."""
-        from engine.pipelines import render  # torch: only when there is work to do
-
+    def plan(self, user: str, req: GenerateRequest) -> Plan:
+        """`user` is already checked: it comes from the one identity channel (deps.py)."""
         model = self.rt.require_model()
         self.rt.store.check_quota(user, self.rt.settings.user_quota_mb)
         d = model.info.defaults
         steps = req.steps or d.steps
         width, height = req.width or d.width, req.height or d.height
         guidance = d.guidance_scale if req.guidance_scale is None else req.guidance_scale
-        self._check_limits(steps, width, height, req.num_images)
+        self._check_limits(model, steps, width, height, req.num_images)
         refs = []
         for spec in req.loras:
             path = self.rt.store.resolve("loras", user, spec.file)
@@ -80,17 +111,9 @@ class GenerationService:
             refs.append(LoraRef(user, path, spec.strength))
         seed = secrets.randbelow(MAX_SEED + 1) if req.seed is None else req.seed
         seeds = tuple((seed + i) % (MAX_SEED + 1) for i in range(req.num_images))
-        render_params = RenderParams(
+        params = RenderParams(
             req.prompt, req.negative_prompt, steps, guidance, width, height, seeds
         )
-
-        def job() -> list[Image.Image]:
-            model.loras.activate(refs)
-            return render(model.pipe, render_params)
-
-        started = time.perf_counter()
-        future = self.rt.worker.submit(job, label="generate", owner=user)
-        images = await self._wait(future, gone)
         base = {
             "user_id": user,
             "model": model.info.model,
@@ -104,33 +127,72 @@ class GenerationService:
             "height": height,
             "loras": [{"file": r.path.name, "strength": r.strength} for r in refs],
         }
-        results = await asyncio.to_thread(self._save_all, user, images, seeds, base)
-        return GenerateResponse(
-            images=results,
-            parameters={**base, "seed": seed, "num_images": req.num_images},
-            seconds=round(time.perf_counter() - started, 3),
-        )
+        return Plan(user, model, refs, params, base)
 
-    async def _wait(self, future: Future[T], gone: Callable[[], Awaitable[bool]]) -> T:
-        """The work's result; if the client hangs up while it waits, it never runs. Work
-        already running finishes (its images are saved for the user)."""
+    def _render(self, plan: Plan, stop: Callable[[], bool], on_step=None) -> list[Image.Image]:
+        """On the worker: the images, or Cancelled at the first step after `stop()`."""
+        from engine.pipelines import render  # torch: only when there is work to do
+
+        def step(i: int, latents: Any) -> None:
+            if stop() or self.rt.stopping.is_set():
+                raise Cancelled()
+            if on_step is not None:
+                on_step(i, latents)
+
+        if stop() or self.rt.stopping.is_set():
+            raise Cancelled()
+        plan.model.loras.activate(plan.refs)
+        return render(plan.model.pipe, plan.render, step)
+
+    # -- synchronous ---------------------------------------------------------------------
+    async def generate(
+        self, user: str, req: GenerateRequest, gone: Callable[[], Awaitable[bool]]
+    ) -> GenerateResponse:
+        """The images in the answer. If the client hangs up, queued work is dropped and
+        running work stops at its next step; nothing is saved."""
+        plan = self.plan(user, req)
+        started = time.perf_counter()
+        hung_up = threading.Event()
+        future = self.rt.worker.submit(
+            lambda: self._render(plan, hung_up.is_set), label="generate", owner=user
+        )
+        images = await self._wait(future, gone, hung_up)
+        results = await asyncio.to_thread(self.save_all, plan, images)
+        return self._response(plan, results, time.perf_counter() - started)
+
+    async def _wait(self, future: Future, gone, hung_up: threading.Event) -> list[Image.Image]:
         waiting = asyncio.wrap_future(future)
         while True:
             done, _ = await asyncio.wait({waiting}, timeout=GONE_POLL_S)
             if done:
-                return waiting.result()
-            if await gone() and self.rt.worker.withdraw(future):
-                log.info("dropped a queued generation: its client went away")
-                raise ClientClosed("the client went away before its generation started")
+                break
+            if not hung_up.is_set() and await gone():
+                hung_up.set()
+                if self.rt.worker.withdraw(future):
+                    log.info("dropped a queued generation: its client went away")
+                    raise ClientClosed("the client went away before its generation started")
+                log.info("stopping a running generation: its client went away")
+        try:
+            return waiting.result()
+        except Cancelled:
+            if hung_up.is_set():
+                raise ClientClosed("the client went away; the generation was stopped") from None
+            raise ShuttingDown("the engine is stopping; the generation was not finished") from None
 
-    def _save_all(
-        self, user: str, images: list[Image.Image], seeds: tuple[int, ...], base: dict[str, Any]
-    ) -> list[ImageResult]:
+    def _response(self, plan: Plan, results: list[ImageResult], seconds: float):
+        return GenerateResponse(
+            images=results,
+            parameters={**plan.base, "seed": plan.seed, "num_images": len(plan.render.seeds)},
+            seconds=round(seconds, 3),
+        )
+
+    def save_all(self, plan: Plan, images: list[Image.Image]) -> list[ImageResult]:
+        user = plan.user
         folder = self.rt.store.user_dir("outputs", user, create=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         results = []
-        for i, (image, seed) in enumerate(zip(images, seeds, strict=True)):
-            params = {**base, "seed": seed, "created": datetime.now(timezone.utc).isoformat()}
+        for i, (image, seed) in enumerate(zip(images, plan.render.seeds, strict=True)):
+            params = {**plan.base, "seed": seed, "created": datetime.now(timezone.utc).isoformat()}
             name = f"{stamp}-{i}-{seed}.png"
             save_png(image, folder / name, params)
             results.append(
@@ -139,3 +201,61 @@ class GenerationService:
                 )
             )
         return results
+
+    # -- as a job ------------------------------------------------------------------------
+    def start_job(self, user: str, req: GenerateRequest) -> GenerateAccepted:
+        plan = self.plan(user, req)
+        params = {**req.model_dump(), **plan.base, "seed": plan.seed}
+        job = self.rt.jobs.create("generate", user, plan.render.steps, params)
+        future = self.rt.worker.submit(
+            lambda: self._run_job(job.id, plan), label="generate", owner=user
+        )
+        self.rt.track(job.id, future)
+        job = self.rt.jobs.current(job.id)
+        return GenerateAccepted(job_id=job.id, status_url=f"/jobs/{job.id}", job=job)
+
+    def _run_job(self, job_id: str, plan: Plan) -> None:
+        from engine.previews import data_url
+
+        jobs, total = self.rt.jobs, plan.render.steps
+        if jobs.current(job_id).status.terminal:  # cancelled while it waited
+            return
+        started = time.perf_counter()
+        jobs.update(
+            job_id,
+            status=JobStatus.RUNNING,
+            phase=JobPhase.GENERATING,
+            started=iso(time.time()),
+        )
+
+        def on_step(step: int, latents: Any) -> None:
+            preview = plan.model.preview(latents, plan.render.width, plan.render.height)
+            per_step = (time.perf_counter() - started) / step
+            jobs.update(
+                job_id,
+                step=step,
+                progress=round(step / total, 4),
+                eta_s=round(per_step * (total - step), 1) if step >= 2 else None,
+                preview=data_url(preview),
+            )
+
+        try:
+            images = self._render(plan, lambda: jobs.cancel_requested(job_id), on_step)
+            results = self.save_all(plan, images)
+        except Cancelled:
+            jobs.update(job_id, status=JobStatus.CANCELLED, finished=iso(time.time()), preview=None)
+            return
+        except Exception as exc:  # the job records why; the engine keeps serving
+            log.exception("generation job %s failed", job_id)
+            message = f"{type(exc).__name__}: {exc}"
+            jobs.update(job_id, status=JobStatus.FAILED, finished=iso(time.time()), error=message)
+            return
+        answer = self._response(plan, results, time.perf_counter() - started)
+        jobs.update(
+            job_id,
+            status=JobStatus.SUCCEEDED,
+            finished=iso(time.time()),
+            eta_s=0.0,
+            preview=None,
+            result=answer.model_dump(),
+        )

@@ -1,4 +1,5 @@
-"""Background jobs (LoRA training, later more): state, persistence, cancellation, live updates.
+"""Jobs (LoRA training; generations asked for with ?async=true): state, persistence,
+cancellation, live updates.
 
 Each job is a JSON file under `{data_dir}/jobs/`, rewritten atomically when its state changes,
 so jobs survive an engine restart; one that was queued or running when the engine died is
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.contract.errors import Conflict, NotFound
-from engine.contract.schemas import Job, JobStatus
+from engine.contract.schemas import Job, JobPhase, JobStatus
 from engine.storage import atomic_path, iso
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,9 @@ class Cancelled(Exception):
 
 
 class JobStore:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, history: int = 100) -> None:
         self.folder = folder
+        self.history = history
         self.folder.mkdir(parents=True, exist_ok=True)
         self._jobs: dict[str, Job] = {}
         self._cancel: set[str] = set()
@@ -53,6 +55,7 @@ class JobStore:
                 continue
             if not job.status.terminal:
                 job.status, job.error = JobStatus.FAILED, "engine restarted"
+                job.phase, job.queue_position, job.preview = JobPhase.DONE, None, None
                 job.finished = iso(time.time())
                 self._persist(job)
             self._jobs[job.id] = job
@@ -74,7 +77,17 @@ class JobStore:
         with self._lock:
             self._jobs[job.id] = job
             self._persist(job)
+            self._forget_old(user_id)
         return job
+
+    def _forget_old(self, user_id: str) -> None:
+        """Keep the newest `history` finished jobs of a user."""
+        done = [j for j in self._jobs.values() if j.user_id == user_id and j.status.terminal]
+        for job in sorted(done, key=lambda j: j.created, reverse=True)[self.history :]:
+            del self._jobs[job.id]
+            self._saved_at.pop(job.id, None)
+            self._cancel.discard(job.id)
+            (self.folder / f"{job.id}.json").unlink(missing_ok=True)
 
     def get(self, job_id: str, owner: str) -> Job:
         """The job if `owner` owns it; anyone else gets the same 404 as for no such job."""
@@ -93,6 +106,8 @@ class JobStore:
 
     def update(self, job_id: str, **changes: Any) -> Job:
         """Apply changes; persist on status changes and at most every PERSIST_EVERY_S."""
+        if "status" in changes and changes["status"].terminal:
+            changes = {"phase": JobPhase.DONE, "queue_position": None, **changes}
         with self._lock:
             job = self._jobs[job_id].model_copy(update=changes)
             self._jobs[job_id] = job

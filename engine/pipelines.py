@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -74,11 +75,16 @@ def family_of(pipe: DiffusionPipeline) -> str:
     return "sdxl" if isinstance(pipe, StableDiffusionXLPipeline) else "sd"
 
 
-def defaults_for(model: str, pipe: DiffusionPipeline, folder: Path | None = None) -> ModelDefaults:
+def own_settings(model: str) -> dict:
+    """A model folder's own `loramint.json` (the demo model states defaults and preview
+    factors there), or {}."""
+    own = Path(_location(model)) / "loramint.json"
+    return json.loads(own.read_text()) if own.is_file() else {}
+
+
+def defaults_for(model: str, pipe: DiffusionPipeline) -> ModelDefaults:
     side = int(pipe.unet.config.sample_size * pipe.vae_scale_factor)
-    own = folder / "loramint.json" if folder else None
-    if own is not None and own.is_file():  # a model that states its own defaults (the demo)
-        d = json.loads(own.read_text()).get("defaults", {})
+    if d := own_settings(model).get("defaults"):
         return ModelDefaults(
             steps=d["steps"], guidance_scale=d["guidance_scale"], width=side, height=side
         )
@@ -131,22 +137,36 @@ def load_model(
         pipe = _load_or_explain(model, None, dtype)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    folder = Path(_location(model))
     info = ModelInfo(
         model=model,
         family=family_of(pipe),
         device=str(device),
         dtype=str(dtype).removeprefix("torch."),
-        defaults=defaults_for(model, pipe, folder if folder.is_dir() else None),
+        defaults=defaults_for(model, pipe),
         fallback_reason=fallback_reason,
     )
     return pipe, info
 
 
-def render(pipe: DiffusionPipeline, params: RenderParams) -> list[Image.Image]:
+StepHook = Callable[[int, torch.Tensor], None]
+
+
+def render(
+    pipe: DiffusionPipeline, params: RenderParams, on_step: StepHook | None = None
+) -> list[Image.Image]:
+    """The images; `on_step(step, latents)` after each step may raise to stop the run there
+    (a cancel, a client gone, shutdown)."""
     n = len(params.seeds)
     # CPU generators make a seed give the same image on every device.
     generators = [torch.Generator("cpu").manual_seed(s) for s in params.seeds]
+    hook = {}
+    if on_step is not None:
+
+        def callback(_pipe, i: int, _t, kwargs: dict) -> dict:
+            on_step(i + 1, kwargs["latents"])
+            return kwargs
+
+        hook = {"callback_on_step_end": callback, "callback_on_step_end_tensor_inputs": ["latents"]}
     with torch.inference_mode():
         out = pipe(
             prompt=[params.prompt] * n,
@@ -157,5 +177,6 @@ def render(pipe: DiffusionPipeline, params: RenderParams) -> list[Image.Image]:
             height=params.height,
             generator=generators,
             output_type="pil",
+            **hook,
         )
     return list(out.images)

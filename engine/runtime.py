@@ -8,6 +8,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,7 @@ import psutil
 
 from engine.config import EngineSettings
 from engine.contract.errors import ModelLoadError, NotReady
+from engine.contract.schemas import Job
 from engine.jobs import JobStore
 from engine.storage import UserStore
 from engine.values import ModelInfo
@@ -38,6 +41,7 @@ class LoadedModel:
     pipe: Any  # a diffusers pipeline; typed loosely so the web layer needs no torch
     info: ModelInfo
     loras: LoraCache
+    preview: Callable[[Any, int, int], Any]  # (latents, width, height) -> PIL image
 
 
 class Runtime:
@@ -45,8 +49,13 @@ class Runtime:
         self.settings = settings
         self.store = UserStore(settings.data_dir)
         self.worker = DeviceWorker(settings.queue_size, settings.user_queue_size)
-        self.jobs = JobStore(settings.data_dir / "jobs")
+        self.jobs = JobStore(settings.data_dir / "jobs", settings.job_history)
+        self.worker.on_dequeue = self._queue_moved
+        self._queued: dict[str, Future[Any]] = {}  # job id -> its work, while it waits
+        # Set when the engine is told to stop: running work ends at its next step.
+        self.stopping = threading.Event()
         self.model: LoadedModel | None = None
+        self.captioner: Any = None  # captions.ModelCaptioner, loaded on first use
         self.reason: str | None = "loading model"
         self._failed = False
         self.started = time.time()
@@ -58,18 +67,49 @@ class Runtime:
         self.worker.submit(self._load, label="load model", background=True)
 
     def stop(self) -> None:
+        self.stopping.set()
         self.worker.stop()
+
+    def begin_shutdown(self) -> None:
+        """SIGTERM or the parent gone: the running generation or training step ends at its
+        next step, so the engine exits within seconds rather than after the work."""
+        if not self.stopping.is_set():
+            log.info("stopping: running work ends at its next step")
+        self.stopping.set()
+
+    def track(self, job_id: str, future: Future[Any]) -> None:
+        """Follow a job's queued work: its queue position, and withdrawing it on cancel."""
+        self._queued[job_id] = future
+        self.jobs.update(job_id, queue_position=self.worker.position(future))
+
+    def _queue_moved(self) -> None:
+        for job_id, future in list(self._queued.items()):
+            position = self.worker.position(future)
+            if position is None:
+                self._queued.pop(job_id, None)
+            elif self.jobs.current(job_id).queue_position != position:
+                self.jobs.update(job_id, queue_position=position)
+
+    def cancel_job(self, job_id: str, owner: str) -> Job:
+        """Queued: taken out of the queue. Running: it stops at its next step."""
+        job = self.jobs.request_cancel(job_id, owner)
+        future = self._queued.pop(job_id, None)
+        if future is not None:
+            self.worker.withdraw(future)
+        return job
 
     def _watch_parent(self) -> None:
         while psutil.pid_exists(self.settings.parent_pid or 0):
             time.sleep(1.0)
         log.warning("parent process %s is gone; shutting down", self.settings.parent_pid)
+        self.begin_shutdown()
         os.kill(os.getpid(), signal.SIGTERM)
 
     def _load(self) -> None:
         # Imported here so that importing the web layer never pulls in torch.
         from engine.loras import LoraCache
-        from engine.pipelines import load_model
+        from engine.pipelines import load_model, own_settings
+        from engine.previews import previewer_for
 
         s = self.settings
         try:
@@ -78,7 +118,10 @@ class Runtime:
             log.error("%s", exc.message)
             self._failed, self.reason = True, exc.message
             return
-        self.model = LoadedModel(pipe, info, LoraCache(pipe, s.lora_cache_size))
+        preview = previewer_for(
+            info.family, own_settings(info.model).get("preview"), s.preview_vae, pipe
+        )
+        self.model = LoadedModel(pipe, info, LoraCache(pipe, s.lora_cache_size), preview)
         self.reason = None
         log.info("model ready: %s (%s) on %s/%s", info.model, info.family, info.device, info.dtype)
 

@@ -48,6 +48,8 @@ class DeviceWorker:
         self._cond = threading.Condition()
         self._running: str | None = None
         self._stopped = False
+        # Called (on the worker thread) whenever a task leaves the queue: positions moved.
+        self.on_dequeue: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._loop, name="device-worker", daemon=True)
 
     def start(self) -> None:
@@ -67,6 +69,15 @@ class DeviceWorker:
     @property
     def running(self) -> str | None:
         return self._running
+
+    def position(self, future: Future[Any]) -> int | None:
+        """1 for the task that runs next, None once it has left the queue. Interactive work
+        goes before background work."""
+        with self._cond:
+            for i, task in enumerate((*self._interactive, *self._background)):
+                if task.future is future:
+                    return i + 1
+        return None
 
     def has_pending(self) -> bool:
         """Whether interactive work waits (cheap; polled by training between steps)."""
@@ -108,14 +119,22 @@ class DeviceWorker:
             )
 
     def withdraw(self, future: Future[Any]) -> bool:
-        """Take work that has not started out of the queue (its client went away)."""
+        """Take work that has not started out of the queue (cancelled, or its client left)."""
         with self._cond:
-            for queue in (self._interactive, self._background):
-                for task in queue:
-                    if task.future is future:
-                        queue.remove(task)
-                        return future.cancel()
-        return False
+            queues = (self._interactive, self._background)
+            found = next(((q, t) for q in queues for t in q if t.future is future), None)
+            if found is None:
+                return False
+            found[0].remove(found[1])
+        self._dequeued()
+        return future.cancel()
+
+    def _dequeued(self) -> None:
+        if self.on_dequeue is not None:
+            try:
+                self.on_dequeue()
+            except Exception:  # a listener's bug must not stop the device
+                log.exception("queue listener failed")
 
     def run_pending(self) -> None:
         """Run the interactive tasks queued now; called by background tasks between steps."""
@@ -125,6 +144,7 @@ class DeviceWorker:
                 if not self._interactive:
                     break
                 task = self._interactive.popleft()
+            self._dequeued()
             self._execute(task)
         self._running = outer
 
@@ -147,4 +167,5 @@ class DeviceWorker:
                     return
                 queue = self._interactive or self._background
                 task = queue.popleft()
+            self._dequeued()
             self._execute(task)

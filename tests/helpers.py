@@ -113,3 +113,13 @@ def sse_events(
             elif line.startswith("data:"):
                 events.append((name, json.loads(line.split(":", 1)[1])))
     return events
+
+
+def decode_data_url(url: str, max_side: int = 256) -> np.ndarray:
+    """A PNG data URL's pixels; it must decode and be no larger than `max_side`."""
+    import base64
+
+    assert url.startswith("data:image/png;base64,")
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert max(image.size) <= max_side
+    return np.asarray(image.convert("RGB"), dtype=np.int16)

@@ -90,3 +90,17 @@ class EngineUnavailable(ApiError):
 class EngineTimeout(ApiError):
     status_code = 504
     code = "engine_timeout"
+
+
+class ShuttingDown(ApiError):
+    """The engine was told to stop while this work waited or ran."""
+
+    status_code = 503
+    code = "shutting_down"
+
+
+class CaptionerUnavailable(ApiError):
+    """The captioning model could not be loaded; the message names it and the way out."""
+
+    status_code = 503
+    code = "captioner_unavailable"

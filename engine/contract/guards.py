@@ -93,7 +93,7 @@ class HostGuard:
 
 def body_limit(method: str, path: str) -> int:
     """The largest body a route takes: its files plus 1 MB of form fields, or 1 MB of JSON."""
-    if path == "/train-lora":
+    if path in ("/train-lora", "/caption"):
         return MAX_TRAINING_IMAGES * MAX_TRAINING_IMAGE_BYTES + MAX_JSON_BYTES
     if path == "/loras" and method == "POST":
         return MAX_LORA_BYTES + MAX_JSON_BYTES

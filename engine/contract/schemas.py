@@ -166,7 +166,10 @@ class ImageEntry(BaseModel):
 
 class ImageList(BaseModel):
     user_id: str
-    images: list[ImageEntry]
+    images: list[ImageEntry] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; absent on the last page."
+    )
 
 
 class Deleted(BaseModel):
@@ -197,12 +200,32 @@ class TrainOptions(RequestBody):
     train_text_encoder: bool = Field(False, description="Also train the text encoder(s).")
     flip: bool = Field(True, description="Also train on mirrored copies.")
     overwrite: bool = Field(False, description="Replace a LoRA of the same name.")
+    sample_every: int | None = Field(
+        None,
+        ge=0,
+        le=5000,
+        description="Draw sample images every this many steps (0: none). Default: about 5 "
+        "times in a run.",
+    )
+    sample_prompts: list[Caption] | None = Field(
+        None,
+        max_length=2,
+        description="Up to 2 prompts for the samples. Default: the first caption and the "
+        "trigger word in a new context.",
+    )
     prior_preservation: bool | None = Field(
         None,
         description="Also train on the base model's own images for the captions without "
         "the trigger word, so other prompts stay as they were. Default: on for small "
         "models (the demo model), off otherwise (it doubles the cost of a step).",
     )
+
+
+def _one_to_five(v: Any) -> Any:
+    n = len(v) if isinstance(v, list) else 1
+    if not 1 <= n <= MAX_TRAINING_IMAGES:
+        raise ValueError(f"send 1 to {MAX_TRAINING_IMAGES} images; got {n}")
+    return v
 
 
 class TrainForm(TrainOptions):
@@ -214,13 +237,7 @@ class TrainForm(TrainOptions):
         json_schema_extra={"minItems": 1, "maxItems": MAX_TRAINING_IMAGES},
     )
 
-    @field_validator("images", mode="before")
-    @classmethod
-    def _image_count(cls, v: Any) -> Any:
-        n = len(v) if isinstance(v, list) else 1
-        if not 1 <= n <= MAX_TRAINING_IMAGES:
-            raise ValueError(f"send 1 to {MAX_TRAINING_IMAGES} images; got {n}")
-        return v
+    _image_count = field_validator("images", mode="before")(_one_to_five)
 
 
 class JobStatus(str, enum.Enum):
@@ -235,16 +252,51 @@ class JobStatus(str, enum.Enum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class JobPhase(str, enum.Enum):
+    """What a job is doing now, finer than its status."""
+
+    QUEUED = "queued"
+    PREPARING = "preparing"  # training: encoding the images, drawing the prior images
+    TRAINING = "training"
+    SAVING = "saving"  # training: the last check, the thumbnail, writing the file
+    GENERATING = "generating"
+    DONE = "done"
+
+
+class JobSample(BaseModel):
+    """An image drawn with the training adapter at `step`, to see what the LoRA learns."""
+
+    step: int
+    prompt: str
+    seed: int
+    image: str = Field(description="A PNG data URL.")
+
+
 class Job(BaseModel):
     id: str
-    kind: str
+    kind: str = Field(description="generate or train-lora.")
     user_id: str
     status: JobStatus = JobStatus.QUEUED
+    phase: JobPhase = JobPhase.QUEUED
+    phase_step: int | None = Field(None, description="Progress inside the phase (preparing).")
+    phase_total: int | None = None
+    queue_position: int | None = Field(
+        None, description="While queued: 1 means next on the device."
+    )
     step: int = 0
     total_steps: int = 0
     progress: float = 0.0
     loss: float | None = None
-    eta_s: float | None = None
+    loss_history: list[tuple[int, float]] = Field(
+        default_factory=list, description="(step, loss), thinned to at most ~200 points."
+    )
+    eta_s: float | None = Field(
+        None, description="Seconds left, from the measured step rate; absent until known."
+    )
+    preview: str | None = Field(
+        None, description="generate: the current step's latents as a small PNG data URL."
+    )
+    samples: list[JobSample] = Field(default_factory=list)
     created: str
     started: str | None = None
     finished: str | None = None
@@ -261,3 +313,35 @@ class TrainAccepted(BaseModel):
     job_id: str
     status_url: str
     job: Job
+
+
+class GenerateAccepted(TrainAccepted):
+    """`POST /generate?async=true`: follow the job; its result holds the images."""
+
+
+class CaptionForm(RequestBody):
+    """`POST /caption`'s multipart form."""
+
+    images: list[UploadFile] = Field(
+        ...,
+        description=f"1-{MAX_TRAINING_IMAGES} PNG, JPEG or WEBP images.",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_TRAINING_IMAGES},
+    )
+    trigger_word: str | None = Field(
+        None, max_length=64, description="Put in each caption in place of the subject."
+    )
+
+    _image_count = field_validator("images", mode="before")(_one_to_five)
+
+
+class Captions(BaseModel):
+    captions: list[str]
+    captioner: str = Field(description="Which captioner wrote them.")
+
+
+class LoraPatch(RequestBody):
+    """`PATCH /loras/{file}`: fields to change in the file's metadata (tensors untouched)."""
+
+    trigger_word: str | None = Field(None, min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=2000)
+    preferred_strength: float | None = Field(None, ge=-2.0, le=2.0)

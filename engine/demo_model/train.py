@@ -33,11 +33,13 @@ from transformers import CLIPTextConfig, CLIPTextModel
 from engine.demo_model import WEIGHTS_DIR
 from engine.demo_model.shapes import BACKGROUNDS, COLOURS, NEW_COLOURS, SHAPES, draw, random_scene
 from engine.demo_model.tokenizer import build_tokenizer
+from engine.previews import fit_latent_rgb
 
 log = logging.getLogger("demo-train")
 BETAS = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 DEFAULTS = {"steps": 20, "guidance_scale": 5.0}
 MAX_TOKENS = 24
+PREVIEW_FIT = "engine.previews.fit_latent_rgb on 256 random_scene(Random(0)) images"
 
 
 def word_merges(words: list[str]) -> list[str]:
@@ -290,6 +292,8 @@ def export(c: dict, scale: float, out: Path, args) -> None:
     )
     pipe.to(torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
+    fit_rng = random.Random(0)
+    factors, bias = fit_latent_rgb(vae.float(), [draw(random_scene(fit_rng)) for _ in range(256)])
     (out / "loramint.json").write_text(
         json.dumps(
             {
@@ -301,6 +305,11 @@ def export(c: dict, scale: float, out: Path, args) -> None:
                     "lr": args.lr,
                     "dataset": args.dataset,
                     "seed": args.seed,
+                },
+                "preview": {
+                    "latent_rgb_factors": factors,
+                    "latent_rgb_bias": bias,
+                    "fitted": PREVIEW_FIT,
                 },
             },
             indent=2,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from engine.contract.handlers import ContractRoute
-from engine.contract.schemas import ERROR_RESPONSES, GenerateRequest, GenerateResponse
+from engine.contract.schemas import (
+    ERROR_RESPONSES,
+    GenerateAccepted,
+    GenerateRequest,
+    GenerateResponse,
+)
 from engine.deps import GenerationDep, RuntimeDep, UserIdDep
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
@@ -25,10 +31,28 @@ def health(rt: RuntimeDep) -> dict[str, Any]:
     return rt.health()
 
 
-@router.post("/generate")
+@router.post(
+    "/generate",
+    response_model=GenerateResponse,
+    responses={202: {"model": GenerateAccepted, "description": "With ?async=true: the job."}},
+)
 async def generate(
-    req: GenerateRequest, request: Request, user: UserIdDep, service: GenerationDep
-) -> GenerateResponse:
-    """Text to image, with an optional stack of the user's LoRAs. A request whose client hangs
-    up while it waits for the device is dropped before it runs."""
+    req: GenerateRequest,
+    request: Request,
+    user: UserIdDep,
+    service: GenerationDep,
+    as_job: Annotated[
+        bool,
+        Query(
+            alias="async",
+            description="Answer 202 at once with a job to follow (queue position, steps, "
+            "live previews; cancellable) instead of waiting for the images.",
+        ),
+    ] = False,
+) -> Any:
+    """Text to image, with an optional stack of the user's LoRAs. Without ?async=true, work
+    whose client hangs up is dropped if it waits, or stopped at its next step if it runs."""
+    if as_job:
+        accepted = service.start_job(user, req)
+        return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
     return await service.generate(user, req, request.is_disconnected)

@@ -8,8 +8,16 @@ from fastapi import APIRouter, Form
 from sse_starlette.sse import EventSourceResponse
 
 from engine.contract.handlers import ContractRoute
-from engine.contract.schemas import ERROR_RESPONSES, Job, JobList, TrainAccepted, TrainForm
-from engine.deps import RuntimeDep, TrainingDep, UserIdDep
+from engine.contract.schemas import (
+    ERROR_RESPONSES,
+    CaptionForm,
+    Captions,
+    Job,
+    JobList,
+    TrainAccepted,
+    TrainForm,
+)
+from engine.deps import CaptionDep, RuntimeDep, TrainingDep, UserIdDep
 from engine.uploads import read_training_images
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
@@ -25,6 +33,17 @@ async def train_lora(
     images = await read_training_images(form.images)
     job = service.submit(user_id, images, form)
     return TrainAccepted(job_id=job.id, status_url=f"/jobs/{job.id}", job=job)
+
+
+@router.post("/caption")
+async def caption(
+    service: CaptionDep,
+    user_id: UserIdDep,
+    form: Annotated[CaptionForm, Form(media_type="multipart/form-data")],
+) -> Captions:
+    """One caption per image, with the trigger word, to edit before training."""
+    images = await read_training_images(form.images)
+    return await service.caption(user_id, [im.image for im in images], form.trigger_word)
 
 
 @router.get("/jobs")
@@ -46,5 +65,5 @@ async def job_events(rt: RuntimeDep, job_id: str, user_id: UserIdDep) -> EventSo
 
 @router.post("/jobs/{job_id}/cancel")
 def cancel_job(rt: RuntimeDep, job_id: str, user_id: UserIdDep) -> Job:
-    """Stops a running job within one step; a queued one never starts."""
-    return rt.jobs.request_cancel(job_id, user_id)
+    """A queued job leaves the queue; a running one stops at its next step."""
+    return rt.cancel_job(job_id, user_id)

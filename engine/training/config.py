@@ -35,6 +35,8 @@ class TrainConfig:
     # one thread beats two (~12 % faster on the demo model).
     cpu_threads: int | None = None
     prior: Prior | None = None  # see prior.py
+    sample_every: int = 0  # draw the sample prompts every this many steps (0: never)
+    sample_prompts: tuple[str, ...] = ()
     # False re-encodes image and caption every step, as diffusers' examples do; kept only so
     # bench/train.py can measure what caching saves.
     cache_inputs: bool = True

@@ -3,6 +3,7 @@ becomes the `TrainConfig` a run trains with."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -13,6 +14,7 @@ from engine.training.targets import ALL_UNET_TARGETS, DECODER_BLOCKS, UNET_TARGE
 from engine.values import ModelInfo
 
 DEFAULT_TRIGGER = "ohwx"
+SAMPLES = 5  # sample images drawn in a run by default (each of the sample prompts)
 PRIOR_WEIGHT = 2.0  # on the demo model 4 kept colour but cost stars (engine/demo_model/README.md)
 
 
@@ -32,6 +34,11 @@ def training_defaults(family: str, n_images: int, native: int) -> dict[str, Any]
         # On SDXL it doubles the cost of a step: opt-in there.
         "prior_preservation": small,
         "cpu_threads": 1 if small else None,
+        "new_context": (
+            "a green {trigger} on a black background"
+            if small
+            else "a photo of {trigger} in a snowy forest"
+        ),
     }
 
 
@@ -74,9 +81,10 @@ def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainCon
         raise InvalidRequest("resolution must be a multiple of 8", code="invalid_resolution")
     captions = _captions(opts, trigger, n_images)
     prior = d["prior_preservation"] if opts.prior_preservation is None else opts.prior_preservation
+    steps = opts.steps or d["steps"]
     return TrainConfig(
         captions=captions,
-        steps=opts.steps or d["steps"],
+        steps=steps,
         rank=opts.rank or d["rank"],
         learning_rate=opts.learning_rate or d["learning_rate"],
         resolution=resolution,
@@ -87,7 +95,19 @@ def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainCon
         unet_blocks=d["unet_blocks"],
         prior=_prior(captions, trigger, info) if prior else None,
         cpu_threads=d["cpu_threads"],
+        sample_every=(
+            math.ceil(steps / SAMPLES) if opts.sample_every is None else opts.sample_every
+        ),
+        sample_prompts=tuple(opts.sample_prompts or sample_prompts(captions[0], trigger, d)),
     )
+
+
+def sample_prompts(first: str, trigger: str, d: dict[str, Any]) -> tuple[str, ...]:
+    """The first caption, and the trigger word somewhere it was not trained: whether the LoRA
+    learnt the concept or just the pictures. The demo model knows only shapes on plain
+    backgrounds, so its new context is a colour and background."""
+    new = d["new_context"].format(trigger=trigger)
+    return (first,) if new == first else (first, new)
 
 
 def prior_captions(captions: tuple[str, ...], trigger: str) -> tuple[str, ...]:

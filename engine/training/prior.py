@@ -5,7 +5,8 @@ user's. Here the base model draws a few images for the "prior captions" (the use
 without the trigger word, and the empty prompt that classifier-free guidance uses), and its own
 predictions on noised copies of them become the targets. Without it the words every caption
 shares ("a", "photo", the empty prompt) drift towards the new concept, and prompts without the
-trigger word change too. Built before the adapter exists, so no base pass runs during training.
+trigger word change too. The images are drawn before training; the targets are made 16 at a
+time as the steps reach them, so the first step does not wait for all of them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from diffusers import DDPMScheduler, DiffusionPipeline
 
 from engine.training.config import Prior
 
+BATCH = 16  # targets made per base-model call: much faster than one at a time
+
 
 @dataclass(frozen=True)
 class Draw:
@@ -28,52 +31,68 @@ class Draw:
 
 
 class PriorBank:
-    def __init__(self, draws: list[Draw], weight: float) -> None:
-        self.draws, self.weight = draws, weight
+    """`count` draws, one per training step: a LoRA can fit a small fixed set of draws and
+    still drift everywhere else. `first_cap` is the index of `prior.captions[0]` in the
+    trainer's caption list; `predict(noisy, t, caps)` is the base model's prediction (no
+    adapter)."""
 
-    @classmethod
-    def build(
-        cls,
+    def __init__(
+        self,
         pipe: DiffusionPipeline,
         prior: Prior,
         first_cap: int,
         count: int,
-        resolution: int,
+        latents: torch.Tensor,
         seed: int,
         predict: Callable[[torch.Tensor, torch.Tensor, list[int]], torch.Tensor],
-    ) -> PriorBank:
-        """`count` draws, one per training step: a LoRA can fit a small fixed set of draws and
-        still drift everywhere else. `first_cap` is the index of `prior.captions[0]` in the
-        trainer's caption list; `predict(noisy, t, caps)` is the base model's prediction."""
-        k = len(prior.captions)
-        latents = _draw_latents(pipe, prior, resolution, seed)
-        sched = DDPMScheduler.from_config(pipe.scheduler.config)
-        g = torch.Generator("cpu").manual_seed(seed + 2)
-        device = pipe.unet.device
-        draws: list[Draw] = []
-        for start in range(0, count, 16):  # batched: much faster than one at a time
-            js = [i % latents.shape[0] for i in range(start, min(count, start + 16))]
-            x0 = latents[js].to(device)
-            noise = torch.randn(x0.shape, generator=g).to(device)
-            t = torch.randint(0, sched.config.num_train_timesteps, (len(js),), generator=g)
-            noisy = sched.add_noise(x0, noise, t.to(device))
-            caps = [first_cap + j % k for j in js]
-            with torch.no_grad():
-                target = predict(noisy, t.to(device), caps)
-            draws += [
-                Draw(c, noisy[i : i + 1], t[i : i + 1].to(device), target[i : i + 1])
-                for i, c in enumerate(caps)
-            ]
-        return cls(draws, prior.weight)
+    ) -> None:
+        self.prior, self.first_cap, self.count, self.latents = prior, first_cap, count, latents
+        self.predict = predict
+        self.weight = prior.weight
+        self.sched = DDPMScheduler.from_config(pipe.scheduler.config)
+        self.device = pipe.unet.device
+        self.gen = torch.Generator("cpu").manual_seed(seed + 2)
+        self.draws: list[Draw] = []
 
     def __getitem__(self, step: int) -> Draw:
-        return self.draws[step % len(self.draws)]
+        i = step % self.count
+        while len(self.draws) <= i:
+            self._fill()
+        return self.draws[i]
+
+    def _fill(self) -> None:
+        start, k, g = len(self.draws), len(self.prior.captions), self.gen
+        js = [i % self.latents.shape[0] for i in range(start, min(self.count, start + BATCH))]
+        x0 = self.latents[js].to(self.device)
+        noise = torch.randn(x0.shape, generator=g).to(self.device)
+        t = torch.randint(0, self.sched.config.num_train_timesteps, (len(js),), generator=g)
+        noisy = self.sched.add_noise(x0, noise, t.to(self.device))
+        caps = [self.first_cap + j % k for j in js]
+        with torch.no_grad():
+            target = self.predict(noisy, t.to(self.device), caps)
+        self.draws += [
+            Draw(c, noisy[i : i + 1], t[i : i + 1].to(self.device), target[i : i + 1])
+            for i, c in enumerate(caps)
+        ]
 
 
-def _draw_latents(pipe: DiffusionPipeline, prior: Prior, resolution: int, seed: int):
+def draw_prior_images(
+    pipe: DiffusionPipeline,
+    prior: Prior,
+    resolution: int,
+    seed: int,
+    on_step: Callable[[int], None],
+) -> torch.Tensor:
+    """The base model's own images for the prior captions, as latents. `on_step(i)` after
+    each of the `prior.steps` sampling steps (it may raise to stop)."""
     k = len(prior.captions)
     prompts = [prior.captions[j % k] for j in range(prior.images)]
     gens = [torch.Generator("cpu").manual_seed(seed + 1000 + j) for j in range(len(prompts))]
+
+    def callback(_pipe, i: int, _t, kwargs: dict) -> dict:
+        on_step(i + 1)
+        return kwargs
+
     with torch.no_grad():
         out = pipe(
             prompt=prompts,
@@ -83,5 +102,6 @@ def _draw_latents(pipe: DiffusionPipeline, prior: Prior, resolution: int, seed: 
             height=resolution,
             generator=gens,
             output_type="latent",
+            callback_on_step_end=callback,
         )
     return out.images.float()

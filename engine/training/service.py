@@ -3,8 +3,6 @@ finished LoRA."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
 import math
@@ -14,12 +12,13 @@ from typing import Any
 
 from engine.contract.errors import Conflict, QueueFull
 from engine.contract.names import check_file_name
-from engine.contract.schemas import Job, JobStatus, TrainOptions
+from engine.contract.schemas import Job, JobPhase, JobSample, JobStatus, TrainOptions
 from engine.jobs import Cancelled
 from engine.runtime import LoadedModel, Runtime
 from engine.storage import atomic_path, iso
 from engine.training.config import TrainConfig
 from engine.training.defaults import train_config, trigger_word
+from engine.training.progress import Progress
 from engine.uploads import TrainingImage
 from engine.values import RenderParams
 
@@ -55,17 +54,20 @@ class TrainingService:
             "unet_targets": list(cfg.unet_targets),
             "unet_blocks": list(cfg.unet_blocks or []),
             "prior_preservation": cfg.prior is not None,
+            "sample_every": cfg.sample_every,
+            "sample_prompts": list(cfg.sample_prompts),
             "image_count": len(images),
             "image_sha256": [im.sha256 for im in images],
             "overwrite": opts.overwrite,
         }
         job = self.rt.jobs.create("train-lora", user, cfg.steps, params)
-        self.rt.worker.submit(
+        future = self.rt.worker.submit(
             lambda: self._run(job.id, model, images, cfg, target),
             label=f"train {file_name}",
             background=True,
         )
-        return job
+        self.rt.track(job.id, future)
+        return self.rt.jobs.current(job.id)
 
     def _check_share(self, user: str) -> None:
         """At most `user_training_jobs` jobs per user at once, and room in their quota."""
@@ -94,30 +96,45 @@ class TrainingService:
         jobs = self.rt.jobs
         if jobs.current(job_id).status.terminal:  # cancelled while it waited
             return
-        started = time.monotonic()
-        jobs.update(job_id, status=JobStatus.RUNNING, started=iso(time.time()))
+        jobs.update(
+            job_id, status=JobStatus.RUNNING, phase=JobPhase.PREPARING, started=iso(time.time())
+        )
+        progress = Progress(cfg.steps)
 
         def on_step(step: int, loss: float) -> None:
-            per_step = (time.monotonic() - started) / step
+            last = step == cfg.steps  # then the check, the thumbnail and the file
             jobs.update(
                 job_id,
+                phase=JobPhase.SAVING if last else JobPhase.TRAINING,
+                phase_step=None,
+                phase_total=None,
                 step=step,
                 progress=round(step / cfg.steps, 4),
                 loss=loss,
-                eta_s=round(per_step * (cfg.steps - step), 1),
+                loss_history=progress.add(step, loss),
+                eta_s=progress.eta(step),
             )
+
+        def sample(step: int) -> None:
+            drawn = [
+                JobSample(step=step, prompt=p, seed=cfg.seed, image=self._draw(model, p, cfg.seed))
+                for p in cfg.sample_prompts
+            ]
+            jobs.update(job_id, samples=[*jobs.current(job_id).samples, *drawn])
 
         hooks = Hooks(
             on_step,
-            lambda: jobs.cancel_requested(job_id),
+            lambda: jobs.cancel_requested(job_id) or self.rt.stopping.is_set(),
             lambda: self.rt.worker.has_pending(),
             self.rt.worker.run_pending,
+            on_prepare=lambda done, total: jobs.update(job_id, phase_step=done, phase_total=total),
+            sample=sample,
         )
         trainer = LoraTrainer(model.pipe, cfg, hooks)
         model.loras.invalidate()
         try:
             result = trainer.run([im.image for im in images])
-            thumb = self._thumbnail(model, cfg)
+            thumb = self._draw(model, cfg.captions[0], cfg.seed)
             meta = self._metadata(model, jobs.current(job_id), result, thumb)
             self._save(target, result.state, meta, jobs.current(job_id).params["overwrite"])
             jobs.update(
@@ -144,22 +161,18 @@ class TrainingService:
             trainer.remove()
             model.loras.invalidate()
 
-    def _thumbnail(self, model: LoadedModel, cfg: TrainConfig) -> str:
-        """A small sample from the new LoRA (still active), as a data URL."""
+    def _draw(self, model: LoadedModel, prompt: str, seed: int) -> str:
+        """A small image from the pipeline as it is (the LoRA being trained active), as a
+        data URL: the samples and the finished LoRA's thumbnail."""
         from engine.pipelines import render
+        from engine.previews import data_url
 
         d = model.info.defaults
         side = min(d.width, 512)
-        image = render(
-            model.pipe,
-            RenderParams(
-                cfg.captions[0], "", min(d.steps, 30), d.guidance_scale, side, side, (cfg.seed,)
-            ),
-        )[0]
+        params = RenderParams(prompt, "", min(d.steps, 30), d.guidance_scale, side, side, (seed,))
+        image = render(model.pipe, params)[0]
         image.thumbnail((128, 128))
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+        return data_url(image)
 
     def _metadata(self, model: LoadedModel, job: Job, result: Any, thumb: str) -> dict[str, str]:
         p = job.params

@@ -10,6 +10,7 @@ inactive."""
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from PIL import Image
 from engine.jobs import Cancelled
 from engine.training.config import TrainConfig
 from engine.training.data import embed, preprocess, text_encoders
-from engine.training.prior import PriorBank
+from engine.training.prior import PriorBank, draw_prior_images
 from engine.training.probe import LossProbe, target_for
 from engine.training.targets import TEXT_TARGETS, target_modules
 
@@ -39,6 +40,10 @@ class Hooks:
     should_cancel: Callable[[], bool]
     has_pending: Callable[[], bool]
     run_pending: Callable[[], None]
+    # Drawing the prior images: (done, total) sampling steps.
+    on_prepare: Callable[[int, int], None] = lambda done, total: None
+    # Sample images with the training adapter, after this step.
+    sample: Callable[[int], None] = lambda step: None
 
 
 @dataclass
@@ -134,15 +139,7 @@ class LoraTrainer:
         if self.cfg.cache_inputs and not self.cfg.train_text_encoder:
             with torch.no_grad():
                 embeds, pooled = embed(self.pipe, self.cfg.all_captions)
-        self.bank = self.cfg.prior and PriorBank.build(
-            self.pipe,
-            self.cfg.prior,
-            n,
-            self.cfg.steps,
-            self.cfg.resolution,
-            self.cfg.seed,
-            lambda noisy, t, caps: self._predict(noisy, t, caps, embeds, pooled),
-        )
+        self.bank = self.cfg.prior and self._prior_bank(n, embeds, pooled)
         self.threads = torch.get_num_threads()
         self._threads(training=True)
         params = self._add_adapters()
@@ -168,11 +165,14 @@ class LoraTrainer:
                 if self.hooks.should_cancel():
                     raise Cancelled()
                 if self.hooks.has_pending():
-                    self._between_steps()
+                    self._outside_step(self.hooks.run_pending)
                 loss = self._step(step, opt, sched, mean, std, n, embeds, pooled)
                 lr_decay.step()
                 result.losses.append(loss)
                 self.hooks.on_step(step + 1, loss)
+                every = self.cfg.sample_every
+                if every and ((step + 1) % every == 0 or step + 1 == self.cfg.steps):
+                    self._outside_step(functools.partial(self.hooks.sample, step + 1))
             result.probe_after = probe.loss(self._predict, embeds, pooled)
             result.state, result.adapter_metadata = self._export()
             result.seconds = time.perf_counter() - started
@@ -183,13 +183,36 @@ class LoraTrainer:
             if self.gpu:
                 self.pipe.unet.disable_gradient_checkpointing()
 
-    def _between_steps(self) -> None:
+    def _prior_bank(self, n: int, embeds, pooled) -> PriorBank:
+        prior = self.cfg.prior
+
+        def progress(i: int) -> None:
+            if self.hooks.should_cancel():
+                raise Cancelled()
+            self.hooks.on_prepare(i, prior.steps)
+
+        latents = draw_prior_images(self.pipe, prior, self.cfg.resolution, self.cfg.seed, progress)
+
+        def base_predict(noisy, t, caps):  # the base model: every adapter off
+            self.pipe.disable_lora()
+            try:
+                return self._predict(noisy, t, caps, embeds, pooled)
+            finally:
+                self._activate()
+
+        return PriorBank(self.pipe, prior, n, self.cfg.steps, latents, self.cfg.seed, base_predict)
+
+    def _outside_step(self, work: Callable[[], None]) -> None:
+        """Work between two steps that renders (queued generations, samples): the model
+        parts back on the device and the engine's thread count, then back to training."""
         self._offload(self.device)
         self._threads(training=False)
-        self.hooks.run_pending()
-        self._threads(training=True)
-        self._offload("cpu")
-        self._activate()
+        try:
+            work()
+        finally:
+            self._threads(training=True)
+            self._offload("cpu")
+            self._activate()
 
     def _threads(self, training: bool) -> None:
         """Training steps on `cfg.cpu_threads`; generations between them as the engine set."""

@@ -1,0 +1,79 @@
+"""Captions for training images (`POST /caption`), so a LoRA learns the concept and not the
+whole picture: "a yellow zxq on a white background" rather than the bare trigger word.
+
+On the built-in demo model the demo's own classifier reads colour and background, exactly the
+words that model knows. Elsewhere an image-to-text model from transformers
+(`LORAMINT_CAPTION_MODEL`, a BLIP by default), loaded on first use on the device thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from PIL import Image
+
+from engine.contract.errors import CaptionerUnavailable
+from engine.contract.schemas import Captions
+from engine.demo_model import MODEL_ID as DEMO_ID
+from engine.runtime import Runtime
+from engine.training.defaults import DEFAULT_TRIGGER
+
+log = logging.getLogger(__name__)
+Captioner = Callable[[list[Image.Image], str], list[str]]
+
+
+def demo_captions(images: list[Image.Image], trigger: str) -> list[str]:
+    from engine.demo_model.shapes import classify
+
+    out = []
+    for image in images:
+        r = classify(image)
+        colour = "" if r.colour == "none" else f"{r.colour} "
+        out.append(f"a {colour}{trigger} on a {r.background} background")
+    return out
+
+
+class ModelCaptioner:
+    """A transformers image-to-text pipeline; the trigger word goes in front."""
+
+    def __init__(self, model: str, device: str) -> None:
+        from transformers import pipeline
+
+        try:
+            self.pipe = pipeline("image-to-text", model=model, device=device)
+        except Exception as exc:  # offline, missing, not an image-to-text model...
+            raise CaptionerUnavailable(
+                f"the captioning model {model!r} could not be loaded ({type(exc).__name__}). "
+                "Write the captions yourself, or set LORAMINT_CAPTION_MODEL to a local folder "
+                "or a Hub id that is in the cache (this server may be offline)."
+            ) from exc
+
+    def __call__(self, images: list[Image.Image], trigger: str) -> list[str]:
+        texts = [out[0]["generated_text"].strip() for out in self.pipe(images)]
+        return [f"{trigger}, {text}" if text else trigger for text in texts]
+
+
+class CaptionService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def _captioner(self) -> tuple[str, Captioner]:
+        model = self.rt.require_model()
+        if model.info.model == DEMO_ID:
+            return "builtin:demo classifier", demo_captions
+        name = self.rt.settings.caption_model
+        if self.rt.captioner is None:  # loaded once, on the device thread
+            log.info("loading the captioning model %s", name)
+            self.rt.captioner = ModelCaptioner(name, model.info.device)
+        return name, self.rt.captioner
+
+    async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
+        word = (trigger or DEFAULT_TRIGGER).strip()
+
+        def work() -> Captions:
+            name, captioner = self._captioner()
+            return Captions(captions=captioner(images, word), captioner=name)
+
+        future = self.rt.worker.submit(work, label="caption", owner=user)
+        return await asyncio.wrap_future(future)

@@ -1,0 +1,38 @@
+"""A training run's time left and loss curve, as the job reports them."""
+
+from __future__ import annotations
+
+import math
+import time
+
+ETA_AFTER = 3  # steps before a time left is shown: the first step also warms up
+CHART_POINTS = 200
+
+
+class Progress:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.every = max(1, math.ceil(total / CHART_POINTS))
+        self.history: list[tuple[int, float]] = []
+        self._window: list[float] = []
+        self._first: float | None = None  # when step 1 ended
+
+    def eta(self, step: int, now: float | None = None) -> float | None:
+        """Seconds left from the rate measured since step 1 ended (so the first step's
+        warm-up and the preparing before it do not count); None until ETA_AFTER steps."""
+        now = time.monotonic() if now is None else now
+        if self._first is None or step <= 1:
+            self._first = now
+            return None
+        if step < ETA_AFTER:
+            return None
+        per_step = (now - self._first) / (step - 1)
+        return round(per_step * (self.total - step), 1)
+
+    def add(self, step: int, loss: float) -> list[tuple[int, float]]:
+        """The loss curve so far: one point per `every` steps, the mean over them."""
+        self._window.append(loss)
+        if step % self.every == 0 or step == self.total:
+            self.history.append((step, round(sum(self._window) / len(self._window), 5)))
+            self._window = []
+        return list(self.history)
