@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from PIL import Image
@@ -20,6 +21,7 @@ from engine.runtime import Runtime
 from engine.training.defaults import DEFAULT_TRIGGER
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 300  # a captioner that failed to load is not tried again for this long
 Captioner = Callable[[list[Image.Image], str], list[str]]
 
 
@@ -63,9 +65,16 @@ class CaptionService:
         if model.info.model == DEMO_ID:
             return "builtin:demo classifier", demo_captions
         name = self.rt.settings.caption_model
+        failed = self.rt.captioner_failed
+        if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:  # offline: fail at once
+            raise failed[1]
         if self.rt.captioner is None:  # loaded once, on the device thread
             log.info("loading the captioning model %s", name)
-            self.rt.captioner = ModelCaptioner(name, model.info.device)
+            try:
+                self.rt.captioner = ModelCaptioner(name, model.info.device)
+            except CaptionerUnavailable as exc:
+                self.rt.captioner_failed = (time.monotonic(), exc)
+                raise
         return name, self.rt.captioner
 
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:

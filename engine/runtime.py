@@ -56,6 +56,7 @@ class Runtime:
         self.stopping = threading.Event()
         self.model: LoadedModel | None = None
         self.captioner: Any = None  # captions.ModelCaptioner, loaded on first use
+        self.captioner_failed: tuple[float, Exception] | None = None  # when, and why
         self.reason: str | None = "loading model"
         self._failed = False
         self.started = time.time()

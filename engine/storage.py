@@ -6,6 +6,7 @@ user's folder or anything outside the data dir.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
@@ -102,29 +103,27 @@ class UserStore:
             for p in folder.iterdir()
             if p.suffix == SUFFIX[kind] and not p.name.startswith(".") and not p.is_symlink()
         ]
-        return sorted(files, key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+        return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
 
     def list_loras(self, user_id: str) -> list[dict[str, Any]]:
-        items = []
-        for path in self._files("loras", user_id):
-            st = path.stat()
-            try:
-                metadata: dict[str, str] | None = read_safetensors_metadata(path)
-                error = None
-            except InvalidRequest as exc:
-                metadata, error = None, exc.message
-            items.append(
-                {
-                    "file": path.name,
-                    "name": path.stem,
-                    "size": st.st_size,
-                    "created": iso(st.st_mtime),
-                    "url": f"/loras/{path.name}?user_id={user_id}",
-                    "metadata": metadata,
-                    "error": error,
-                }
-            )
-        return items
+        return [self.lora_entry(user_id, path) for path in self._files("loras", user_id)]
+
+    def lora_entry(self, user_id: str, path: Path) -> dict[str, Any]:
+        st = path.stat()
+        try:
+            metadata: dict[str, str] | None = read_safetensors_metadata(path)
+            error = None
+        except InvalidRequest as exc:
+            metadata, error = None, exc.message
+        return {
+            "file": path.name,
+            "name": path.stem,
+            "size": st.st_size,
+            "created": iso(st.st_mtime),
+            "url": f"/loras/{path.name}?user_id={user_id}",
+            "metadata": metadata,
+            "error": error,
+        }
 
     def check_quota(self, user_id: str, quota_mb: float | None, adding: int = 0) -> None:
         """Refuse (413) what would take the user past their quota; None: no quota."""
@@ -148,21 +147,57 @@ class UserStore:
             out[f"{label}_bytes"] = sum(p.stat().st_size for p in files)
         return out
 
-    def list_images(self, user_id: str) -> list[dict[str, Any]]:
-        items = []
+    def list_images(
+        self, user_id: str, limit: int, cursor: str | None = None, q: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of images, newest first, and the cursor of the next page (None: last).
+        The cursor is the last image's (time, name), so deletions don't shift the pages."""
+        after = _read_cursor(cursor) if cursor else None
+        needle = q.casefold().strip() if q else ""
+        items: list[dict[str, Any]] = []
         for path in self._files("outputs", user_id):
             st = path.stat()
-            info = read_png_parameters(path)
-            params = info["parameters"]
-            items.append(
-                {
-                    "file": path.name,
-                    "url": f"/images/{path.name}?user_id={user_id}",
-                    "size": st.st_size,
-                    "created": iso(st.st_mtime),
-                    "prompt": params.get("prompt"),
-                    "seed": params.get("seed"),
-                    **info,
-                }
-            )
-        return items
+            if after is not None and (st.st_mtime_ns, path.name) >= after:
+                continue
+            entry = self._image_entry(user_id, path, st)
+            if needle and needle not in _searchable(entry["parameters"]):
+                continue
+            if len(items) == limit:
+                last = items[-1]
+                return items, _cursor(last["mtime_ns"], last["file"])
+            items.append(entry)
+        return items, None
+
+    def _image_entry(self, user_id: str, path: Path, st: os.stat_result) -> dict[str, Any]:
+        info = read_png_parameters(path)
+        params = info["parameters"]
+        return {
+            "file": path.name,
+            "url": f"/images/{path.name}?user_id={user_id}",
+            "size": st.st_size,
+            "created": iso(st.st_mtime),
+            "mtime_ns": st.st_mtime_ns,
+            "prompt": params.get("prompt"),
+            "seed": params.get("seed"),
+            **info,
+        }
+
+
+def _searchable(params: dict[str, Any]) -> str:
+    loras = " ".join(str(lo.get("file", "")) for lo in params.get("loras") or ())
+    return f"{params.get('prompt', '')} {loras}".casefold()
+
+
+def _cursor(mtime_ns: int, name: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([mtime_ns, name]).encode()).decode()
+
+
+def _read_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        mtime_ns, name = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return int(mtime_ns), str(name)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest(
+            "cursor: not one this server gave out; pass next_cursor as it came",
+            code="invalid_cursor",
+        ) from exc

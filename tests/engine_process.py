@@ -34,7 +34,9 @@ class ServiceProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self.env = {**os.environ, **env}
+        # Tests never download: a model that isn't here fails at once instead of after the
+        # network's timeouts.
+        self.env = {"HF_HUB_OFFLINE": "1", **os.environ, **env}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def health(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The user's images and LoRAs: list, import, download, delete.
+"""The user's images and LoRAs: list, import, download, edit, delete.
 
 File names are path parameters that may hold anything (`{file:path}`), so every name,
 however mangled, reaches the one name check in `UserStore.resolve`."""
@@ -6,20 +6,24 @@ however mangled, reaches the one name check in `UserStore.resolve`."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import FileResponse, Response
 
 from engine.contract.accounts import Usage
+from engine.contract.errors import InvalidRequest
 from engine.contract.handlers import ContractRoute
 from engine.contract.schemas import (
     ERROR_RESPONSES,
     Deleted,
     ImageList,
+    LoraEntry,
     LoraImported,
     LoraImportForm,
     LoraList,
+    LoraPatch,
 )
 from engine.deps import RuntimeDep, StoreDep, UserIdDep
 from engine.uploads import save_lora_upload
@@ -66,6 +70,27 @@ async def download_lora(
     )
 
 
+@router.patch("/loras/{file:path}")
+async def edit_lora(store: StoreDep, user_id: UserIdDep, file: str, patch: LoraPatch) -> LoraEntry:
+    """Change the trigger word, description or preferred strength stored in the file's
+    header; its tensors stay byte for byte as they were."""
+    from engine.lora_metadata import rewrite_metadata
+
+    path = store.resolve("loras", user_id, file)
+    changes = {
+        f"loramint.{k}": v if isinstance(v, str) else json.dumps(v)
+        for k, v in patch.model_dump(exclude_unset=True).items()
+        if v is not None
+    }
+    if not changes:
+        raise InvalidRequest(
+            "send at least one of trigger_word, description, preferred_strength",
+            code="nothing_to_change",
+        )
+    await asyncio.to_thread(rewrite_metadata, path, changes)
+    return LoraEntry(**store.lora_entry(user_id, path))
+
+
 @router.delete("/loras/{file:path}")
 def delete_lora(store: StoreDep, user_id: UserIdDep, file: str) -> Deleted:
     store.delete("loras", user_id, file)
@@ -79,8 +104,21 @@ def usage(store: StoreDep, user_id: UserIdDep) -> Usage:
 
 
 @router.get("/images")
-def list_images(store: StoreDep, user_id: UserIdDep) -> ImageList:
-    return ImageList(user_id=user_id, images=store.list_images(user_id))
+def list_images(
+    store: StoreDep,
+    user_id: UserIdDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="Images per page.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=400, description="`next_cursor` of the page before.")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Only images whose prompt or LoRA names hold this."),
+    ] = None,
+) -> ImageList:
+    """Newest first, a page at a time."""
+    images, next_cursor = store.list_images(user_id, limit, cursor, q)
+    return ImageList(user_id=user_id, images=images, next_cursor=next_cursor)
 
 
 @router.get("/images/{file:path}")

@@ -1,7 +1,8 @@
 """The public REST API: each route acts as the current user and forwards to the engine.
 
-Bodies follow the contract (`engine.contract.schemas`): `/generate`'s JSON is validated here
-with `GenerateRequest` and forwarded as sent; the multipart forms (`/train-lora`, `POST /loras`)
+Bodies follow the contract (`engine.contract.schemas`): JSON bodies (`/generate`, `PATCH
+/loras/...`) are validated here and forwarded as sent; the multipart forms (`/train-lora`,
+`/caption`, `POST /loras`)
 stream through unparsed, are documented here from their contract classes, and the engine
 validates them with those same classes. File names and job ids are checked before anything is
 forwarded."""
@@ -9,9 +10,9 @@ forwarded."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -19,15 +20,20 @@ from engine.contract.handlers import ContractRoute
 from engine.contract.names import check_file_name, check_job_id
 from engine.contract.schemas import (
     ERROR_RESPONSES,
+    CaptionForm,
+    Captions,
     Deleted,
+    GenerateAccepted,
     GenerateRequest,
     GenerateResponse,
     ImageList,
     Job,
     JobList,
+    LoraEntry,
     LoraImported,
     LoraImportForm,
     LoraList,
+    LoraPatch,
     TrainAccepted,
     TrainForm,
 )
@@ -42,14 +48,42 @@ async def health(supervisor: SupervisorDep) -> dict[str, Any]:
     return {"status": "ok", "engine": supervisor.status()}
 
 
-@router.post("/generate", response_class=Response, responses={200: {"model": GenerateResponse}})
+@router.post(
+    "/generate",
+    response_class=Response,
+    responses={
+        200: {"model": GenerateResponse},
+        202: {"model": GenerateAccepted, "description": "With ?async=true: the job to follow."},
+    },
+)
 async def generate(
-    req: GenerateRequest, request: Request, engine: EngineDep, user: UserDep
+    req: GenerateRequest,
+    request: Request,
+    engine: EngineDep,
+    user: UserDep,
+    as_job: Annotated[
+        bool,
+        Query(
+            alias="async",
+            description="Answer 202 at once with a job: its events carry the queue position, "
+            "the step and a live preview; POST /jobs/{id}/cancel stops it.",
+        ),
+    ] = False,
 ) -> Response:
     """Text to image. Only `prompt` is required; the response lists each image's file, url,
-    seed and full parameters."""
+    seed and full parameters. Hanging up stops the work."""
     body = await request.body()
-    return await engine.forward(request, "/generate", user, body=body, watch_client=True)
+    return await engine.forward(request, "/generate", user, body=body, watch_client=not as_job)
+
+
+@router.patch("/loras/{file:path}", response_class=Response, responses={200: {"model": LoraEntry}})
+async def edit_lora(
+    file: str, patch: LoraPatch, request: Request, engine: EngineDep, user: UserDep
+) -> Response:
+    """Change a LoRA's trigger word, description or preferred strength (its tensors are kept
+    byte for byte)."""
+    path = engine_path("/loras/{file:path}", {"file": file})
+    return await engine.forward(request, path, user, body=await request.body())
 
 
 @dataclass(frozen=True)
@@ -84,11 +118,32 @@ FORWARDED = [
     ),
     Forwarded("GET", "/loras/{file:path}", 200, "Download a LoRA; ?format=kohya converts it."),
     Forwarded("DELETE", "/loras/{file:path}", 200, "Delete a LoRA.", Deleted),
-    Forwarded("GET", "/images", 200, "Your images, newest first, with parameters.", ImageList),
+    Forwarded(
+        "POST",
+        "/caption",
+        200,
+        "Caption 1-5 training images; edit them, then send them with /train-lora.",
+        Captions,
+        CaptionForm,
+    ),
+    Forwarded(
+        "GET",
+        "/images",
+        200,
+        "Your images, newest first, a page at a time: ?limit=, ?cursor= (the page's "
+        "next_cursor), ?q= (prompt or LoRA name).",
+        ImageList,
+    ),
     Forwarded("GET", "/images/{file:path}", 200, "Download an image (PNG with its parameters)."),
     Forwarded("DELETE", "/images/{file:path}", 200, "Delete an image.", Deleted),
-    Forwarded("GET", "/jobs", 200, "Your jobs, newest first.", JobList),
-    Forwarded("GET", "/jobs/{job_id}", 200, "A job: status, step, progress, loss, eta_s.", Job),
+    Forwarded("GET", "/jobs", 200, "Your jobs (training and generations), newest first.", JobList),
+    Forwarded(
+        "GET",
+        "/jobs/{job_id}",
+        200,
+        "A job: status, phase, queue position, step, loss, eta_s, preview and samples.",
+        Job,
+    ),
     Forwarded(
         "GET", "/jobs/{job_id}/events", 200, "Server-Sent Events: the job after every change."
     ),
