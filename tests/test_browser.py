@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.engine_process import ROOT, TEAM, team_app
 from tests.helpers import png_bytes
@@ -97,8 +98,8 @@ def test_generate_train_use_and_manage(page, tmp_path):
     page.get_by_label("Steps").fill("2")
     page.get_by_label("Seed").fill("1")
     page.get_by_role("button", name="Generate").click()
-    page.locator("#results img").first.wait_for(timeout=60_000)
-    assert "seed 1" in page.locator("#results figcaption").first.inner_text()
+    page.locator("#batches figure img").first.wait_for(timeout=60_000)
+    assert "seed 1" in page.locator("#batches figcaption").first.inner_text()
     shot(page, "1-generate")
 
     images = []
@@ -109,13 +110,17 @@ def test_generate_train_use_and_manage(page, tmp_path):
     page.goto("/train-lora")
     page.get_by_label("Reference images").set_input_files(images)
     assert page.locator("#thumbs img").count() == 2
+    assert page.get_by_label("Caption of ref0.png").input_value() == "a photo of ohwx"
     page.get_by_label("Name", exact=True).fill("browser_lora")
     page.get_by_label("Trigger word").fill("zqx")
+    # The captions follow the trigger word until they are edited.
+    assert page.get_by_label("Caption of ref0.png").input_value() == "a photo of zqx"
+    page.get_by_label("Caption of ref1.png").fill("a blue zqx")
     page.get_by_text("Advanced settings").click()
     page.get_by_label("Steps").fill("30")
     page.get_by_role("button", name="Start training").click()
     try:
-        page.get_by_text("Done:").wait_for(timeout=240_000)
+        page.locator("#progress-text", has_text="Done:").wait_for(timeout=240_000)
     finally:
         shot(page, "2-trained")
     assert page.locator("#progress").evaluate("p => p.value") == 1
@@ -124,21 +129,21 @@ def test_generate_train_use_and_manage(page, tmp_path):
     page.wait_for_url("**/generate?*")
     page.locator('#lora-stack li[data-file="browser_lora.safetensors"]').wait_for()
     assert page.get_by_label("Prompt", exact=True).input_value().startswith("zqx")
-    slider = page.get_by_label("Strength of browser_lora.safetensors")
+    slider = page.get_by_label("Strength of browser_lora")
     slider.fill("0.6")
     assert page.locator("#lora-stack output").inner_text() == "0.60"
     page.get_by_text("Advanced settings").click()
     page.get_by_label("Steps").fill("2")
     page.get_by_role("button", name="Generate").click()
-    page.locator("#results img").first.wait_for(timeout=60_000)
+    page.locator("#batches figure img").first.wait_for(timeout=60_000)
     shot(page, "3-generate-with-lora")
 
     page.goto("/my-loras")
-    row = page.locator('tr[data-file="browser_lora.safetensors"]')
-    row.wait_for()
-    assert "zqx" in row.inner_text()
-    row.get_by_role("button", name="Metadata").click()
-    assert "loramint.trigger_word" in page.locator("#meta-json").inner_text()
+    card = page.locator('li[data-file="browser_lora.safetensors"]')
+    card.wait_for()
+    assert "zqx" in card.inner_text()
+    card.get_by_role("button", name="Details of browser_lora").click()
+    assert "a blue zqx" in page.locator("#meta-groups").inner_text()
     shot(page, "4-my-loras")
     page.get_by_role("button", name="Close").click()
 
@@ -147,13 +152,11 @@ def test_generate_train_use_and_manage(page, tmp_path):
     before = page.locator("#image-grid figure").count()
     assert before >= 2
     page.locator("#image-grid button.thumb").first.click()
-    assert "Seed:" in page.locator("#dialog-params").inner_text()
+    assert "Seed" in page.locator("#dialog-params").inner_text()
     shot(page, "5-my-images")
     page.on("dialog", lambda d: d.accept())
-    page.get_by_role("button", name="Delete").click()
-    page.wait_for_function(
-        f"document.querySelectorAll('#image-grid figure').length == {before - 1}"
-    )
+    page.locator("#dialog-delete").click()
+    expect(page.locator("#image-grid figure")).to_have_count(before - 1)
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/login")
     page.goto("/my-images")

@@ -48,7 +48,9 @@ async def caption(
 
 @router.get("/jobs")
 def list_jobs(rt: RuntimeDep, user_id: UserIdDep) -> JobList:
-    return JobList(jobs=rt.jobs.list(user_id))
+    """Newest first, without their samples, preview and loss history (GET /jobs/{id})."""
+    light = {"samples": [], "preview": None, "loss_history": []}
+    return JobList(jobs=[job.model_copy(update=light) for job in rt.jobs.list(user_id)])
 
 
 @router.get("/jobs/{job_id}")

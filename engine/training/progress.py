@@ -7,6 +7,7 @@ import time
 
 ETA_AFTER = 3  # steps before a time left is shown: the first step also warms up
 CHART_POINTS = 200
+SMOOTHING = 0.1  # each step's weight in the charted loss: one step's loss is mostly noise
 
 
 class Progress:
@@ -14,7 +15,7 @@ class Progress:
         self.total = total
         self.every = max(1, math.ceil(total / CHART_POINTS))
         self.history: list[tuple[int, float]] = []
-        self._window: list[float] = []
+        self._smoothed: float | None = None
         self._first: float | None = None  # when step 1 ended
 
     def eta(self, step: int, now: float | None = None) -> float | None:
@@ -30,9 +31,10 @@ class Progress:
         return round(per_step * (self.total - step), 1)
 
     def add(self, step: int, loss: float) -> list[tuple[int, float]]:
-        """The loss curve so far: one point per `every` steps, the mean over them."""
-        self._window.append(loss)
+        """The loss curve so far, smoothed (each step's loss comes from one random noise
+        level, so alone it jumps about), one point per `every` steps."""
+        s = self._smoothed
+        self._smoothed = loss if s is None else s + SMOOTHING * (loss - s)
         if step % self.every == 0 or step == self.total:
-            self.history.append((step, round(sum(self._window) / len(self._window), 5)))
-            self._window = []
+            self.history.append((step, round(self._smoothed, 5)))
         return list(self.history)

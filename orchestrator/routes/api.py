@@ -37,6 +37,7 @@ from engine.contract.schemas import (
     TrainAccepted,
     TrainForm,
 )
+from orchestrator.banner import banner
 from orchestrator.deps import EngineDep, SupervisorDep, UserDep
 
 router = APIRouter(tags=["api"], route_class=ContractRoute, responses=ERROR_RESPONSES)
@@ -44,8 +45,10 @@ router = APIRouter(tags=["api"], route_class=ContractRoute, responses=ERROR_RESP
 
 @router.get("/health")
 async def health(supervisor: SupervisorDep) -> dict[str, Any]:
-    """The orchestrator is up; `engine` says how the engine is (state, reason, its health)."""
-    return {"status": "ok", "engine": supervisor.status()}
+    """The orchestrator is up; `engine` says how the engine is (state, reason, its health);
+    `banner` says it in words for the pages (null when all is well)."""
+    status = supervisor.status()
+    return {"status": "ok", "engine": status, "banner": banner(status)}
 
 
 @router.post(

@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from orchestrator.accounts.store import User
+from orchestrator.banner import banner
 from orchestrator.deps import SettingsDep, SupervisorDep, signed_in
-from orchestrator.supervisor import EngineState
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
@@ -20,20 +20,19 @@ PAGES = {
     "train-lora": ("train.html", "Train a LoRA"),
     "my-images": ("images.html", "My images"),
     "my-loras": ("loras.html", "My LoRAs"),
+    "my-jobs": ("jobs.html", "Jobs"),
     "account": ("account.html", "Your account"),
     "admin": ("admin.html", "Users"),
 }
 ACCOUNT_PAGES = ("account", "admin")
-
-
-def banner(supervisor: SupervisorDep) -> str | None:
-    status = supervisor.status()
-    if status["state"] != EngineState.READY.value:
-        reason = status["reason"]
-        return f"Engine {status['state']}" + (f": {reason}" if reason else "")
-    if (status["health"] or {}).get("model") == "builtin:demo":
-        return "Running the built-in demo model (shapes and colours only)."
-    return None
+# The main navigation, every page's: (page, label).
+NAV = [
+    ("generate", "Generate"),
+    ("train-lora", "Train LoRA"),
+    ("my-images", "My images"),
+    ("my-loras", "My LoRAs"),
+    ("my-jobs", "Jobs"),
+]
 
 
 @router.get("/")
@@ -67,11 +66,17 @@ def _page(page: str):
         elif page in ACCOUNT_PAGES:
             message = "There are no accounts here: everyone is the same user (Auth.Mode none)."
             return _message(request, page, user, message, 404)
-        context = {"page": page, "title": title, "banner": banner(supervisor), "user": user}
+        context = {
+            "page": page,
+            "title": title,
+            "banner": banner(supervisor.status()),
+            "user": user,
+        }
         return templates.TemplateResponse(request, template, context)
 
     return handler
 
 
+templates.env.globals["NAV"] = NAV
 for _name in PAGES:
     router.add_api_route(f"/{_name}", _page(_name), methods=["GET"], response_class=HTMLResponse)

@@ -1,5 +1,5 @@
 // Your account: change the password, create and revoke API tokens.
-"use strict";
+import { api, el, showError } from "./lib.js";
 
 const tokBody = document.querySelector("#tok-table tbody");
 const tokError = document.getElementById("tok-error");

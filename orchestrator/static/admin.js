@@ -1,5 +1,5 @@
 // Users (admins only): add users, disable or enable them, and see what each one stores.
-"use strict";
+import { api, el, formatBytes, showError } from "./lib.js";
 
 const usersError = document.getElementById("users-error");
 

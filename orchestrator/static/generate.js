@@ -1,44 +1,71 @@
-// /generate: prompt + advanced settings + a stack of LoRAs with strength sliders.
-"use strict";
+// /generate: prompt, LoRA stack with strength sliders, advanced settings; each click starts a
+// generation job whose live preview, queue place and steps show in a batch of its own, above
+// the earlier batches of this visit.
+import {
+  api, el, followJob, loraMeta, reuseUrl, safeThumbnail, showError, TERMINAL,
+} from "./lib.js";
+import { engineReady, refreshJobsBadge } from "./shell.js";
 
 const form = document.getElementById("gen-form");
-const pick = document.getElementById("lora-pick");
 const stack = document.getElementById("lora-stack");
-const results = document.getElementById("results");
-const busy = document.getElementById("gen-busy");
+const cards = document.getElementById("lora-cards");
+const search = document.getElementById("lora-search");
+const batches = document.getElementById("batches");
 const errorBox = document.getElementById("gen-error");
+const status = document.getElementById("gen-status");
 const loras = new Map();  // file -> listing entry
-
-function triggerOf(lora) {
-  return (lora && lora.metadata && lora.metadata["loramint.trigger_word"]) || "";
-}
+const running = new Set();  // cancel functions of this page's unfinished batches
 
 function addLora(file, strength = 1.0) {
   if (!file || stack.querySelector(`li[data-file="${CSS.escape(file)}"]`)) return;
-  const trigger = triggerOf(loras.get(file));
+  const lora = loras.get(file);
+  const trigger = lora ? loraMeta(lora, "trigger_word") : "";
+  const name = file.replace(/\.safetensors$/, "");
   const id = `s-${stack.children.length}-${Date.now()}`;
   const out = el("output", { for: id, text: Number(strength).toFixed(2) });
   const slider = el("input", { type: "range", id, min: "-2", max: "2", step: "0.05",
-                               value: String(strength), "aria-label": `Strength of ${file}` });
+                               value: String(strength), "aria-label": `Strength of ${name}` });
   slider.addEventListener("input", () => { out.textContent = Number(slider.value).toFixed(2); });
   const li = el("li", { "data-file": file },
-    el("span", {}, el("strong", { text: file.replace(/\.safetensors$/, "") }),
+    el("span", {}, el("strong", { text: name }),
        trigger ? el("span", { class: "trigger", text: ` · trigger: ${trigger}` }) : null),
-    el("button", { type: "button", class: "secondary", "aria-label": `Remove ${file}`,
+    el("button", { type: "button", class: "secondary", "aria-label": `Remove ${name}`,
                    text: "Remove", onclick: () => li.remove() }),
     el("span", { class: "slider" }, el("label", { for: id, text: "Strength" }), slider, out));
   stack.append(li);
 }
 
+function loraCard(lora) {
+  const trigger = loraMeta(lora, "trigger_word");
+  const thumb = safeThumbnail(lora.metadata && lora.metadata["loramint.thumbnail"]);
+  return el("li", { class: "card-item", "data-file": lora.file,
+                    "data-search": `${lora.name} ${trigger}`.toLowerCase() },
+    thumb ? el("img", { src: thumb, alt: "" }) : el("span", { class: "no-thumb", "aria-hidden": "true" }),
+    el("span", { class: "card-text" }, el("strong", { text: lora.name }),
+       el("small", { text: trigger ? `trigger: ${trigger}` : "no trigger word" })),
+    el("button", { type: "button", class: "secondary", text: "Add", "aria-label": `Add ${lora.name}`,
+                   onclick: () => addLora(lora.file, loraMeta(lora, "preferred_strength") || 1) }));
+}
+
 async function loadLoras() {
-  try {
-    const data = await api("GET", "/loras");
-    for (const lora of data.loras) {
-      loras.set(lora.file, lora);
-      const trig = triggerOf(lora);
-      pick.append(el("option", { value: lora.file, text: lora.name + (trig ? ` (${trig})` : "") }));
-    }
-  } catch (err) { showError(errorBox, err); }
+  const data = await api("GET", "/loras");
+  for (const lora of data.loras) loras.set(lora.file, lora);
+  cards.replaceChildren(...data.loras.map(loraCard));
+  document.getElementById("lora-none").hidden = data.loras.length > 0;
+}
+
+search.addEventListener("input", () => {
+  const q = search.value.trim().toLowerCase();
+  for (const card of cards.children) card.hidden = q !== "" && !card.dataset.search.includes(q);
+});
+
+function showDefaults(health) {
+  const d = health.defaults || {};
+  const hint = (name, value) => {
+    if (value !== undefined) form.elements[name].placeholder = `${value} (default)`;
+  };
+  hint("steps", d.steps); hint("guidance_scale", d.guidance_scale);
+  hint("width", d.width); hint("height", d.height);
 }
 
 function prefill() {
@@ -48,7 +75,7 @@ function prefill() {
     if (q.has(key)) form.elements[key].value = q.get(key);
   }
   if (["seed", "steps", "guidance_scale", "width", "height"].some((k) => q.has(k))) {
-    form.querySelector("details").open = true;
+    document.getElementById("advanced").open = true;
   }
   for (const spec of q.getAll("lora")) {
     const [file, strength] = spec.split(":");
@@ -67,36 +94,117 @@ function body() {
   return b;
 }
 
-function showResults(data) {
-  results.replaceChildren(...data.images.map((im) => el("figure", {},
-    el("a", { href: im.url, target: "_blank" },
-       el("img", { src: im.url, alt: `Generated: ${im.parameters.prompt} (seed ${im.seed})` })),
-    el("figcaption", { text: `seed ${im.seed} · ${data.seconds}s` }))));
+function imageFigure(im, seconds, onDeleted) {
+  const label = `${im.parameters.prompt} (seed ${im.seed})`;
+  const fig = el("figure", { "data-file": im.file },
+    el("a", { href: im.url, target: "_blank", rel: "noopener" },
+       el("img", { src: im.url, alt: `Generated: ${label}` })),
+    el("figcaption", { text: `seed ${im.seed} · ${seconds} s` }));
+  const del = async () => {
+    if (!confirm(`Delete this image (seed ${im.seed})?`)) return;
+    try { await api("DELETE", im.url); fig.remove(); onDeleted(); } catch (err) { showError(errorBox, err); }
+  };
+  fig.append(el("div", { class: "row actions" },
+    el("a", { class: "button secondary", href: im.url, download: im.file, text: "Download",
+              "aria-label": `Download image seed ${im.seed}` }),
+    el("a", { class: "button secondary", href: reuseUrl(im.parameters), text: "Reuse",
+              "aria-label": `Reuse the settings of image seed ${im.seed}` }),
+    el("button", { type: "button", class: "danger", text: "Delete",
+                   "aria-label": `Delete image seed ${im.seed}`, onclick: del })));
+  return fig;
 }
 
-form.addEventListener("submit", async (ev) => {
-  ev.preventDefault();
+function describe(job) {
+  if (job.status === "queued") {
+    return job.queue_position ? `Queued: ${job.queue_position === 1 ? "next" : `number ${job.queue_position}`} in line…`
+      : "Queued…";
+  }
+  if (job.status === "running") return `Step ${job.step} of ${job.total_steps}`;
+  if (job.status === "failed") return `Failed: ${job.error}`;
+  if (job.status === "cancelled") return "Stopped: nothing was saved.";
+  return `Done in ${job.result.seconds} s`;
+}
+
+function startBatch(started, prompt) {
+  const preview = el("img", { class: "preview", alt: `Live preview of “${prompt}”`, hidden: true });
+  const bar = el("progress", { max: "1", value: "0", "aria-label": "Steps done" });
+  const text = el("p", { class: "batch-status", text: describe(started.job) });
+  const cancel = el("button", { type: "button", class: "danger", text: "Stop",
+                                "aria-label": `Stop generating “${prompt}”` });
+  const images = el("div", { class: "gallery" });
+  const section = el("section", { class: "card batch", "aria-label": `Batch: ${prompt}` },
+    el("h2", { text: prompt }), el("div", { class: "row" }, text, cancel), bar, preview, images);
+  batches.prepend(section);
+  let stopFollowing = null;
+  const stop = async () => {
+    cancel.disabled = true;
+    text.textContent = "Stopping…";
+    try { await api("POST", `/jobs/${started.job_id}/cancel`); } catch (err) { showError(errorBox, err); }
+  };
+  cancel.addEventListener("click", stop);
+  running.add(stop);
+  let last = "";
+  stopFollowing = followJob(started.job_id, (job) => {
+    if (!(cancel.disabled && job.status === "running")) text.textContent = describe(job);
+    bar.value = job.progress || 0;
+    if (job.preview) { preview.src = job.preview; preview.hidden = false; }
+    if (job.status !== last) {  // announce changes of state, not every step
+      last = job.status;
+      status.textContent = `“${prompt}”: ${describe(job)}`;
+    }
+    if (TERMINAL.includes(job.status)) {
+      running.delete(stop);
+      cancel.remove();
+      bar.remove();
+      preview.remove();
+      refreshJobsBadge();
+      if (job.status === "succeeded") {
+        const onDeleted = () => { if (!images.children.length) section.remove(); };
+        images.replaceChildren(...job.result.images.map((im) => imageFigure(im, job.result.seconds, onDeleted)));
+      }
+    }
+  });
+  return stopFollowing;
+}
+
+async function generate() {
   showError(errorBox, null);
-  if (!form.elements.prompt.value.trim()) {
+  const prompt = form.elements.prompt.value.trim();
+  if (!prompt) {
     showError(errorBox, new Error("Type a prompt first."));
     form.elements.prompt.focus();
     return;
   }
   const button = document.getElementById("generate-btn");
   button.disabled = true;
-  busy.hidden = false;
   try {
-    showResults(await api("POST", "/generate", body()));
+    const started = await api("POST", "/generate?async=true", body());
+    startBatch(started, prompt);
+    refreshJobsBadge();
   } catch (err) {
     showError(errorBox, err);
   } finally {
     button.disabled = false;
-    busy.hidden = true;
+  }
+}
+
+form.addEventListener("submit", (ev) => { ev.preventDefault(); generate(); });
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); generate(); }
+  else if (ev.key === "Escape" && running.size && !document.querySelector("dialog[open]")) {
+    for (const stop of running) stop();
   }
 });
 
-document.getElementById("lora-add").addEventListener("click", () => {
-  addLora(pick.value);
-  pick.value = "";
+prefill();
+engineReady.then(async (health) => {
+  showDefaults(health);
+  try { await loadLoras(); } catch (err) { showError(errorBox, err); }
+  // A link from "Use this LoRA" may name a LoRA before the list has loaded: show its trigger.
+  for (const li of stack.children) {
+    const trig = loraMeta(loras.get(li.dataset.file) || {}, "trigger_word");
+    if (trig && !li.querySelector(".trigger")) {
+      li.firstChild.append(el("span", { class: "trigger", text: ` · trigger: ${trig}` }));
+    }
+  }
 });
-loadLoras().then(prefill);

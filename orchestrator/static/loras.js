@@ -1,60 +1,135 @@
-// /my-loras: table with download (diffusers and kohya), delete, "use", and a metadata view.
-"use strict";
+// /my-loras: cards (sample, name, trigger word, base model, steps, rank) with use, download,
+// kohya, details and delete; a details view that reads as sections and lets you edit the
+// trigger word, description and preferred strength; and importing a file.
+import {
+  api, el, formatBytes, formatDate, loraMeta, safeThumbnail, showError, useLoraUrlOf,
+} from "./lib.js";
+import { engineReady } from "./shell.js";
 
-const body = document.querySelector("#lora-table tbody");
+const list = document.getElementById("lora-cards");
 const errorBox = document.getElementById("loras-error");
 const dialog = document.getElementById("meta-dialog");
+const editForm = document.getElementById("edit-form");
+let editing = null;
 
-function meta(lora, key) {
-  const v = lora.metadata && lora.metadata[`loramint.${key}`];
-  if (v === undefined) return "";
-  try { return JSON.parse(v); } catch (e) { return v; }
+const GROUPS = [
+  ["Training", ["trigger_word", "description", "preferred_strength", "steps", "rank", "alpha",
+                "learning_rate", "resolution", "seed", "training_seconds", "created"]],
+  ["Dataset", ["image_count", "captions", "image_sha256"]],
+  ["Base model", ["base_model", "family"]],
+];
+
+function show(value) {
+  if (Array.isArray(value)) return value.join("\n");
+  return value === null || value === undefined ? "" : String(value);
 }
 
-function showMeta(lora) {
-  document.getElementById("meta-title").textContent = `Metadata of ${lora.name}`;
-  const shown = { ...lora.metadata };
-  // Anyone can write a LoRA's header: only our own kind of thumbnail, a PNG data URL, is shown.
-  const thumb = safeThumbnail(shown["loramint.thumbnail"]);
-  delete shown["loramint.thumbnail"];
-  document.getElementById("meta-json").textContent = JSON.stringify(shown, null, 2);
+function metaView(lora) {
+  const shown = new Set(["loramint.thumbnail"]);
+  const sections = GROUPS.map(([title, keys]) => {
+    const rows = keys.filter((k) => loraMeta(lora, k) !== "").map((k) => {
+      shown.add(`loramint.${k}`);
+      return el("tr", {}, el("th", { scope: "row", text: k.replaceAll("_", " ") }),
+                el("td", { text: show(loraMeta(lora, k)) }));
+    });
+    return rows.length ? el("section", {}, el("h3", { text: title }),
+      el("table", { class: "params" }, el("tbody", {}, ...rows))) : null;
+  });
+  const raw = Object.fromEntries(Object.entries(lora.metadata || {}).filter(([k]) => !shown.has(k)));
+  const rawBox = el("details", {}, el("summary", { text: `Other keys (${Object.keys(raw).length})` }),
+    el("pre", { text: JSON.stringify(raw, null, 2) }));
+  return [...sections.filter(Boolean), rawBox];
+}
+
+function openDetails(lora) {
+  editing = lora;
+  document.getElementById("meta-title").textContent = lora.name;
+  const thumb = safeThumbnail(lora.metadata && lora.metadata["loramint.thumbnail"]);
   const img = document.getElementById("meta-thumb");
   img.hidden = !thumb;
   if (thumb) img.src = thumb;
+  editForm.elements.trigger_word.value = loraMeta(lora, "trigger_word");
+  editForm.elements.description.value = loraMeta(lora, "description");
+  editForm.elements.preferred_strength.value = loraMeta(lora, "preferred_strength") || "";
+  document.getElementById("edit-status").textContent = "";
+  showError(document.getElementById("edit-error"), null);
+  document.getElementById("meta-groups").replaceChildren(...(lora.error ? [el("p", { class: "error", text: lora.error })] : metaView(lora)));
   dialog.showModal();
 }
 
-function row(lora) {
-  const trigger = meta(lora, "trigger_word");
-  const use = new URLSearchParams({ lora: `${lora.file}:1` });
-  if (trigger) use.set("prompt", `${trigger} `);
+function loraCard(lora) {
+  const trigger = loraMeta(lora, "trigger_word");
+  const thumb = safeThumbnail(lora.metadata && lora.metadata["loramint.thumbnail"]);
+  const facts = [["Trigger", trigger || "–"], ["Base model", loraMeta(lora, "base_model") || "–"],
+                 ["Steps", loraMeta(lora, "steps") || "–"], ["Rank", loraMeta(lora, "rank") || "–"],
+                 ["Size", formatBytes(lora.size)], ["Created", formatDate(lora.created)]];
   const del = async () => {
-    if (!confirm(`Delete ${lora.name}?`)) return;
+    if (!confirm(`Delete ${lora.name}? This can't be undone.`)) return;
     try { await api("DELETE", lora.url); await load(); } catch (err) { showError(errorBox, err); }
   };
-  return el("tr", { "data-file": lora.file },
-    el("th", { scope: "row", text: lora.name }),
-    el("td", { text: formatBytes(lora.size) }),
-    el("td", { text: new Date(lora.created).toLocaleString() }),
-    el("td", { text: meta(lora, "base_model") || "–" }),
-    el("td", { text: trigger || "–" }),
-    el("td", { text: meta(lora, "rank") || "–" }),
-    el("td", { text: meta(lora, "steps") || "–" }),
-    el("td", {}, el("div", { class: "row" },
-      el("a", { class: "button", href: `/generate?${use}`, text: "Use" }),
-      el("a", { class: "button secondary", href: lora.url, download: lora.file, text: "Download" }),
-      el("a", { class: "button secondary", href: `${lora.url}&format=kohya`, text: "Kohya" }),
-      el("button", { type: "button", class: "secondary", text: "Metadata", onclick: () => showMeta(lora) }),
-      el("button", { type: "button", class: "danger", text: "Delete", onclick: del }))));
+  const n = lora.name;
+  return el("li", { class: "card lora-card", "data-file": lora.file },
+    thumb ? el("img", { src: thumb, alt: `Sample made with ${n}` }) : el("span", { class: "no-thumb", "aria-hidden": "true" }),
+    el("h2", { text: n }),
+    loraMeta(lora, "description") ? el("p", { text: loraMeta(lora, "description") }) : null,
+    el("dl", {}, ...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })])),
+    el("div", { class: "row" },
+      el("a", { class: "button", href: useLoraUrlOf(lora), text: "Use", "aria-label": `Use ${n}` }),
+      el("a", { class: "button secondary", href: lora.url, download: lora.file, text: "Download",
+                "aria-label": `Download ${n}` }),
+      el("a", { class: "button secondary", href: `${lora.url}&format=kohya`, text: "Kohya",
+                "aria-label": `Download ${n} in kohya format` }),
+      el("button", { type: "button", class: "secondary", text: "Details",
+                     "aria-label": `Details of ${n}`, onclick: () => openDetails(lora) }),
+      el("button", { type: "button", class: "danger", text: "Delete", "aria-label": `Delete ${n}`, onclick: del })));
 }
 
 async function load() {
   try {
     const data = await api("GET", "/loras");
     document.getElementById("loras-empty").hidden = data.loras.length > 0;
-    body.replaceChildren(...data.loras.map(row));
-  } catch (err) { showError(errorBox, err); }
+    list.replaceChildren(...data.loras.map(loraCard));
+    showError(errorBox, null);
+    return data.loras;
+  } catch (err) { showError(errorBox, err); return []; }
 }
 
+editForm.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = editForm.elements, patch = {};
+  if (f.trigger_word.value.trim()) patch.trigger_word = f.trigger_word.value.trim();
+  patch.description = f.description.value;
+  if (f.preferred_strength.value !== "") patch.preferred_strength = parseFloat(f.preferred_strength.value);
+  try {
+    const updated = await api("PATCH", `/loras/${encodeURIComponent(editing.file)}`, patch);
+    document.getElementById("edit-status").textContent = "Saved.";
+    showError(document.getElementById("edit-error"), null);
+    editing = updated;
+    document.getElementById("meta-groups").replaceChildren(...metaView(updated));
+    await load();
+  } catch (err) { showError(document.getElementById("edit-error"), err); }
+});
+
+document.getElementById("import-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = ev.target, status = document.getElementById("import-status");
+  if (!form.elements.file.files.length) { status.textContent = "Choose a .safetensors file first."; return; }
+  const data = new FormData();
+  data.append("file", form.elements.file.files[0]);
+  if (form.elements.name.value.trim()) data.append("name", form.elements.name.value.trim());
+  data.append("overwrite", form.elements.overwrite.checked ? "true" : "false");
+  status.textContent = "Importing…";
+  try {
+    const out = await api("POST", "/loras", data);
+    status.textContent = `Imported ${out.file}.`;
+    form.reset();
+    await load();
+  } catch (err) {
+    status.textContent = err.code === "conflict"
+      ? "You already have a LoRA of that name: give another name, or tick “Replace one of the same name”."
+      : err.message;
+  }
+});
+
 document.getElementById("meta-close").addEventListener("click", () => dialog.close());
-load();
+engineReady.then(load);

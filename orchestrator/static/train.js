@@ -1,98 +1,210 @@
-// /train-lora: pick 1-5 images (previewed), name it, start, and follow the job live (SSE).
-"use strict";
+// /train-lora: pick or drop 1-5 images, caption each (by template, by hand or Auto-caption),
+// start, and follow the job live: phase, steps, time left, loss chart and sample images. The
+// page reattaches to your running training job when it is opened again.
+import {
+  api, el, followJob, formatDuration, safeThumbnail, showError, TERMINAL, useLoraUrl,
+} from "./lib.js";
+import { engineReady, refreshJobsBadge } from "./shell.js";
 
 const form = document.getElementById("train-form");
 const input = document.getElementById("images");
+const drop = document.getElementById("drop");
 const thumbs = document.getElementById("thumbs");
+const template = document.getElementById("caption-template");
+const trigger = document.getElementById("trigger_word");
 const errorBox = document.getElementById("train-error");
+const captionStatus = document.getElementById("caption-status");
 const card = document.getElementById("progress-card");
 const bar = document.getElementById("progress");
 const text = document.getElementById("progress-text");
+const announce = document.getElementById("progress-announce");
 const cancelBtn = document.getElementById("cancel-btn");
 const useLink = document.getElementById("use-lora");
 const ALLOWED = ["image/png", "image/jpeg", "image/webp"];
+const chosen = [];  // {file, url, caption: <textarea>, fromTemplate: bool}
 let jobId = null;
-let source = null;
+let stopFollowing = null;
 
-function checkFiles() {
-  const files = [...input.files];
-  if (files.length < 1 || files.length > 5) return `Choose 1 to 5 images (you chose ${files.length}).`;
-  const bad = files.find((f) => !ALLOWED.includes(f.type));
-  if (bad) return `${bad.name} is not a PNG, JPEG or WEBP image.`;
-  return null;
+const triggerWord = () => trigger.value.trim() || "ohwx";
+const templated = () => template.value.replaceAll("{trigger}", triggerWord());
+
+function addFiles(files) {
+  const problems = [];
+  for (const file of files) {
+    if (!ALLOWED.includes(file.type)) { problems.push(`${file.name} is not a PNG, JPEG or WEBP image.`); continue; }
+    if (chosen.length >= 5) { problems.push("At most 5 images: the rest were left out."); break; }
+    chosen.push({ file, url: URL.createObjectURL(file), caption: null, fromTemplate: true });
+  }
+  showError(errorBox, problems.length ? new Error(problems.join(" ")) : null);
+  drawThumbs();
 }
 
-input.addEventListener("change", () => {
-  thumbs.replaceChildren(...[...input.files].map((f) =>
-    el("li", {}, el("img", { src: URL.createObjectURL(f), alt: f.name }))));
-  const problem = checkFiles();
-  showError(errorBox, problem ? new Error(problem) : null);
+function drawThumbs() {
+  thumbs.replaceChildren(...chosen.map((item, i) => {
+    const id = `caption-${i}`;
+    if (!item.caption) {
+      item.caption = el("textarea", { id, rows: "2", maxlength: "4000" });
+      item.caption.value = templated();
+      item.caption.addEventListener("input", () => { item.fromTemplate = false; });
+    }
+    item.caption.id = id;
+    const remove = () => { URL.revokeObjectURL(item.url); chosen.splice(i, 1); drawThumbs(); };
+    return el("li", {},
+      el("img", { src: item.url, alt: item.file.name }),
+      el("div", { class: "caption-box" },
+        el("label", { for: id, text: `Caption of ${item.file.name}` }), item.caption),
+      el("button", { type: "button", class: "secondary", text: "Remove",
+                     "aria-label": `Remove ${item.file.name}`, onclick: remove }));
+  }));
+}
+
+function retemplate() {
+  for (const item of chosen) if (item.fromTemplate && item.caption) item.caption.value = templated();
+}
+
+input.addEventListener("change", () => { addFiles([...input.files]); input.value = ""; });
+for (const name of ["dragenter", "dragover"]) {
+  drop.addEventListener(name, (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+}
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (ev) => {
+  ev.preventDefault();
+  drop.classList.remove("over");
+  addFiles([...ev.dataTransfer.files]);
+});
+template.addEventListener("input", retemplate);
+trigger.addEventListener("input", retemplate);
+
+document.getElementById("auto-caption").addEventListener("click", async (ev) => {
+  if (!chosen.length) { showError(errorBox, new Error("Choose images first, then Auto-caption.")); return; }
+  const data = new FormData();
+  for (const item of chosen) data.append("images", item.file);
+  data.append("trigger_word", triggerWord());
+  ev.target.disabled = true;
+  captionStatus.textContent = "Writing captions…";
+  try {
+    const out = await api("POST", "/caption", data);
+    out.captions.forEach((c, i) => { chosen[i].caption.value = c; chosen[i].fromTemplate = false; });
+    captionStatus.textContent = `Captions written by ${out.captioner}. Edit them as you like.`;
+    showError(errorBox, null);
+  } catch (err) {
+    captionStatus.textContent = "";
+    showError(errorBox, err);
+  } finally { ev.target.disabled = false; }
 });
 
-function fmtEta(s) {
-  if (s === null || s === undefined) return "";
-  return s >= 60 ? `${Math.floor(s / 60)} min ${Math.round(s % 60)} s left` : `${Math.round(s)} s left`;
+function phaseText(job) {
+  const pct = Math.round((job.progress || 0) * 100);
+  const loss = job.loss === null || job.loss === undefined ? "" : ` · loss ${job.loss.toFixed(4)}`;
+  const left = job.eta_s === null || job.eta_s === undefined ? "" : ` · about ${formatDuration(job.eta_s)} left`;
+  switch (job.status) {
+    case "queued":
+      return job.queue_position > 1 ? `Queued: ${job.queue_position - 1} job(s) ahead of this one.`
+        : "Queued: starts when the engine is free.";
+    case "failed": return `Training failed: ${job.error}`;
+    case "cancelled": return `Cancelled at step ${job.step} of ${job.total_steps}; nothing was saved.`;
+    case "succeeded":
+      return `Done: ${job.total_steps} steps in ${formatDuration(job.result.training_seconds)}${loss}.`;
+    default: break;
+  }
+  if (job.phase === "preparing") {
+    const count = job.phase_total ? ` (${job.phase_step} of ${job.phase_total})` : "";
+    return `Preparing: reading your images and drawing the model's own pictures to keep${count}…`;
+  }
+  if (job.phase === "saving") return "Saving: a last check, a sample and the file…";
+  return `Step ${job.step} of ${job.total_steps} (${pct} %)${loss}${left}`;
 }
 
+function drawChart(history) {
+  const svg = document.getElementById("loss-chart");
+  if (history.length < 2) { svg.replaceChildren(); return; }
+  const losses = history.map((p) => p[1]);
+  const lo = Math.min(...losses), hi = Math.max(...losses), last = history[history.length - 1][0];
+  const x = (s) => 4 + (292 * s) / last, y = (v) => 116 - (hi === lo ? 56 : (112 * (v - lo)) / (hi - lo));
+  const points = history.map(([s, v]) => `${x(s).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+  const ns = "http://www.w3.org/2000/svg";
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", points);
+  line.setAttribute("class", "loss-line");
+  const title = document.createElementNS(ns, "title");
+  title.textContent = `Loss from ${losses[0].toFixed(4)} to ${losses[losses.length - 1].toFixed(4)} by step ${last}`;
+  svg.replaceChildren(title, line);
+}
+
+let samplesShown = -1;
+function drawSamples(samples) {
+  const list = document.getElementById("samples");
+  document.getElementById("samples-empty").hidden = samples.length > 0;
+  if (samplesShown === samples.length) return;
+  samplesShown = samples.length;
+  const prompts = [...new Set(samples.map((s) => s.prompt))];
+  list.replaceChildren(...prompts.map((prompt) => el("li", {},
+    el("small", { class: "sample-prompt", text: prompt }),
+    el("ol", { class: "strip", "aria-label": `Samples of “${prompt}” by step` },
+      ...samples.filter((s) => s.prompt === prompt).map((s) => {
+        const src = safeThumbnail(s.image);
+        return el("li", {}, src ? el("img", { src, alt: `Step ${s.step}: ${prompt}` }) : null,
+          el("small", { text: `step ${s.step}` }));
+      })))));
+}
+
+let lastAnnounced = "";
 function render(job) {
   bar.value = job.progress || 0;
-  const loss = job.loss === null || job.loss === undefined ? "" : ` · loss ${job.loss.toFixed(4)}`;
-  const eta = job.status === "running" ? ` · ${fmtEta(job.eta_s)}` : "";
-  const pct = Math.round((job.progress || 0) * 100);
-  const messages = {
-    queued: () => "Queued: waiting for the engine…",
-    running: () => `Step ${job.step} / ${job.total_steps} (${pct} %)${loss}${eta}`,
-    succeeded: () => `Done: ${job.step} / ${job.total_steps} steps (100 %) in ${job.result.training_seconds} s${loss}`,
-    failed: () => `Training failed: ${job.error}`,
-    cancelled: () => `Cancelled at step ${job.step} / ${job.total_steps}.`,
-  };
-  text.textContent = messages[job.status]();
-  const ended = ["succeeded", "failed", "cancelled"].includes(job.status);
+  if (!(cancelBtn.disabled && job.status === "running")) text.textContent = phaseText(job);
+  const said = `${job.status}/${job.phase}`;
+  if (said !== lastAnnounced) { lastAnnounced = said; announce.textContent = phaseText(job); }
+  drawChart(job.loss_history || []);
+  drawSamples(job.samples || []);
+  const ended = TERMINAL.includes(job.status);
   cancelBtn.hidden = ended;
   if (job.status === "succeeded") {
-    const p = new URLSearchParams({ lora: `${job.result.file}:1`, prompt: `${job.params.trigger_word} ` });
-    useLink.href = `/generate?${p}`;
+    useLink.href = useLoraUrl(job.result.file, job.params.trigger_word);
     useLink.hidden = false;
-    const sample = document.getElementById("sample");
-    sample.src = safeThumbnail(job.result.thumbnail) || "";
-    sample.hidden = false;
   }
-  if (ended && source) { source.close(); source = null; }
+  if (ended) refreshJobsBadge();
 }
 
-function follow(id) {
-  jobId = id;
-  source = new EventSource(`/jobs/${id}/events`);
-  for (const name of ["queued", "running", "succeeded", "failed", "cancelled"]) {
-    source.addEventListener(name, (ev) => render(JSON.parse(ev.data)));
-  }
-  source.onerror = async () => {  // the stream broke: fall back to one read of the job
-    try { render(await api("GET", `/jobs/${id}`)); } catch (err) { showError(errorBox, err); }
-  };
+function follow(job) {
+  if (stopFollowing) stopFollowing();
+  jobId = job.id;
+  card.hidden = false;
+  cancelBtn.disabled = false;
+  useLink.hidden = true;
+  samplesShown = -1;
+  document.getElementById("progress-title").textContent = `Training ${job.params.name}`;
+  render(job);
+  stopFollowing = followJob(job.id, render);
 }
 
 form.addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  const problem = checkFiles() || (!form.elements.name.checkValidity() &&
+  const problem = (!chosen.length && "Choose 1 to 5 images first.") || (!form.elements.name.checkValidity() &&
     "Give the LoRA a name: letters, digits, _ . - (starting with a letter or digit).");
   if (problem) { showError(errorBox, new Error(problem)); return; }
   showError(errorBox, null);
   const data = new FormData();
-  for (const f of input.files) data.append("images", f);
-  for (const el of form.querySelectorAll("input[name]:not([type=file]), select[name]")) {
-    if (el.type === "checkbox") data.append(el.name, el.checked ? "true" : "false");
-    else if (el.value !== "") data.append(el.name, el.value);
+  for (const item of chosen) {
+    data.append("images", item.file);
+    data.append("captions", item.caption.value.trim() || triggerWord());
+  }
+  for (const field of form.querySelectorAll("input[name]:not([type=file]), select[name]")) {
+    if (field.type === "checkbox") data.append(field.name, field.checked ? "true" : "false");
+    else if (field.value !== "") data.append(field.name, field.value);
   }
   const button = document.getElementById("train-btn");
   button.disabled = true;
   try {
     const started = await api("POST", "/train-lora", data);
-    card.hidden = false;
-    useLink.hidden = true;
-    document.getElementById("sample").hidden = true;
-    render(started.job);
-    follow(started.job_id);
+    follow(started.job);
+    refreshJobsBadge();
+    history.replaceState(null, "", `?job=${started.job_id}`);
   } catch (err) {
+    if (err.code === "conflict") {  // the name is taken: point at this page's own control
+      err.message = `You already have a LoRA named “${form.elements.name.value}”. Choose another ` +
+        "name, or tick “Replace an existing LoRA of this name” under Advanced settings.";
+      document.getElementById("overwrite").closest("details").open = true;
+    }
     showError(errorBox, err);
   } finally {
     button.disabled = false;
@@ -101,5 +213,19 @@ form.addEventListener("submit", async (ev) => {
 
 cancelBtn.addEventListener("click", async () => {
   if (!jobId) return;
-  try { render(await api("POST", `/jobs/${jobId}/cancel`)); } catch (err) { showError(errorBox, err); }
+  cancelBtn.disabled = true;
+  text.textContent = "Cancelling…";
+  try { render(await api("POST", `/jobs/${jobId}/cancel`)); }
+  catch (err) { cancelBtn.disabled = false; showError(errorBox, err); }
+});
+
+// Reopened: follow the job named in the address, else your running training job.
+engineReady.then(async () => {
+  try {
+    const wanted = new URLSearchParams(location.search).get("job");
+    const { jobs } = await api("GET", "/jobs");
+    const mine = jobs.filter((j) => j.kind === "train-lora");
+    const job = mine.find((j) => j.id === wanted) || mine.find((j) => !TERMINAL.includes(j.status));
+    if (job) follow(job);
+  } catch (err) { showError(errorBox, err); }
 });

@@ -1,0 +1,58 @@
+// /my-jobs: every job of yours with its progress, a way to stop it and a link back to it.
+import { api, el, formatDate, formatDuration, showError, TERMINAL } from "./lib.js";
+import { engineReady, refreshJobsBadge } from "./shell.js";
+
+const list = document.getElementById("job-list");
+const errorBox = document.getElementById("jobs-error");
+const cancelling = new Set();
+
+function title(job) {
+  return job.kind === "train-lora" ? `Training ${job.params.name}` : `Generating “${job.params.prompt}”`;
+}
+
+function state(job) {
+  if (cancelling.has(job.id) && !TERMINAL.includes(job.status)) return "Cancelling…";
+  if (job.status === "queued") return job.queue_position ? `queued, number ${job.queue_position} in line` : "queued";
+  if (job.status === "running") {
+    const left = job.eta_s === null || job.eta_s === undefined ? "" : `, about ${formatDuration(job.eta_s)} left`;
+    return job.phase === "training" || job.phase === "generating"
+      ? `${job.phase}: step ${job.step} of ${job.total_steps}${left}` : job.phase;
+  }
+  return job.status === "failed" ? `failed: ${job.error}` : job.status;
+}
+
+function link(job) {
+  if (job.kind === "train-lora") return el("a", { href: `/train-lora?job=${job.id}`, text: "Open" });
+  if (job.status === "succeeded") return el("a", { href: "/my-images", text: "See images" });
+  return null;
+}
+
+function item(job) {
+  const cancel = async () => {
+    cancelling.add(job.id);
+    await load();
+    try { await api("POST", `/jobs/${job.id}/cancel`); } catch (err) { showError(errorBox, err); }
+    await load();
+  };
+  const active = !TERMINAL.includes(job.status);
+  return el("li", { class: "card job", "data-job": job.id },
+    el("h2", { text: title(job) }),
+    el("p", {}, el("span", { class: `status ${job.status}`, text: state(job) }), " · ",
+       el("time", { datetime: job.created, text: formatDate(job.created) })),
+    active ? el("progress", { max: "1", value: String(job.progress || 0), "aria-label": `Progress of ${title(job)}` }) : null,
+    el("div", { class: "row" }, link(job),
+       active && !cancelling.has(job.id) ? el("button", { type: "button", class: "danger", text: "Cancel",
+         "aria-label": `Cancel ${title(job)}`, onclick: cancel }) : null));
+}
+
+async function load() {
+  try {
+    const { jobs } = await api("GET", "/jobs");
+    list.replaceChildren(...jobs.map(item));
+    document.getElementById("jobs-empty").hidden = jobs.length > 0;
+    showError(errorBox, null);
+    refreshJobsBadge();
+  } catch (err) { showError(errorBox, err); }
+}
+
+engineReady.then(() => { load(); setInterval(load, 2000); });

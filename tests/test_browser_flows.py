@@ -1,0 +1,256 @@
+"""The browser flows of the pages, in headless Chromium, on the built-in demo model as a new
+user meets it offline (the default model can't be had, so the banner explains the fallback):
+generation with live previews, stopping and keeping batches; training with captions, samples,
+a loss chart and reattaching; the jobs panel; the galleries. Screenshots go to
+test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from engine.demo_model.acceptance import star_images
+from engine.demo_model.shapes import Scene, draw
+from tests.engine_process import OrchestratorProcess
+from tests.helpers import wait_job
+from tests.test_browser import CHROMIUM, SHOTS, shot
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
+    pytest.mark.slow,
+]
+# A slower render than the demo's default, so that previews and stopping can be watched.
+SLOW_RENDER = {"Steps": "150", "Width": "128", "Height": "128"}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    # The default model of a CPU machine, which can't be downloaded here: the demo model runs.
+    proc = OrchestratorProcess("stabilityai/sd-turbo", tmp_path_factory.mktemp("flows"))
+    proc.start_ready(timeout=240)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, app):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(base_url=app.url, viewport={"width": 1100, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    # Console errors but the browser's own note of an HTTP error answer (tests cause those).
+    pg.on(
+        "console",
+        lambda m: (
+            m.type == "error"
+            and not m.text.startswith("Failed to load resource")
+            and errors.append(m.text)
+        ),
+    )
+    pg.on("dialog", lambda d: d.accept())
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def advanced(page, values: dict[str, str]) -> None:
+    page.get_by_text("Advanced settings").click()
+    for label, value in values.items():
+        page.get_by_label(label, exact=True).fill(value)
+
+
+def test_banner_says_in_words_what_happened(page):
+    page.goto("/generate")
+    banner = page.locator("#engine-banner")
+    banner.wait_for()
+    text = page.locator("#banner-text").inner_text()
+    assert text.startswith("Offline? stabilityai/sd-turbo could not be loaded")
+    assert "built-in 64 px demo model" in text and "Error" not in text
+    page.get_by_text("Details").click()
+    assert "could not be loaded" in page.locator("#banner-more").inner_text()
+    # Nothing went wrong on this page, so no error box.
+    assert page.locator("#gen-error").is_hidden()
+    assert page.get_by_label("Steps").get_attribute("placeholder") == "20 (default)"
+
+
+def test_generation_shows_live_previews_stops_and_keeps_batches(page):
+    page.goto("/generate")
+    page.get_by_label("Prompt", exact=True).fill("a blue square on a white background")
+    advanced(page, {**SLOW_RENDER, "Seed": "3"})
+    page.get_by_label("Prompt", exact=True).press("Control+Enter")
+    batch = page.locator("section.batch").first
+    batch.locator("img.preview").wait_for(timeout=60_000)
+    batch.get_by_text("Step ").wait_for()
+    first = batch.locator("img.preview").get_attribute("src")
+    expect(batch.locator("img.preview")).not_to_have_attribute("src", first)
+    shot(page, "flow-1-generate-preview")
+    page.keyboard.press("Escape")
+    batch.get_by_text("Stopped: nothing was saved.").wait_for(timeout=30_000)
+    # A second, quick batch goes above the stopped one; each image has its own actions.
+    page.get_by_label("Steps", exact=True).fill("20")
+    page.get_by_label("Width", exact=True).fill("")
+    page.get_by_label("Height", exact=True).fill("")
+    page.get_by_label("Images", exact=True).fill("2")
+    page.get_by_role("button", name="Generate").click()
+    page.locator("section.batch").nth(0).locator("figure img").nth(1).wait_for(timeout=60_000)
+    assert page.locator("section.batch").count() == 2
+    assert page.get_by_role("button", name="Delete image seed 4").is_visible()
+    shot(page, "flow-2-generate-batches")
+    page.get_by_role("button", name="Delete image seed 4").click()
+    expect(page.locator("section.batch figure")).to_have_count(1)
+
+
+def _files(tmp_path) -> list[str]:
+    images = [draw(Scene("red", "star", "white", 32, 32, 20)), *star_images()[1:3]]
+    paths = []
+    for i, image in enumerate(images):
+        path = tmp_path / f"star{i}.png"
+        image.save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_training_with_captions_samples_chart_and_reattaching(page, tmp_path):
+    page.goto("/train-lora")
+    page.get_by_label("Reference images").set_input_files(_files(tmp_path))
+    page.get_by_label("Name", exact=True).fill("stars")
+    page.get_by_label("Trigger word").fill("zxq")
+    assert page.get_by_label("Caption of star0.png").input_value() == "a photo of zxq"
+    page.get_by_role("button", name="Auto-caption").click()
+    page.get_by_text("Captions written by builtin:demo classifier").wait_for(timeout=30_000)
+    assert page.get_by_label("Caption of star0.png").input_value() == (
+        "a red zxq on a white background"
+    )
+    shot(page, "flow-3-train-captions")
+    advanced(page, {"Steps": "120"})
+    page.get_by_role("button", name="Start training").click()
+    page.locator("#progress-card").wait_for()
+    page.locator("#progress-text", has_text="Step ").wait_for(timeout=120_000)
+    # Reopened mid-run, the page finds the job again.
+    page.goto("/train-lora")
+    page.locator("#progress-card").wait_for(timeout=30_000)
+    assert "Training stars" in page.locator("#progress-title").inner_text()
+    page.locator("#samples img").first.wait_for(timeout=120_000)
+    assert page.locator("#jobs-badge").inner_text() == "1"
+    page.locator("#progress-text", has_text="Done:").wait_for(timeout=300_000)
+    assert page.locator("#samples img").count() == 10  # 5 times, the 2 sample prompts
+    assert page.locator("#loss-chart polyline").count() == 1
+    assert page.get_by_role("link", name="Use this LoRA").is_visible()
+    shot(page, "flow-4-train-done")
+    # The name is taken now: the message points at the page's own control.
+    page.goto("/train-lora")
+    page.get_by_label("Reference images").set_input_files(_files(tmp_path)[:1])
+    page.get_by_label("Name", exact=True).fill("stars")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("tick “Replace an existing LoRA of this name”").wait_for()
+    assert page.get_by_label("Replace an existing LoRA of this name").is_visible()
+
+
+def test_jobs_panel_cancels_with_feedback(page, tmp_path):
+    page.goto("/train-lora")
+    page.get_by_label("Reference images").set_input_files(_files(tmp_path)[:1])
+    page.get_by_label("Name", exact=True).fill("to_cancel")
+    advanced(page, {"Steps": "3000"})
+    page.get_by_role("button", name="Start training").click()
+    page.locator("#progress-card").wait_for()
+    page.goto("/my-jobs")
+    job = page.locator("li.job", has_text="Training to_cancel")
+    job.wait_for()
+    shot(page, "flow-5-jobs")
+    job.get_by_role("button", name="Cancel Training to_cancel").click()
+    job.get_by_text("Cancelling…").or_(job.get_by_text("cancelled")).wait_for(timeout=2_000)
+    page.locator("li.job", has_text="Training to_cancel").get_by_text("cancelled").wait_for(
+        timeout=60_000
+    )
+    assert page.locator("#jobs-badge").is_hidden()
+
+
+def test_image_gallery_pages_searches_and_deletes_several(page, app):
+    with app.client() as c:
+        for i in range(8):
+            prompt = "a green circle on a black background" if i < 2 else "a red square"
+            body = {"prompt": prompt, "num_images": 4, "seed": 100 + 4 * i}
+            assert c.post("/generate", json=body).status_code == 200
+        total = len(c.get("/images", params={"limit": 200}).json()["images"])
+    assert 32 <= total <= 60  # this test's, and the other tests' images
+    page.goto("/my-images")
+    page.locator("#image-grid figure").nth(29).wait_for()
+    assert page.locator("#image-grid figure").count() == 30
+    page.get_by_role("button", name="Show more").click()
+    expect(page.locator("#image-grid figure")).to_have_count(total)
+    assert page.locator("#image-grid time").first.inner_text()
+    page.get_by_label("Search prompts and LoRA names").fill("green circle")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#image-grid figure")).to_have_count(8)
+    page.locator("#image-grid button.thumb").first.click()
+    title = page.locator("#dialog-title").inner_text()
+    seed = page.locator("#dialog-params tr", has_text="Seed").inner_text()
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#dialog-params tr", has_text="Seed")).not_to_have_text(seed)
+    assert page.locator("#dialog-title").inner_text() == title
+    shot(page, "flow-6-lightbox")
+    page.get_by_role("button", name="Close").click()
+    page.get_by_role("button", name="Select").click()
+    boxes = page.locator("#image-grid input.pick")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.get_by_role("button", name="Delete 2 selected").click()
+    expect(page.locator("#image-grid figure")).to_have_count(6)
+
+
+def test_lora_cards_edit_and_import_on_a_phone(browser, app, tmp_path):
+    if not (app.data_dir / "loras" / "local" / "stars.safetensors").exists():  # run alone
+        with app.client() as c:
+            files = [("images", (p, Path(p).read_bytes(), "image/png")) for p in _files(tmp_path)]
+            r = c.post("/train-lora", files=files, data={"name": "stars", "steps": "30"})
+            wait_job(c, r.json()["job_id"], params={})
+    context = browser.new_context(base_url=app.url, viewport={"width": 375, "height": 740})
+    page = context.new_page()
+    page.on("dialog", lambda d: d.accept())
+    page.goto("/my-loras")
+    card = page.locator('li[data-file="stars.safetensors"]')
+    card.wait_for(timeout=30_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    for action in ("Use stars", "Download stars", "Details of stars", "Delete stars"):
+        box = card.get_by_role("link", name=action, exact=True).or_(
+            card.get_by_role("button", name=action, exact=True)
+        )
+        right = box.evaluate("e => e.getBoundingClientRect().right")
+        assert right <= 375, f"{action} is cut off at {right}px"
+    shot(page, "flow-7-loras-phone")
+    card.get_by_role("button", name="Details of stars").click()
+    page.get_by_label("Trigger word").fill("zxq")
+    page.get_by_label("Description").fill("five-pointed stars")
+    page.get_by_label("Preferred strength").fill("0.8")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_text("Saved.").wait_for()
+    groups = page.locator("#meta-groups").inner_text()
+    assert "Training" in groups and "Dataset" in groups and "five-pointed stars" in groups
+    shot(page, "flow-8-lora-details")
+    page.get_by_role("button", name="Close").click()
+    # "Use" carries the preferred strength.
+    assert "stars.safetensors%3A0.8" in card.get_by_role("link", name="Use stars").get_attribute(
+        "href"
+    )
+    lora = app.data_dir / "loras" / "local" / "stars.safetensors"
+    copy = tmp_path / "imported.safetensors"
+    copy.write_bytes(lora.read_bytes())
+    page.get_by_text("Import a LoRA file").click()
+    page.get_by_label("A LoRA .safetensors file").set_input_files(str(copy))
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text("Imported imported.safetensors.").wait_for()
+    page.locator('li[data-file="imported.safetensors"]').wait_for()
+    context.close()
