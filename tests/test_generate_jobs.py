@@ -134,3 +134,37 @@ def test_sigterm_stops_running_work_within_seconds(tiny_models, tmp_path, work):
         assert time.monotonic() - asked < 8, "the engine finished its work before stopping"
         if work == "render":
             assert_error(answer.result(), 503, "shutting_down")
+
+
+def test_previews_from_a_tiny_autoencoder_when_one_is_named(tiny_models, tmp_path):
+    """LORAMINT_PREVIEW_VAE: a TAESD-style AutoencoderTiny (here a tiny one from its config)
+    decodes the previews; one that can't be loaded falls back to the linear preview."""
+    from diffusers import AutoencoderTiny
+
+    taesd = AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+    )
+    taesd.save_pretrained(tmp_path / "taesd", safe_serialization=True)
+    last = {}
+    for where, used in ((tmp_path / "taesd", True), (tmp_path / "missing", False)):
+        eng = EngineProcess(
+            str(tiny_models["sd"].folder),
+            tmp_path / f"data-{used}",
+            tmp_path / f"e-{used}.log",
+            LORAMINT_PREVIEW_VAE=str(where),
+        ).start()
+        try:
+            with eng.client() as c:
+                started = start(c, prompt="x", steps=3, guidance_scale=3.0, seed=1)
+                events = sse_events(c, started["status_url"] + "/events")
+            previews = [decode_data_url(d["preview"]) for _, d in events if d["preview"]]
+            assert len(previews) >= 2 and previews[-1].shape == (64, 64, 3)
+            assert ("could not be loaded" in eng.log_path.read_text()) is not used
+            last[used] = previews[-1]
+        finally:
+            eng.stop()
+    # Same seed, same latents: only the decoder differs.
+    assert np.abs(last[True] - last[False]).mean() > 1

@@ -79,6 +79,43 @@ def test_generate_train_list_use_delete(client, app):
     assert_error(client.get(image["url"]), 404, "not_found")
 
 
+def test_jobs_captions_and_edits_through_the_orchestrator(client, app, tiny_models):
+    started = client.post("/generate?async=true", json={"prompt": "x", "steps": 3, "seed": 9})
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["job"]["user_id"] == "carol" and job["job"]["kind"] == "generate"
+    events = sse_events(client, f"/jobs/{job['job_id']}/events", params={})
+    assert events[-1][0] == "succeeded" and any(d["preview"] for _, d in events)
+    image = events[-1][1]["result"]["images"][0]
+    assert (app.data_dir / "outputs/carol" / image["file"]).is_file()
+    listed = client.get("/jobs").json()["jobs"]
+    assert listed[0]["id"] == job["job_id"] and listed[0]["preview"] is None
+    page = client.get("/images", params={"limit": 1}).json()
+    assert [im["file"] for im in page["images"]] == [image["file"]]
+    # The tiny model has no captioner here: a clear 503, not a hang.
+    files = [("images", ("a.png", png_bytes((200, 0, 0)), "image/png"))]
+    assert_error(client.post("/caption", files=files), 503, "captioner_unavailable")
+    lora = tiny_models["sd"].loras["style_a"]
+    client.post("/loras", files={"file": ("edit_me.safetensors", lora.read_bytes())})
+    r = client.patch("/loras/edit_me.safetensors", json={"trigger_word": "sks"})
+    assert r.status_code == 200 and r.json()["metadata"]["loramint.trigger_word"] == "sks"
+    assert_error(client.patch("/loras/edit_me.safetensors", json={"rank": 3}), 422)
+    assert_error(client.patch("/loras/..%2Fx", json={"trigger_word": "a"}), 422)
+    # Another website's page can't make the browser edit or start jobs.
+    cross = {"origin": "https://evil.example", "sec-fetch-site": "cross-site"}
+    r = client.patch("/loras/edit_me.safetensors", json={"trigger_word": "x"}, headers=cross)
+    assert_error(r, 403, "cross_site_request")
+    r = client.post("/generate?async=true", json={"prompt": "x"}, headers=cross)
+    assert_error(r, 403, "cross_site_request")
+    r = client.patch(
+        "/loras/edit_me.safetensors",
+        content=b'{"trigger_word": "x"}',
+        headers={"content-type": "text/plain"},
+    )
+    assert_error(r, 415)
+    assert client.delete("/loras/edit_me.safetensors").status_code == 200
+
+
 def test_bad_input_is_a_json_422_naming_the_problem(client):
     assert_error(client.post("/generate", json={"prompt": ""}), 422, "invalid_request")
     for raw, word in BAD_JSON:
@@ -107,6 +144,7 @@ def test_openapi_describes_every_public_route(client):
         "/jobs/{job_id}",
         "/jobs/{job_id}/events",
         "/jobs/{job_id}/cancel",
+        "/caption",
         "/loras/{file}",
         "/images/{file}",
         "/health",

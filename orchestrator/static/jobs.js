@@ -15,8 +15,10 @@ function state(job) {
   if (job.status === "queued") return job.queue_position ? `queued, number ${job.queue_position} in line` : "queued";
   if (job.status === "running") {
     const left = job.eta_s === null || job.eta_s === undefined ? "" : `, about ${formatDuration(job.eta_s)} left`;
-    return job.phase === "training" || job.phase === "generating"
-      ? `${job.phase}: step ${job.step} of ${job.total_steps}${left}` : job.phase;
+    if (job.phase === "training" || job.phase === "generating") {
+      return `${job.phase}: step ${job.step} of ${job.total_steps}${left}`;
+    }
+    return job.phase_total ? `${job.phase} (${job.phase_step} of ${job.phase_total})` : job.phase;
   }
   return job.status === "failed" ? `failed: ${job.error}` : job.status;
 }
