@@ -37,13 +37,14 @@ def demo_captions(images: list[Image.Image], trigger: str) -> list[str]:
 
 
 class ModelCaptioner:
-    """A transformers image-to-text pipeline; the trigger word goes in front."""
+    """A transformers image-to-text model (BLIP and its kind); the trigger word goes first."""
 
     def __init__(self, model: str, device: str) -> None:
-        from transformers import pipeline
+        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         try:
-            self.pipe = pipeline("image-to-text", model=model, device=device)
+            self.processor = AutoProcessor.from_pretrained(model)
+            self.model = AutoModelForImageTextToText.from_pretrained(model).to(device).eval()
         except Exception as exc:  # offline, missing, not an image-to-text model...
             raise CaptionerUnavailable(
                 f"the captioning model {model!r} could not be loaded ({type(exc).__name__}). "
@@ -52,7 +53,12 @@ class ModelCaptioner:
             ) from exc
 
     def __call__(self, images: list[Image.Image], trigger: str) -> list[str]:
-        texts = [out[0]["generated_text"].strip() for out in self.pipe(images)]
+        import torch
+
+        inputs = self.processor(images=images, return_tensors="pt").to(self.model.device)
+        with torch.inference_mode():
+            ids = self.model.generate(**inputs, max_new_tokens=40)
+        texts = [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
         return [f"{trigger}, {text}" if text else trigger for text in texts]
 
 

@@ -117,6 +117,31 @@ def test_without_its_captioning_model_caption_says_what_to_do(client, tmp_path):
     assert "LORAMINT_CAPTION_MODEL" in err["message"] and "yourself" in err["message"]
 
 
+def test_a_captioning_model_captions_with_the_trigger_word_first(tiny_models, tmp_path):
+    from tests.tiny import tiny_captioner
+
+    folder = tiny_captioner(tmp_path / "blip")
+    eng = EngineProcess(
+        str(tiny_models["sd"].folder),
+        tmp_path / "data",
+        tmp_path / "e.log",
+        LORAMINT_CAPTION_MODEL=str(folder),
+    ).start()
+    try:
+        files = [
+            ("images", (f"{i}.png", png_bytes(c), "image/png"))
+            for i, c in enumerate([(200, 0, 0), (0, 0, 200)])
+        ]
+        with eng.client() as c:
+            r = c.post("/caption", params=ALICE, files=files, data={"trigger_word": "sks"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["captioner"] == str(folder) and len(body["captions"]) == 2
+        assert all(cap == "sks" or cap.startswith("sks, ") for cap in body["captions"])
+    finally:
+        eng.stop()
+
+
 def _png(image) -> bytes:
     import io
 

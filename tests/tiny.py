@@ -162,3 +162,39 @@ def random_lora(
     state = {k: v * scale for k, v in state.items()}
     type(pipe).save_lora_weights(path.parent, unet_lora_layers=state, weight_name=path.name)
     return path
+
+
+def tiny_captioner(folder: Path) -> Path:
+    """A BLIP captioning model with random weights and a 14-word vocabulary, saved as a
+    transformers folder: what LORAMINT_CAPTION_MODEL loads, minus the download."""
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "a", "red", "square", "on"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), bos_token="[DEC]")
+    small = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1}
+    config = BlipConfig(
+        text_config={
+            **small,
+            "vocab_size": len(words),
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,
+            "bos_token_id": 5,
+            "pad_token_id": 0,
+            "sep_token_id": 3,
+            "eos_token_id": 3,
+        },
+        vision_config={**small, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+    )
+    torch.manual_seed(0)
+    BlipForConditionalGeneration(config).save_pretrained(folder, safe_serialization=True)
+    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
+    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
