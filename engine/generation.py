@@ -229,14 +229,14 @@ class GenerationService:
         )
 
         def on_step(step: int, latents: Any) -> None:
-            preview = plan.model.preview(latents, plan.render.width, plan.render.height)
+            preview = plan.model.preview(latents)
             per_step = (time.perf_counter() - started) / step
             jobs.update(
                 job_id,
                 step=step,
                 progress=round(step / total, 4),
                 eta_s=round(per_step * (total - step), 1) if step >= 2 else None,
-                preview=data_url(preview),
+                preview=data_url(preview, fast=True),
             )
 
         try:

@@ -37,20 +37,21 @@ SDXL_FACTORS = (
 SDXL_BIAS = (0.1084, -0.0175, -0.0011)
 
 
-def to_image(rgb: torch.Tensor, width: int, height: int) -> Image.Image:
-    """(B, 3, h, w) in [-1, 1] → one image, the batch side by side, at most PREVIEW_SIDE."""
+def to_image(rgb: torch.Tensor) -> Image.Image:
+    """(B, 3, h, w) in [-1, 1] → one image, the batch side by side, shrunk to at most
+    PREVIEW_SIDE. Never enlarged: the browser scales it up for free."""
     row = torch.cat(list(rgb.float().clamp(-1, 1)), dim=-1)  # (3, h, B*w)
     array = ((row + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     image = Image.fromarray(np.ascontiguousarray(array))
-    n = rgb.shape[0]
-    scale = min(1.0, PREVIEW_SIDE / max(width * n, height))
-    size = (max(1, round(width * n * scale)), max(1, round(height * scale)))
-    return image.resize(size, Image.Resampling.BILINEAR)
+    if max(image.size) > PREVIEW_SIDE:
+        image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BILINEAR)
+    return image
 
 
-def data_url(image: Image.Image) -> str:
+def data_url(image: Image.Image, fast: bool = False) -> str:
+    """A PNG data URL; `fast` trades a few bytes for speed (previews, made every step)."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf, format="PNG", compress_level=1 if fast else 6)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -61,10 +62,10 @@ class LinearPreview:
         self.factors = torch.tensor(factors, dtype=torch.float32)
         self.bias = torch.tensor(bias, dtype=torch.float32)
 
-    def __call__(self, latents: torch.Tensor, width: int, height: int) -> Image.Image:
+    def __call__(self, latents: torch.Tensor) -> Image.Image:
         lat = latents.detach().float().cpu()
         rgb = torch.einsum("bchw,cr->brhw", lat, self.factors) + self.bias.view(1, 3, 1, 1)
-        return to_image(rgb, width, height)
+        return to_image(rgb)
 
 
 class TinyVaePreview:
@@ -73,11 +74,11 @@ class TinyVaePreview:
     def __init__(self, vae: torch.nn.Module) -> None:
         self.vae = vae
 
-    def __call__(self, latents: torch.Tensor, width: int, height: int) -> Image.Image:
+    def __call__(self, latents: torch.Tensor) -> Image.Image:
         vae = self.vae
         with torch.no_grad():
             rgb = vae.decode(latents.to(vae.device, vae.dtype) / vae.config.scaling_factor).sample
-        return to_image(rgb, width, height)
+        return to_image(rgb)
 
 
 def load_tiny_vae(where: str, device: torch.device, dtype: torch.dtype) -> TinyVaePreview:

@@ -41,7 +41,7 @@ class LoadedModel:
     pipe: Any  # a diffusers pipeline; typed loosely so the web layer needs no torch
     info: ModelInfo
     loras: LoraCache
-    preview: Callable[[Any, int, int], Any]  # (latents, width, height) -> PIL image
+    preview: Callable[[Any], Any]  # latents -> a small PIL image (previews.py)
 
 
 class Runtime:

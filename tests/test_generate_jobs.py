@@ -148,7 +148,7 @@ def test_previews_from_a_tiny_autoencoder_when_one_is_named(tiny_models, tmp_pat
         num_decoder_blocks=(1, 1, 1, 1),
     )
     taesd.save_pretrained(tmp_path / "taesd", safe_serialization=True)
-    last = {}
+    sides = {}
     for where, used in ((tmp_path / "taesd", True), (tmp_path / "missing", False)):
         eng = EngineProcess(
             str(tiny_models["sd"].folder),
@@ -161,10 +161,11 @@ def test_previews_from_a_tiny_autoencoder_when_one_is_named(tiny_models, tmp_pat
                 started = start(c, prompt="x", steps=3, guidance_scale=3.0, seed=1)
                 events = sse_events(c, started["status_url"] + "/events")
             previews = [decode_data_url(d["preview"]) for _, d in events if d["preview"]]
-            assert len(previews) >= 2 and previews[-1].shape == (64, 64, 3)
+            assert len(previews) >= 2
             assert ("could not be loaded" in eng.log_path.read_text()) is not used
-            last[used] = previews[-1]
+            sides[used] = previews[-1].shape[0]
         finally:
             eng.stop()
-    # Same seed, same latents: only the decoder differs.
-    assert np.abs(last[True] - last[False]).mean() > 1
+    # The autoencoder decodes the latents to pixels (this one 8x up, shrunk to 256 px); the
+    # linear map gives one pixel per latent (the browser scales it up).
+    assert sides[True] == 256 and sides[False] < 256
