@@ -86,9 +86,9 @@ class Runtime:
     def _queue_moved(self) -> None:
         for job_id, future in list(self._queued.items()):
             position = self.worker.position(future)
-            if position is None:
+            if position is None:  # it left the queue: it runs now, or was withdrawn
                 self._queued.pop(job_id, None)
-            elif self.jobs.current(job_id).queue_position != position:
+            if self.jobs.current(job_id).queue_position != position:
                 self.jobs.update(job_id, queue_position=position)
 
     def cancel_job(self, job_id: str, owner: str) -> Job:

@@ -62,7 +62,8 @@ def test_async_generation_streams_steps_and_changing_previews(client):
 def test_queued_job_shows_its_place_and_cancelling_it_takes_it_out(client, engine):
     before = outputs(engine)
     first = start(client, **LONG, seed=1)
-    wait_job(client, first["job_id"], until=lambda j: j["status"] == "running")
+    running = wait_job(client, first["job_id"], until=lambda j: j["status"] == "running")
+    assert running["queue_position"] is None
     second = start(client, prompt="waiting", seed=2, **FAST)
     assert second["job"]["queue_position"] == 1 and second["job"]["status"] == "queued"
     assert client.get("/health").json()["queue_depth"] == 1

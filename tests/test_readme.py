@@ -30,6 +30,7 @@ def readme_examples() -> str:
 
 
 def test_the_readme_examples_run_in_order(tmp_path):
+    (tmp_path / "app").mkdir()
     app = OrchestratorProcess("builtin:demo", tmp_path / "app").start_ready()
     try:
         work = tmp_path / "work"
