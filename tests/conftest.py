@@ -86,3 +86,25 @@ def upload_lora(client: httpx.Client, tiny_models: dict[str, TinyModel], engine:
         return r.json()["file"]
 
     return upload
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless (tests using it skip where it isn't installed)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import ARGS, CHROMIUM
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """An engine on the built-in demo model."""
+    work = tmp_path_factory.mktemp("demo")
+    proc = EngineProcess("builtin:demo", work / "data", work / "engine.log").start()
+    yield proc
+    proc.stop()

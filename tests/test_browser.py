@@ -5,16 +5,13 @@ Screenshots go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from playwright.sync_api import expect
 
-from tests.engine_process import ROOT, TEAM, team_app
+from tests.browser import CHROMIUM, shot, watched_page
+from tests.engine_process import TEAM, team_app
 from tests.helpers import png_bytes
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = ROOT / "test-artifacts" / "screenshots"
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
     pytest.mark.slow,
@@ -32,48 +29,10 @@ def app(tiny_models, tmp_path_factory):
     proc.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser, app):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(base_url=app.url, viewport={"width": 1100, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    # A Content-Security-Policy violation is only a console error; none may happen.
-    pg.on(
-        "console",
-        lambda m: (
-            m.type == "error" and "Content-Security-Policy" in m.text and errors.append(m.text)
-        ),
-    )
-    yield pg
-    context.close()
-    assert not errors, errors
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    with watched_page(browser, app.url) as pg:
+        yield pg
 
 
 def sign_in(page, name: str, then: str = "/generate") -> None:
@@ -210,8 +169,11 @@ def test_the_api_docs_render_offline_under_the_csp(page):
 
 
 def test_pages_fit_a_phone_and_show_api_errors(browser, app):
-    context = browser.new_context(base_url=app.url, viewport={"width": 375, "height": 740})
-    page = context.new_page()
+    with watched_page(browser, app.url, 375, 740) as page:
+        _phone_error(page)
+
+
+def _phone_error(page) -> None:
     sign_in(page, "alice")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375, f"page is {width}px wide on a 375px screen"
@@ -221,4 +183,3 @@ def test_pages_fit_a_phone_and_show_api_errors(browser, app):
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("multiple of 8").wait_for()
     shot(page, "6-phone-error")
-    context.close()

@@ -13,9 +13,9 @@ from playwright.sync_api import expect
 
 from engine.demo_model.acceptance import star_images
 from engine.demo_model.shapes import Scene, draw
+from tests.browser import CHROMIUM, shot, watched_page
 from tests.engine_process import OrchestratorProcess
 from tests.helpers import wait_job
-from tests.test_browser import CHROMIUM, SHOTS, shot
 
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
@@ -34,36 +34,11 @@ def app(tmp_path_factory):
     proc.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser, app):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(base_url=app.url, viewport={"width": 1100, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    # Console errors but the browser's own note of an HTTP error answer (tests cause those).
-    pg.on(
-        "console",
-        lambda m: (
-            m.type == "error"
-            and not m.text.startswith("Failed to load resource")
-            and errors.append(m.text)
-        ),
-    )
-    pg.on("dialog", lambda d: d.accept())
-    yield pg
-    context.close()
-    assert not errors, errors
+    with watched_page(browser, app.url) as pg:
+        pg.on("dialog", lambda d: d.accept())
+        yield pg
 
 
 def advanced(page, values: dict[str, str]) -> None:
@@ -217,9 +192,12 @@ def test_lora_cards_edit_and_import_on_a_phone(browser, app, tmp_path):
             files = [("images", (p, Path(p).read_bytes(), "image/png")) for p in _files(tmp_path)]
             r = c.post("/train-lora", files=files, data={"name": "stars", "steps": "30"})
             wait_job(c, r.json()["job_id"], params={})
-    context = browser.new_context(base_url=app.url, viewport={"width": 375, "height": 740})
-    page = context.new_page()
-    page.on("dialog", lambda d: d.accept())
+    with watched_page(browser, app.url, 375, 740) as page:
+        page.on("dialog", lambda d: d.accept())
+        _lora_cards_on_a_phone(page, app, tmp_path)
+
+
+def _lora_cards_on_a_phone(page, app, tmp_path) -> None:
     page.goto("/my-loras")
     card = page.locator('li[data-file="stars.safetensors"]')
     card.wait_for(timeout=30_000)
@@ -253,4 +231,14 @@ def test_lora_cards_edit_and_import_on_a_phone(browser, app, tmp_path):
     page.get_by_role("button", name="Import").click()
     page.get_by_text("Imported imported.safetensors.").wait_for()
     page.locator('li[data-file="imported.safetensors"]').wait_for()
-    context.close()
+    # The /generate picker shows the same cards, with search.
+    page.goto("/generate")
+    page.get_by_text("Add a LoRA").click()
+    page.get_by_label("Search your LoRAs").fill("five")  # not a name: nothing matches
+    expect(page.locator("#lora-cards li:visible")).to_have_count(0)
+    page.get_by_label("Search your LoRAs").fill("zxq")  # the trigger word: stars and its copy
+    expect(page.locator("#lora-cards li:visible")).to_have_count(2)
+    page.get_by_label("Search your LoRAs").fill("STAR")
+    expect(page.locator("#lora-cards li:visible")).to_have_count(1)
+    page.get_by_role("button", name="Add stars").click()
+    assert page.locator("#lora-stack output").inner_text() == "0.80"

@@ -22,14 +22,6 @@ from tests.engine_process import EngineProcess
 from tests.helpers import ALICE, start_training, wait_job
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo")
-    proc = EngineProcess("builtin:demo", work / "data", work / "engine.log").start()
-    yield proc
-    proc.stop()
-
-
 def test_weights_are_small_safetensors():
     files = list(WEIGHTS_DIR.rglob("*"))
     assert not [f for f in files if f.suffix in (".bin", ".pt", ".ckpt", ".pkl")]

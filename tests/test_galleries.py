@@ -7,7 +7,6 @@ import hashlib
 import json
 import time
 
-import pytest
 from safetensors import safe_open
 
 from engine.demo_model.acceptance import star_images
@@ -81,14 +80,6 @@ def test_editing_a_lora_rewrites_its_header_and_keeps_its_tensors(client, upload
     assert_error(client.patch("/loras/..%2Fx.safetensors", params=ALICE, json=patch), 422)
     sneaky = client.patch(f"/loras/{f}", params=ALICE, json={**patch, "user_id": "bob"})
     assert "user_id" in assert_error(sneaky, 422)["message"]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo-captions")
-    proc = EngineProcess("builtin:demo", work / "data", work / "engine.log").start()
-    yield proc
-    proc.stop()
 
 
 def test_the_demo_model_captions_colour_and_background(demo):
