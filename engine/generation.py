@@ -243,7 +243,7 @@ class GenerationService:
             images = self._render(plan, lambda: jobs.cancel_requested(job_id), on_step)
             results = self.save_all(plan, images)
         except Cancelled:
-            jobs.update(job_id, status=JobStatus.CANCELLED, finished=iso(time.time()), preview=None)
+            jobs.update(job_id, **jobs.stopped(job_id), preview=None)
             return
         except Exception as exc:  # the job records why; the engine keeps serving
             log.exception("generation job %s failed", job_id)

@@ -129,6 +129,17 @@ class JobStore:
     def cancel_requested(self, job_id: str) -> bool:
         return job_id in self._cancel
 
+    def stopped(self, job_id: str) -> dict[str, Any]:
+        """The final state of a job whose work stopped early: cancelled if someone asked,
+        else failed, because the engine itself is stopping."""
+        if self.cancel_requested(job_id):
+            return {"status": JobStatus.CANCELLED, "finished": iso(time.time())}
+        return {
+            "status": JobStatus.FAILED,
+            "finished": iso(time.time()),
+            "error": "the engine stopped before the job finished; start it again",
+        }
+
     def _notify(self, job_id: str) -> None:
         if self._loop is None:
             return

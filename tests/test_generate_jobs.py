@@ -3,6 +3,7 @@ stopping work: a client that hangs up mid-render, and an engine told to stop."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -135,6 +136,9 @@ def test_sigterm_stops_running_work_within_seconds(tiny_models, tmp_path, work):
         assert time.monotonic() - asked < 8, "the engine finished its work before stopping"
         if work == "render":
             assert_error(answer.result(), 503, "shutting_down")
+        else:  # nobody cancelled it: it failed, and says why
+            (saved,) = [json.loads(p.read_text()) for p in (tmp_path / "data/jobs").glob("*.json")]
+            assert saved["status"] == "failed" and "engine stopped" in saved["error"]
 
 
 def test_previews_from_a_tiny_autoencoder_when_one_is_named(tiny_models, tmp_path):

@@ -152,7 +152,7 @@ class TrainingService:
                 },
             )
         except Cancelled:
-            jobs.update(job_id, status=JobStatus.CANCELLED, finished=iso(time.time()))
+            jobs.update(job_id, **jobs.stopped(job_id))
         except Exception as exc:  # the job records why; the engine keeps serving
             log.exception("training job %s failed", job_id)
             message = exc.message if isinstance(exc, Conflict) else f"{type(exc).__name__}: {exc}"
