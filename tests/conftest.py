@@ -88,9 +88,11 @@ def upload_lora(client: httpx.Client, tiny_models: dict[str, TinyModel], engine:
     return upload
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium, headless (tests using it skip where it isn't installed)."""
+    """Debian's Chromium, headless (tests using it skip where it isn't installed). Per module:
+    Playwright's sync API keeps an event loop running in this thread while it is open, which
+    would break later tests that call asyncio.run."""
     from playwright.sync_api import sync_playwright
 
     from tests.browser import ARGS, CHROMIUM
