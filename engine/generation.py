@@ -133,14 +133,16 @@ class GenerationService:
         """On the worker: the images, or Cancelled at the first step after `stop()`."""
         from engine.pipelines import render  # torch: only when there is work to do
 
-        def step(i: int, latents: Any) -> None:
+        def halt_if_asked() -> None:
             if stop() or self.rt.stopping.is_set():
                 raise Cancelled()
+
+        def step(i: int, latents: Any) -> None:
+            halt_if_asked()
             if on_step is not None:
                 on_step(i, latents)
 
-        if stop() or self.rt.stopping.is_set():
-            raise Cancelled()
+        halt_if_asked()
         plan.model.loras.activate(plan.refs)
         return render(plan.model.pipe, plan.render, step)
 

@@ -88,7 +88,9 @@ def load_tiny_vae(where: str, device: torch.device, dtype: torch.dtype) -> TinyV
     return TinyVaePreview(vae.to(device).eval())
 
 
-def previewer_for(family: str, own: dict | None, tiny_vae: str | None, pipe) -> object:
+def previewer_for(
+    family: str, own: dict | None, tiny_vae: str | None, pipe
+) -> LinearPreview | TinyVaePreview:
     """The preview maker for a loaded model: the tiny VAE when it can be had, else the model's
     own factors (the demo's), else its family's."""
     if tiny_vae:

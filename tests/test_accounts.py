@@ -127,6 +127,8 @@ def test_two_users_cannot_reach_each_others_things(team):
             prior_preservation="false",
         )
         assert wait_job(alice, job["job_id"], params={})["status"] == "succeeded"
+        made = alice.post("/generate?async=true", json={"prompt": "alice's job", **FAST})
+        generated = wait_job(alice, made.json()["job_id"], params={})
         running = start_training(
             alice,
             [png_bytes((0, 0, 200))],
@@ -140,6 +142,7 @@ def test_two_users_cannot_reach_each_others_things(team):
         with signed_in() as bob:
             assert bob.get("/loras").json()["loras"] == []
             assert bob.get("/images").json()["images"] == []
+            assert bob.get("/images", params={"q": "alice"}).json()["images"] == []
             assert bob.get("/jobs").json()["jobs"] == []
             for method, url in (
                 ("GET", f"/images/{image['file']}"),
@@ -149,10 +152,14 @@ def test_two_users_cannot_reach_each_others_things(team):
                 ("GET", f"/jobs/{job['job_id']}"),
                 ("GET", f"/jobs/{running['job_id']}/events"),
                 ("POST", f"/jobs/{running['job_id']}/cancel"),
+                ("GET", f"/jobs/{generated['id']}"),
+                ("POST", f"/jobs/{generated['id']}/cancel"),
+                ("PATCH", "/loras/alices.safetensors"),
             ):
-                assert_error(bob.request(method, url), 404, "not_found")
+                body = {"json": {"description": "bob was here"}} if method == "PATCH" else {}
+                assert_error(bob.request(method, url, **body), 404, "not_found")
                 assert_error(
-                    bob.request(method, url, params={"user_id": "alice"}), 403, "forbidden"
+                    bob.request(method, url, params={"user_id": "alice"}, **body), 403, "forbidden"
                 )
             use = {"prompt": "x", **FAST, "loras": [{"file": "alices.safetensors"}]}
             assert_error(bob.post("/generate", json=use), 404, "not_found")

@@ -12,7 +12,11 @@ import sys
 import httpx
 import pytest
 
-from engine.contract.schemas import ENGINE_TOKEN_HEADER
+from engine.contract.schemas import (
+    ENGINE_TOKEN_HEADER,
+    MAX_TRAINING_IMAGE_BYTES,
+    MAX_TRAINING_IMAGES,
+)
 from tests.engine_process import ROOT, EngineProcess, OrchestratorProcess
 from tests.helpers import ALICE, FAST, assert_error
 
@@ -71,6 +75,43 @@ def test_a_training_upload_over_its_limit_is_refused_from_its_headers(app):
         answer = answer.decode()
     assert answer.startswith("HTTP/1.1 413") and '"too_large"' in answer, answer
     assert "101 MB" in answer
+
+
+def test_the_newer_routes_hold_the_same_line(either, app, tiny_models):
+    """Captions, metadata edits and image paging: bad input is a JSON 4xx and changes
+    nothing on disk."""
+    lora = tiny_models["sd"].loras["style_a"]
+    r = either.post(
+        "/loras",
+        files={"file": ("held.safetensors", lora.read_bytes())},
+        data={"overwrite": "true"},
+    )
+    assert r.status_code == 201, r.text
+    owner = "alice" if "user_id" in either.params else "local"
+    path = app.data_dir / "loras" / owner / "held.safetensors"
+    before = path.read_bytes()
+    url = "/loras/held.safetensors"
+    for raw, code in (
+        (b'{"preferred_strength": NaN}', "invalid_request"),
+        (b'{"preferred_strength": 1e999}', "invalid_request"),
+        (b'{"description": "' + b"x" * 3000 + b'"}', "invalid_request"),
+        (b'{"trigger_word": ""}', "invalid_request"),
+    ):
+        r = either.patch(url, content=raw, headers={"content-type": "application/json"})
+        assert_error(r, 422, code)
+    r = either.patch(url, content=b'{"description": "x"}', headers={"content-type": "text/plain"})
+    assert_error(r, 415, "unsupported_media_type")
+    r = either.patch(url, json={"description": "x"}, headers={"host": "evil.example"})
+    assert_error(r, 400, "invalid_host")
+    big = b"x" * (MAX_TRAINING_IMAGES * MAX_TRAINING_IMAGE_BYTES + (2 << 20))
+    r = either.post(
+        "/caption", content=big, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert_error(r, 413, "too_large")
+    assert_error(either.get("/images", params={"cursor": "%%%"}), 422, "invalid_cursor")
+    assert_error(either.get("/images", params={"limit": 100000}), 422)
+    assert path.read_bytes() == before
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp")]
 
 
 def test_json_routes_take_json_only(either):
@@ -140,6 +181,9 @@ def test_changes_asked_for_by_another_website_are_refused(app, headers):
             c.delete(image["url"], headers=headers),
             c.post("/train-lora", data={"name": "x"}, headers=headers),
             c.post("/jobs/abc/cancel", headers=headers),
+            c.post("/generate?async=true", json={"prompt": "x"}, headers=headers),
+            c.patch("/loras/x.safetensors", json={"description": "x"}, headers=headers),
+            c.post("/caption", files={"images": ("a.png", b"x")}, headers=headers),
         ]
         for r in refused:
             err = assert_error(r, 403, "cross_site_request")

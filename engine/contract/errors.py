@@ -52,7 +52,7 @@ class QuotaExceeded(ApiError):
 
 
 class ClientClosed(ApiError):
-    """The client went away before its work started; nobody reads this answer."""
+    """The client went away, so its work was dropped or stopped; nobody reads this answer."""
 
     status_code = 499
     code = "client_closed_request"
