@@ -79,7 +79,7 @@ def test_generate_train_use_and_manage(page, tmp_path):
     page.get_by_label("Steps").fill("30")
     page.get_by_role("button", name="Start training").click()
     try:
-        page.locator("#progress-text", has_text="Done:").wait_for(timeout=240_000)
+        page.locator("#progress-text", has_text="Done:").wait_for(timeout=480_000)
     finally:
         shot(page, "2-trained")
     assert page.locator("#progress").evaluate("p => p.value") == 1
