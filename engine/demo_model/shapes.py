@@ -30,6 +30,32 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle")
 NEW_SHAPES = ("star",)
+# Trigger words people and our tests use: never a base-model shape's name.
+RESERVED = frozenset({"ohwx", "sks", "zxq", "star", "pink", "cyan"})
+
+
+def _named_shapes(count: int = 32, seed: int = 77) -> dict[str, tuple[tuple[float, float], ...]]:
+    """Irregular polygons, (angle, radius) per corner, called by nonsense names that the
+    tokenizer spells one character at a time, as it spells a trigger word. Learning many
+    word -> shape bindings is what lets a LoRA later bind one more: a model that knows three
+    shapes ties a new word to its training images' colours. The corners keep >= 0.55 of the
+    radius, so none can read as a five-pointed star."""
+    rng = random.Random(seed)
+    out: dict[str, tuple[tuple[float, float], ...]] = {}
+    while len(out) < count:
+        name = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 5)))
+        k = rng.randint(4, 8)
+        base = rng.uniform(0, 2 * math.pi)
+        corners = tuple(
+            (base + (i + rng.uniform(-0.3, 0.3)) * 2 * math.pi / k, rng.uniform(0.55, 1.0))
+            for i in range(k)
+        )
+        if name not in RESERVED and name not in COLOURS and name not in SHAPES:
+            out.setdefault(name, corners)
+    return out
+
+
+NAMED_SHAPES = _named_shapes()
 
 
 @dataclass(frozen=True)
@@ -44,6 +70,17 @@ class Scene:
     def caption(self, with_background: bool = True) -> str:
         base = f"a {self.colour} {self.shape}"
         return f"{base} on a {self.background} background" if with_background else base
+
+    def captions(self) -> dict[str, str]:
+        """Every way the demo model's training captions name this scene, by form: people
+        write the short forms too ("a red circle", "circle", a bare trigger word)."""
+        return {
+            "full": self.caption(True),
+            "no_background": self.caption(False),
+            "colour_shape": f"{self.colour} {self.shape}",
+            "shape": self.shape,
+            "shape_background": f"a {self.shape} on a {self.background} background",
+        }
 
 
 def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
@@ -62,6 +99,10 @@ def _polygon(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, fl
             a = -math.pi / 2 + i * math.pi / 5
             pts.append((cx + rad * math.cos(a), cy + rad * math.sin(a)))
         return pts
+    if shape in NAMED_SHAPES:
+        return [
+            (cx + r * f * math.cos(a), cy + r * f * math.sin(a)) for a, f in NAMED_SHAPES[shape]
+        ]
     raise ValueError(shape)
 
 

@@ -1,10 +1,14 @@
 """Train the built-in demo model from scratch: `python -m engine.demo_model.train`.
 
 Stage 1 trains a small VAE on drawn shapes; stage 2 encodes a fixed, seeded dataset once and
-trains the UNet and CLIP text encoder together on the cached latents; the EMA weights are
-exported in fp16 to `engine/demo_model/weights/`. Every stage checkpoints (safetensors only)
-and resumes, and each step's batch depends only on (seed, step), so a resumed run is the run
-that would have happened.
+trains the UNet and CLIP text encoder together on the cached posterior means; the EMA weights
+are exported in fp16 to `engine/demo_model/weights/`, with the VAE's posterior pinned to its
+mean so LoRA training (which encodes with a posterior sample) sees the latents the UNet learnt
+on. The UNet predicts v on a zero-terminal-SNR schedule: with the usual schedule the noisiest
+training step still leaks the image's mean, the model learns to read the background from it,
+and at sampling time (pure noise) black backgrounds come out gray. Every stage checkpoints
+(safetensors only) and resumes, and each step's batch depends only on (seed, step), so a
+resumed run is the run that would have happened. Runs on CUDA when present.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import random
 import time
 from pathlib import Path
@@ -31,13 +34,38 @@ from safetensors.torch import load_file, save_file
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from engine.demo_model import WEIGHTS_DIR
-from engine.demo_model.shapes import BACKGROUNDS, COLOURS, NEW_COLOURS, SHAPES, draw, random_scene
+from engine.demo_model.checkpoint import Checkpoint, lr_at, step_rng
+from engine.demo_model.shapes import (
+    BACKGROUNDS,
+    COLOURS,
+    NAMED_SHAPES,
+    NEW_COLOURS,
+    SHAPES,
+    draw,
+    random_scene,
+)
 from engine.demo_model.tokenizer import build_tokenizer
 from engine.previews import fit_latent_rgb
 
 log = logging.getLogger("demo-train")
-BETAS = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
-DEFAULTS = {"steps": 20, "guidance_scale": 5.0}
+SCHEDULE = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    rescale_betas_zero_snr=True,
+    prediction_type="v_prediction",
+)
+DEFAULTS = {"steps": 15, "guidance_scale": 5.0}
+NAMED_SHARE = 0.25  # of the dataset's scenes: the nonsense-named shapes
+# How often each caption form is drawn; the rest of the time the caption is empty, for
+# classifier-free guidance.
+CAPTION_FORMS = {
+    "full": 0.50,
+    "no_background": 0.14,
+    "colour_shape": 0.08,
+    "shape": 0.10,
+    "shape_background": 0.08,
+}
 MAX_TOKENS = 24
 PREVIEW_FIT = "engine.previews.fit_latent_rgb on 256 random_scene(Random(0)) images"
 
@@ -102,65 +130,13 @@ def images_tensor(scenes) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2) / 127.5 - 1.0
 
 
-def step_rng(seed: int, step: int) -> random.Random:
-    return random.Random(seed * 1_000_003 + step)
-
-
-class Checkpoint:
-    """Module and optimizer state as safetensors plus a JSON sidecar; never pickle."""
-
-    def __init__(self, folder: Path, name: str) -> None:
-        self.tensors = folder / f"{name}.safetensors"
-        self.meta = folder / f"{name}.json"
-
-    def save(self, step: int, modules: dict, opt: torch.optim.Optimizer, extra=None) -> None:
-        flat = {
-            f"{n}.{k}": v.detach().contiguous().clone()
-            for n, m in modules.items()
-            for k, v in m.state_dict().items()
-        }
-        sd = opt.state_dict()
-        for idx, st in sd["state"].items():
-            for k, v in st.items():
-                flat[f"optim.{idx}.{k}"] = torch.as_tensor(v).clone()
-        tmp = self.tensors.with_suffix(".tmp")
-        save_file(flat, tmp)
-        tmp.replace(self.tensors)
-        meta = {"step": step, "param_groups": sd["param_groups"], **(extra or {})}
-        self.meta.with_suffix(".tmp").write_text(json.dumps(meta))
-        self.meta.with_suffix(".tmp").replace(self.meta)
-
-    def load(self, modules: dict, opt: torch.optim.Optimizer) -> dict | None:
-        if not (self.tensors.exists() and self.meta.exists()):
-            return None
-        flat = load_file(self.tensors)
-        meta = json.loads(self.meta.read_text())
-        for n, m in modules.items():
-            m.load_state_dict(
-                {k[len(n) + 1 :]: v for k, v in flat.items() if k.startswith(n + ".")}
-            )
-        state: dict = {}
-        for k, v in flat.items():
-            if k.startswith("optim."):
-                _, idx, name = k.split(".", 2)
-                state.setdefault(int(idx), {})[name] = v
-        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        return meta
-
-
-def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 def train_vae(vae, args, work: Path, device) -> None:
     opt = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
     ckpt = Checkpoint(work, "vae")
     meta = ckpt.load({"vae": vae}, opt)
     start = meta["step"] if meta else 0
-    all_colours, shapes = tuple(COLOURS) + tuple(NEW_COLOURS), SHAPES + ("star",)
+    all_colours = tuple(COLOURS) + tuple(NEW_COLOURS)
+    shapes = (*SHAPES, "star", *NAMED_SHAPES)
     vae.train()
     t0 = time.time()
     for step in range(start, args.vae_steps):
@@ -200,7 +176,10 @@ def encode_dataset(vae, args, work: Path, device) -> dict:
         caps = json.loads((work / "captions.json").read_text())
         return {"latents": data["latents"], "captions": caps, "scale": float(data["scale"])}
     rng = random.Random(args.seed)
-    scenes = [random_scene(rng) for _ in range(args.dataset)]
+    scenes = [
+        random_scene(rng, shapes=tuple(NAMED_SHAPES) if rng.random() < NAMED_SHARE else SHAPES)
+        for _ in range(args.dataset)
+    ]
     vae.eval()
     chunks = []
     with torch.no_grad():
@@ -210,11 +189,20 @@ def encode_dataset(vae, args, work: Path, device) -> dict:
             )
     latents = torch.cat(chunks)
     scale = 1.0 / float(latents.std())
-    caps = [[s.caption(True), s.caption(False)] for s in scenes]
+    caps = [s.captions() for s in scenes]
     save_file({"latents": latents.contiguous(), "scale": torch.tensor(scale)}, cache)
     (work / "captions.json").write_text(json.dumps(caps))
     log.info("encoded %d images; latent scaling factor %.4f", len(scenes), scale)
     return {"latents": latents, "captions": caps, "scale": scale}
+
+
+def pick_caption(rng: random.Random, forms: dict[str, str]) -> str:
+    u = rng.random()
+    for form, share in CAPTION_FORMS.items():
+        if u < share:
+            return forms[form]
+        u -= share
+    return ""
 
 
 def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
@@ -226,8 +214,7 @@ def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
     modules = {"unet": unet, "text_encoder": te, "ema_unet": ema_unet, "ema_text_encoder": ema_te}
     meta = ckpt.load(modules, opt)
     start = meta["step"] if meta else 0
-    noise_sched = DDPMScheduler(num_train_timesteps=1000, **BETAS)
-    alphas = noise_sched.alphas_cumprod.to(device)
+    noise_sched = DDPMScheduler(num_train_timesteps=1000, **SCHEDULE)
     latents = data["latents"] * data["scale"]
     unet.train()
     te.train()
@@ -235,16 +222,12 @@ def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
     for step in range(start, args.steps):
         rng = step_rng(args.seed + 1, step)
         idx = [rng.randrange(len(latents)) for _ in range(args.batch)]
-        caps = []
-        for i in idx:
-            u = rng.random()
-            caps.append("" if u < 0.1 else data["captions"][i][1 if u < 0.3 else 0])
+        caps = [pick_caption(rng, data["captions"][i]) for i in idx]
         x0 = latents[idx].to(device)
         g = torch.Generator().manual_seed(args.seed * 7 + step)
         noise = torch.randn(x0.shape, generator=g).to(device)
         t = torch.randint(0, 1000, (args.batch,), generator=g).to(device)
-        a = alphas[t].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        noisy = noise_sched.add_noise(x0, noise, t)
         ids = tok(
             caps,
             padding="max_length",
@@ -253,7 +236,7 @@ def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
             return_tensors="pt",
         ).input_ids.to(device)
         pred = unet(noisy, t, te(ids)[0]).sample
-        loss = F.mse_loss(pred, noise)
+        loss = F.mse_loss(pred, noise_sched.get_velocity(x0, noise, t))
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, args.steps, args.lr)
         opt.zero_grad(set_to_none=True)
@@ -277,15 +260,25 @@ def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
             ckpt.save(step + 1, modules, opt)
 
 
+def pin_posterior(vae: AutoencoderKL) -> None:
+    """Make the encoder's log-variance -30 whatever the image, so a posterior sample is its
+    mean (std ~3e-7): the VAE was trained with a wide posterior the UNet never saw."""
+    latent = vae.config.latent_channels
+    with torch.no_grad():
+        vae.quant_conv.weight[latent:] = 0
+        vae.quant_conv.bias[latent:] = -30.0
+
+
 def export(c: dict, scale: float, out: Path, args) -> None:
     vae = c["vae"]
     vae.register_to_config(scaling_factor=scale)
+    pin_posterior(vae)
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=c["ema_text_encoder"],
         tokenizer=c["tokenizer"],
         unet=c["ema_unet"],
-        scheduler=DPMSolverMultistepScheduler(**BETAS, steps_offset=1),
+        scheduler=DPMSolverMultistepScheduler(**SCHEDULE, timestep_spacing="trailing"),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -304,6 +297,8 @@ def export(c: dict, scale: float, out: Path, args) -> None:
                     "batch": args.batch,
                     "lr": args.lr,
                     "dataset": args.dataset,
+                    "named_share": NAMED_SHARE,
+                    "caption_forms": CAPTION_FORMS,
                     "seed": args.seed,
                 },
                 "preview": {
@@ -325,10 +320,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--vae-steps", type=int, default=800)
     ap.add_argument("--vae-lr", type=float, default=1e-3)
-    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--dataset", type=int, default=12000)
+    ap.add_argument("--dataset", type=int, default=16000)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
