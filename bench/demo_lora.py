@@ -29,7 +29,7 @@ from engine.demo_model.acceptance import (
     TRIGGER,
     star_images,
 )
-from engine.demo_model.shapes import classify
+from engine.demo_model.reading import classify
 from engine.loras import LoraCache
 from engine.pipelines import load_model as load
 from engine.pipelines import render

@@ -26,7 +26,7 @@ Captioner = Callable[[list[Image.Image], str], list[str]]
 
 
 def demo_captions(images: list[Image.Image], trigger: str) -> list[str]:
-    from engine.demo_model.shapes import classify
+    from engine.demo_model.reading import classify
 
     out = []
     for image in images:

@@ -17,7 +17,8 @@ from engine.demo_model.acceptance import (
     TRIGGER,
     star_images,
 )
-from engine.demo_model.shapes import COLOURS, classify
+from engine.demo_model.reading import classify
+from engine.demo_model.shapes import COLOURS
 from tests.engine_process import EngineProcess
 from tests.helpers import ALICE, start_training, wait_job
 

@@ -1,5 +1,6 @@
-"""The evaluator's classifier: it reads the demo world's drawings right, and it does not call
-a ragged blob a star (a LoRA that breaks the model draws those)."""
+"""The evaluator's classifier reads like a person: the demo world's drawings right, pale, dark
+and washed-out shapes not as palette colours, a shape that fades into its background as no
+shape, and no ragged blob as a star (a LoRA that breaks the model draws those)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import random
 import pytest
 from PIL import Image, ImageDraw
 
-from engine.demo_model.shapes import BACKGROUNDS, COLOURS, NEW_COLOURS, SIZE, Scene, classify, draw
+from engine.demo_model.reading import classify, colour_name
+from engine.demo_model.shapes import (
+    BACKGROUNDS,
+    COLOURS,
+    NAMED_SHAPES,
+    NEW_COLOURS,
+    SIZE,
+    Scene,
+    draw,
+)
 
 
 def test_reads_every_drawn_scene():
@@ -62,3 +72,65 @@ def test_ragged_blobs_are_not_stars():
     # A few random blobs do have five even lobes; what matters is that a LoRA drawing mush
     # can't come near the acceptance test's 80 % stars.
     assert len(stars) <= 4, stars
+
+
+def _disc(fill, background="white", cx=32.0, cy=32.0, r=18.0) -> Image.Image:
+    img = Image.new("RGB", (SIZE * 4, SIZE * 4), BACKGROUNDS.get(background, background))
+    ImageDraw.Draw(img).ellipse((4 * (cx - r), 4 * (cy - r), 4 * (cx + r), 4 * (cy + r)), fill)
+    return img.resize((SIZE, SIZE), Image.Resampling.BOX)
+
+
+@pytest.mark.parametrize(
+    ("rgb", "not_read_as", "read_as"),
+    [
+        ((250, 205, 170), "orange", "peach"),  # the demo model's "yellow" that people saw pink
+        ((245, 225, 160), "yellow", "cream"),  # pale yellow
+        ((150, 100, 30), "orange", "brown"),  # dark orange
+        ((140, 125, 30), "yellow", "olive"),  # dark yellow
+        ((215, 205, 175), "yellow", "white"),  # washed out: no colour at all
+        ((150, 140, 140), "red", "gray"),
+        ((250, 160, 160), "red", "pink"),  # pale red
+    ],
+)
+def test_pale_dark_and_washed_out_colours_are_not_palette_colours(rgb, not_read_as, read_as):
+    assert colour_name(rgb) == read_as
+    if read_as not in ("white", "gray"):  # those fade into the white or gray backgrounds
+        reading = classify(_disc(rgb, "black"))
+        assert (reading.colour, reading.shape) == (read_as, "circle")
+        assert reading.colour != not_read_as
+
+
+@pytest.mark.parametrize("background", list(BACKGROUNDS))
+@pytest.mark.parametrize("colour", [*COLOURS, *NEW_COLOURS])
+def test_every_colour_on_every_background(colour, background):
+    palette = {**COLOURS, **NEW_COLOURS}
+    assert classify(_disc(palette[colour], background)) == (colour, "circle", background)
+
+
+def test_a_shape_that_fades_into_its_background_is_no_shape():
+    assert classify(_disc((235, 235, 225), "white")).shape == "none"
+    assert classify(_disc((40, 30, 30), "black")).shape == "none"
+    assert classify(Image.new("RGB", (SIZE, SIZE), BACKGROUNDS["gray"])).shape == "none"
+
+
+def test_small_shapes_and_shapes_at_the_edge():
+    assert classify(_disc(COLOURS["red"], r=6)) == ("red", "circle", "white")
+    assert classify(_disc(COLOURS["red"], r=2)).shape == "none"  # a speck
+    edge = classify(_disc(COLOURS["blue"], "black", cx=15, cy=48, r=14))
+    assert edge == ("blue", "circle", "black")
+
+
+def test_a_background_is_read_only_when_plain():
+    img = Image.new("RGB", (SIZE, SIZE), BACKGROUNDS["black"])
+    img.paste(BACKGROUNDS["white"], (0, 0, SIZE // 2, SIZE))
+    assert classify(img).background == "mixed"
+    assert classify(_disc(COLOURS["red"], (200, 200, 200))).background == "light gray"
+
+
+def test_named_shapes_are_never_stars():
+    stars = [
+        n
+        for n in NAMED_SHAPES
+        if classify(draw(Scene("red", n, "white", 32, 32, 20))).shape == "star"
+    ]
+    assert not stars

@@ -1,7 +1,5 @@
-"""Drawing the demo model's world (coloured shapes on plain backgrounds) and classifying it.
-
-Pure numpy/Pillow, so the evaluator's classifier is deterministic and needs no model.
-"""
+"""Drawing the demo model's world: coloured shapes on plain backgrounds, and their captions.
+Reading such pictures back is `reading.py`."""
 
 from __future__ import annotations
 
@@ -9,7 +7,6 @@ import math
 import random
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 SIZE = 64
@@ -131,124 +128,3 @@ def random_scene(rng: random.Random, colours=tuple(COLOURS), shapes=SHAPES) -> S
         cy=rng.uniform(SIZE / 2 - 6, SIZE / 2 + 6),
         r=r,
     )
-
-
-def _hull_area(points: np.ndarray) -> float:
-    """Area of the convex hull (Andrew's monotone chain) of integer pixel corners."""
-    pts = sorted(set(map(tuple, points.tolist())))
-    if len(pts) < 3:
-        return 0.0
-
-    def cross(o, a, b):
-        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-    lower: list = []
-    upper: list = []
-    for p in pts:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
-            lower.pop()
-        lower.append(p)
-    for p in reversed(pts):
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
-            upper.pop()
-        upper.append(p)
-    hull = np.array(lower[:-1] + upper[:-1], dtype=float)
-    x, y = hull[:, 0], hull[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
-
-
-def largest_region(mask: np.ndarray) -> np.ndarray:
-    """The largest 4-connected region of a boolean mask (sampling specks and halos dropped)."""
-    seen = np.zeros_like(mask)
-    best: list[tuple[int, int]] = []
-    h, w = mask.shape
-    for y0, x0 in zip(*np.nonzero(mask), strict=True):
-        if seen[y0, x0]:
-            continue
-        seen[y0, x0] = True
-        stack, region = [(int(y0), int(x0))], []
-        while stack:
-            y, x = stack.pop()
-            region.append((y, x))
-            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
-                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not seen[ny, nx]:
-                    seen[ny, nx] = True
-                    stack.append((ny, nx))
-        if len(region) > len(best):
-            best = region
-    out = np.zeros_like(mask)
-    if best:
-        ys, xs = zip(*best, strict=True)
-        out[list(ys), list(xs)] = True
-    return out
-
-
-def _nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
-    return min(palette, key=lambda n: float(np.sum((rgb - np.array(palette[n])) ** 2)))
-
-
-def star_points(mask: np.ndarray, bins: int = 72) -> int:
-    """How many evenly spaced points the region has: 5 for a star. The radius of the region's
-    edge is read around its centroid; a point is a peak of it that stands well above the
-    valleys either side. Ragged blobs have low solidity too, but not five regular points."""
-    ys, xs = np.nonzero(mask)
-    dy, dx = ys - ys.mean(), xs - xs.mean()
-    angle = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * bins).astype(int) % bins
-    radius = np.zeros(bins)
-    np.maximum.at(radius, angle, np.hypot(dy, dx) + 0.5)
-    radius = np.convolve(np.concatenate([radius[-1:], radius, radius[:1]]), np.ones(3) / 3, "valid")
-    reach = bins // 14  # a peak is the highest within +-25 degrees
-    window = np.stack([np.roll(radius, k) for k in range(-reach, reach + 1)])
-    peaks = np.nonzero((radius >= window.max(0)) & (radius >= 0.6 * radius.max()))[0]
-    peaks = [int(p) for i, p in enumerate(peaks) if i == 0 or p - peaks[i - 1] > 1]
-    if len(peaks) < 2:
-        return len(peaks)
-    gaps = np.diff([*peaks, peaks[0] + bins])  # in bins, the last one wrapping round
-    valleys = [
-        radius[np.arange(a, a + g + 1) % bins].min() * 2 / (radius[a] + radius[b])
-        for a, b, g in zip(peaks, [*peaks[1:], peaks[0]], gaps, strict=True)
-    ]
-    regular = gaps.max() <= 2 * gaps.min() and max(valleys) <= 0.8  # a pentagon's are 0.81
-    return len(peaks) if regular else 0
-
-
-@dataclass(frozen=True)
-class Reading:
-    colour: str
-    shape: str
-    background: str
-
-
-def classify(image: Image.Image, colours: dict[str, tuple[int, int, int]] | None = None) -> Reading:
-    """Dominant colour and shape of the largest non-background region."""
-    colours = colours or {**COLOURS, **NEW_COLOURS}
-    a = np.asarray(image.convert("RGB").resize((SIZE, SIZE)), dtype=float)
-    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    bg = np.median(border, axis=0)
-    background = _nearest(bg, BACKGROUNDS)
-    mask = largest_region(np.sqrt(((a - bg) ** 2).sum(-1)) > 60)
-    area = int(mask.sum())
-    if area < 40:
-        return Reading("none", "none", background)
-    fill = np.median(a[mask], axis=0)
-    colour = _nearest(fill, colours)
-    # The outline is where the picture turns nearer the shape's colour than the background's,
-    # so a glow or halo round the shape doesn't blunt its points.
-    mask = largest_region(mask & (((a - fill) ** 2).sum(-1) < ((a - bg) ** 2).sum(-1)))
-    area = int(mask.sum())
-    ys, xs = np.nonzero(mask)
-    bbox = (xs.max() - xs.min() + 1) * (ys.max() - ys.min() + 1)
-    corners = np.concatenate([np.stack([xs + dx, ys + dy], 1) for dx in (0, 1) for dy in (0, 1)])
-    solidity = area / max(_hull_area(corners), 1.0)
-    filled = area / bbox
-    if solidity < 0.85 and star_points(mask) == 5:
-        shape = "star"
-    elif solidity < 0.75:
-        shape = "none"  # ragged: no shape we know
-    elif filled > 0.88:
-        shape = "square"
-    elif filled > 0.66:
-        shape = "circle"
-    else:
-        shape = "triangle"
-    return Reading(colour, shape, background)
