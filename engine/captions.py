@@ -26,13 +26,17 @@ Captioner = Callable[[list[Image.Image], str], list[str]]
 
 
 def demo_captions(images: list[Image.Image], trigger: str) -> list[str]:
+    """The demo model's caption form, with only the words it knows: a colour the reader
+    names "peach" or a "mixed" background is left out rather than taught as a new word."""
     from engine.demo_model.reading import classify
+    from engine.demo_model.shapes import BACKGROUNDS, COLOURS, NEW_COLOURS
 
     out = []
     for image in images:
         r = classify(image)
-        colour = "" if r.colour == "none" else f"{r.colour} "
-        out.append(f"a {colour}{trigger} on a {r.background} background")
+        colour = f"{r.colour} " if r.colour in {**COLOURS, **NEW_COLOURS} else ""
+        background = f" on a {r.background} background" if r.background in BACKGROUNDS else ""
+        out.append(f"a {colour}{trigger}{background}")
     return out
 
 

@@ -11,14 +11,15 @@ from PIL import Image
 from engine.demo_model import WEIGHTS_DIR
 from engine.demo_model.acceptance import (
     CAPTIONS,
-    PLAIN_CASES,
-    STAR_PROMPTS,
-    STAR_SEEDS,
+    STAR_CASES,
     TRIGGER,
+    misses,
+    score_bare,
+    score_captioned,
     star_images,
 )
 from engine.demo_model.reading import classify
-from engine.demo_model.shapes import COLOURS
+from engine.demo_model.shapes import BACKGROUNDS, COLOURS
 from tests.engine_process import EngineProcess
 from tests.helpers import ALICE, start_training, wait_job
 
@@ -55,14 +56,19 @@ def _generate(client, prompt: str, seed: int, loras=()) -> Image.Image:
     return Image.open(io.BytesIO(png))
 
 
-def test_demo_follows_colour_prompts(demo):
+def test_demo_follows_colour_and_background_prompts(demo):
+    # The evaluator's full case set (python -m engine.demo_model.evaluate) is too long for a
+    # test; one picture per colour x background, read as a person reads them.
     with demo.client() as c:
-        cases = [(colour, shape) for colour in COLOURS for shape in ("circle", "square")]
-        hits = sum(
-            classify(_generate(c, f"a {colour} {shape} on a white background", 7)).colour == colour
-            for colour, shape in cases
-        )
-    assert hits / len(cases) >= 0.9
+        cases = [(colour, bg) for colour in COLOURS for bg in BACKGROUNDS]
+        readings = [
+            classify(_generate(c, f"a {colour} circle on a {bg} background", 7))
+            for colour, bg in cases
+        ]
+    colours = [r.colour == colour for r, (colour, _) in zip(readings, cases, strict=True)]
+    backgrounds = [r.background == bg for r, (_, bg) in zip(readings, cases, strict=True)]
+    assert sum(colours) / len(cases) >= 0.9, readings
+    assert sum(backgrounds) / len(cases) >= 0.9, readings
 
 
 def _png(image: Image.Image) -> bytes:
@@ -71,31 +77,30 @@ def _png(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _star_rate(client, loras=()) -> float:
-    stars = [
-        classify(_generate(client, p, seed, loras)).shape == "star"
-        for p in STAR_PROMPTS
-        for seed in STAR_SEEDS
-    ]
-    return sum(stars) / len(stars)
+def _train(client, name: str, captions) -> list[dict]:
+    images = [_png(im) for im in star_images()]
+    form = {"captions": captions} if captions else {}
+    job = start_training(client, images, name=name, trigger_word=TRIGGER, **form)
+    job = wait_job(client, job["job_id"], timeout=600)
+    assert job["status"] == "succeeded", job
+    return [{"file": f"{name}.safetensors", "strength": 1.0}]
 
 
 @pytest.mark.slow
 def test_lora_teaches_the_demo_model_a_star(demo):
-    # The 3-minute training budget is timed by bench/demo_lora.py, not here: this machine's
+    # The 2-minute training budget is timed by bench/demo_lora.py, not here: this machine's
     # speed varies by 20 % from hour to hour.
     with demo.client() as c:
-        before = _star_rate(c)
-        images = [_png(im) for im in star_images()]
-        job = start_training(c, images, name="star", trigger_word=TRIGGER, captions=list(CAPTIONS))
-        job = wait_job(c, job["job_id"], timeout=600)
-        assert job["status"] == "succeeded", job
-        lora = [{"file": "star.safetensors", "strength": 1.0}]
-        after = _star_rate(c, lora)
-        plain = [
-            (colour, classify(_generate(c, p, seed, lora)).colour)
-            for colour, p, seed in PLAIN_CASES
-        ]
-    assert before <= 0.2, f"the base model already draws stars for {TRIGGER!r}: {before:.0%}"
-    assert after >= 0.8, f"stars with the LoRA: {after:.0%}"
-    assert sum(a == b for a, b in plain) / len(plain) >= 0.85, plain
+        before = [classify(_generate(c, p, seed)).shape == "star" for _, p, seed in STAR_CASES[::2]]
+        lora = _train(c, "star", list(CAPTIONS))
+        scores = score_captioned(lambda p, seed: _generate(c, p, seed, lora))
+    assert sum(before) / len(before) <= 0.2, f"the base model already draws stars for {TRIGGER!r}"
+    assert not misses(scores), scores
+
+
+@pytest.mark.slow
+def test_a_lora_from_the_bare_trigger_word_draws_stars(demo):
+    with demo.client() as c:
+        lora = _train(c, "bare-star", None)
+        scores = score_bare(lambda p, seed: _generate(c, p, seed, lora))
+    assert not misses(scores), scores

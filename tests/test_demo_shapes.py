@@ -90,6 +90,9 @@ def _disc(fill, background="white", cx=32.0, cy=32.0, r=18.0) -> Image.Image:
         ((215, 205, 175), "yellow", "white"),  # washed out: no colour at all
         ((150, 140, 140), "red", "gray"),
         ((250, 160, 160), "red", "pink"),  # pale red
+        ((158, 101, 106), "red", "grayish red"),  # dusty rose
+        ((150, 170, 230), "blue", "pale blue"),
+        ((160, 75, 174), "pink", "purple"),  # a violet-magenta the demo model draws
     ],
 )
 def test_pale_dark_and_washed_out_colours_are_not_palette_colours(rgb, not_read_as, read_as):

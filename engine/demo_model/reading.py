@@ -21,7 +21,7 @@ MIN_AREA = 40  # pixels of 4096: anything smaller is a speck, not a shape
 STAND_OUT = 60  # RGB distance from the background for a pixel to be part of the shape
 # (upper hue bound in degrees, name), read in order; red wraps round from 345.
 HUES = ((15, "red"), (42, "orange"), (70, "yellow"), (165, "green"), (195, "cyan"))
-HUES += ((255, "blue"), (290, "purple"), (345, "pink"), (361, "red"))
+HUES += ((255, "blue"), (345, "magenta"), (361, "red"))
 
 
 class Reading(NamedTuple):
@@ -33,17 +33,22 @@ class Reading(NamedTuple):
 def colour_name(rgb) -> str:
     """What a person calls this colour: a palette word only when it really looks it."""
     h, s, v = colorsys.rgb_to_hsv(*(float(c) / 255 for c in rgb))
+    h *= 360
     if v < 0.3:
         return "black" if s < 0.5 else "dark"
     if s < 0.3:
         return "white" if v > 0.8 else "gray"
-    name = next(n for top, n in HUES if h * 360 < top)
+    name = next(n for top, n in HUES if h < top)
     if name == "red" and s < 0.6 and v > 0.75:
         return "pink"  # pale red
     if name == "orange":
         return "brown" if v < 0.6 else "peach" if s < 0.55 else name
     if name == "yellow":
         return "olive" if v < 0.6 else "cream" if s < 0.45 else name
+    if name == "magenta":  # light or rosy ones are pink, deep violet-red ones purple
+        name = "pink" if h >= 320 or (v > 0.8 and s < 0.65) else "purple"
+    if s < 0.4:
+        return ("pale " if v > 0.75 else "grayish ") + name
     return name
 
 
