@@ -1,30 +1,75 @@
-"""LoRA training step time: cached latents/embeddings vs encoding every step, one run.
+"""LoRA training step time, LoraMint's trainer beside diffusers' train_dreambooth_lora_sdxl.py.
 
-Tiny SDXL (diffusers' test size), 64 px, batch 1, rank 4. Runs alternate between the two
-modes on the same pipeline, so drift on a shared CPU hits both alike. Also prints the VAE and
-text-encoder memory that caching frees (on a GPU they are moved off once cached).
-Anchor: diffusers' train_dreambooth_lora_sdxl.py, ~0.24 s/step here (encodes every step).
+Tiny SDXL (tests/tiny.py), 64 px, batch 1, rank 4, lr 1e-4, one image, in one run: the rounds
+alternate between the script and each LoraMint setting, so drift on a shared CPU hits all
+alike. The script's seconds per step are the difference of a run of 2N steps and one of N
+steps, divided by N (start-up and saving cancel out); LoraMint's are the mean gap between
+steps after the first four. Targets: LoraMint at equal settings <= 0.8x the script.
 
-    .venv/bin/python -m bench.train [--steps 40] [--rounds 3]
+    .venv/bin/python -m bench.train [--diffusers PATH] [--steps 30] [--rounds 3]
+
+PATH is a diffusers checkout (`git clone --depth 1 https://github.com/huggingface/diffusers`);
+without one the bench prints how to get it and times LoraMint alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from PIL import Image
 
+from engine.contract.schemas import TrainOptions
 from engine.training.config import TrainConfig
-from engine.training.data import text_encoders
+from engine.training.defaults import train_config
 from engine.training.trainer import Hooks, LoraTrainer
+from engine.values import ModelDefaults, ModelInfo
 from tests.tiny import tiny_sdxl
 
-ANCHOR_S = 0.24
+SCRIPT = Path("examples/dreambooth/train_dreambooth_lora_sdxl.py")
+RUNNER = Path(__file__).resolve().parent / "stand_ins" / "run_script.py"
+PROMPT = "a photo of ohwx"
+TARGET = 0.8
 
 
-def seconds_per_step(pipe, cache: bool, steps: int) -> float:
+def image() -> Image.Image:
+    return Image.new("RGB", (64, 64), (200, 40, 40))
+
+
+def settings(steps: int) -> dict[str, TrainConfig]:
+    """Equal settings: the script's (attention layers everywhere, no prior preservation) with
+    the thread count LoraMint picks for a small model; then the small-model defaults."""
+    info = ModelInfo("tiny-sdxl", "sdxl", "cpu", "float32", ModelDefaults(8, 5.0, 64, 64))
+    opts = TrainOptions(
+        name="bench",
+        trigger_word="ohwx",
+        captions=[PROMPT],
+        steps=steps,
+        rank=4,
+        learning_rate=1e-4,
+        flip=False,
+    )
+    small = train_config(opts, 1, info)
+    equal = TrainConfig((PROMPT,), steps, 4, 1e-4, 64, 0, flip=False, cpu_threads=small.cpu_threads)
+    return {
+        "LoraMint, equal settings": equal,
+        "LoraMint, equal settings, encoding every step": dataclasses.replace(
+            equal, cache_inputs=False
+        ),
+        "LoraMint, small-model defaults, prior off": dataclasses.replace(
+            small, prior=None, sample_every=0
+        ),
+        "LoraMint, small-model defaults (prior on)": dataclasses.replace(small, sample_every=0),
+    }
+
+
+def ours(pipe, cfg: TrainConfig) -> float:
     stamps: list[float] = []
     hooks = Hooks(
         lambda s, loss: stamps.append(time.perf_counter()),
@@ -32,45 +77,79 @@ def seconds_per_step(pipe, cache: bool, steps: int) -> float:
         lambda: False,
         lambda: None,
     )
-    cfg = TrainConfig(("a photo of ohwx",), steps, 4, 1e-4, 64, 0, cache_inputs=cache)
     trainer = LoraTrainer(pipe, cfg, hooks)
     try:
-        trainer.run([Image.new("RGB", (64, 64), (200, 40, 40))])
+        trainer.run([image()])
     finally:
         trainer.remove()
-    gaps = [b - a for a, b in zip(stamps[4:], stamps[5:], strict=False)]  # skip warm-up
-    return statistics.median(gaps)
+    return (stamps[-1] - stamps[4]) / (len(stamps) - 5)  # after warm-up
 
 
-def module_mb(*modules) -> float:
-    return (
-        sum(t.numel() * t.element_size() for m in modules for t in (*m.parameters(), *m.buffers()))
-        / 2**20
-    )
+def script_run(checkout: Path, model: Path, data: Path, steps: int, out: Path) -> float:
+    argv = [sys.executable, str(RUNNER), str(checkout / SCRIPT)]
+    argv += ["--pretrained_model_name_or_path", str(model), "--instance_data_dir", str(data)]
+    argv += ["--instance_prompt", PROMPT, "--resolution", "64", "--train_batch_size", "1"]
+    argv += ["--rank", "4", "--learning_rate", "1e-4", "--max_train_steps", str(steps)]
+    argv += ["--output_dir", str(out), "--seed", "0", "--mixed_precision", "no"]
+    argv += ["--report_to", "all", "--center_crop", "--checkpointing_steps", "100000"]
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, cwd=out.parent)
+    return time.perf_counter() - started
+
+
+def script(checkout: Path, model: Path, data: Path, steps: int, work: Path) -> float:
+    short = script_run(checkout, model, data, steps, work / "short")
+    long = script_run(checkout, model, data, 2 * steps, work / "long")
+    return (long - short) / steps
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--diffusers", type=Path, help="a diffusers checkout")
+    ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
+    checkout = args.diffusers
+    if checkout is None or not (checkout / SCRIPT).exists():
+        print(
+            "No diffusers checkout given: timing LoraMint alone. To compare, run\n"
+            "  git clone --depth 1 https://github.com/huggingface/diffusers /tmp/diffusers\n"
+            "  .venv/bin/python -m bench.train --diffusers /tmp/diffusers"
+        )
+        checkout = None
     pipe = tiny_sdxl(seed=0)
     pipe.set_progress_bar_config(disable=True)
-    cached, encoded = [], []
-    for _ in range(args.rounds):
-        cached.append(seconds_per_step(pipe, True, args.steps))
-        encoded.append(seconds_per_step(pipe, False, args.steps))
-    c, e = statistics.median(cached), statistics.median(encoded)
-    freed = module_mb(pipe.vae, *text_encoders(pipe))
-    print(f"tiny SDXL, 64 px, batch 1, rank 4, {args.steps} steps x {args.rounds} rounds")
-    print(f"cached latents + embeddings   {c:7.4f} s/step")
-    print(f"encode every step             {e:7.4f} s/step")
-    print(f"speed-up from caching         {e / c:7.2f}x   (target >= 1.05)")
-    print(f"vs diffusers' script anchor   {c / ANCHOR_S:7.2f}x of {ANCHOR_S} s/step (target <= 1)")
-    print(
-        f"VAE + text encoders freed     {freed:7.2f} MB  (moved off the GPU once cached; "
-        f"SDXL base: ~1.7 GB in fp16)"
-    )
+    configs = settings(args.steps + 5)
+    times: dict[str, list[float]] = {name: [] for name in ["diffusers' script", *configs]}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if checkout:
+            pipe.save_pretrained(work / "model")
+            (work / "data").mkdir()
+            image().save(work / "data" / "a.png")
+        for _ in range(args.rounds):
+            if checkout:
+                times["diffusers' script"].append(
+                    script(checkout, work / "model", work / "data", args.steps, work)
+                )
+            for name, cfg in configs.items():
+                times[name].append(ours(pipe, cfg))
+    report(times, args)
+
+
+def report(times: dict[str, list[float]], args) -> None:
+    print(f"tiny SDXL, 64 px, batch 1, rank 4, lr 1e-4, {args.steps} steps x {args.rounds} rounds")
+    base = times["diffusers' script"]
+    anchor = statistics.median(base) if base else None
+    for name, ts in times.items():
+        if not ts:
+            continue
+        med, spread = statistics.median(ts), f"{min(ts):.4f}-{max(ts):.4f}"
+        ratio = f"{med / anchor:5.2f}x the script" if anchor else ""
+        print(f"{name:<48} {med:7.4f} s/step ({spread})  {ratio}")
+    if anchor:
+        ratio = statistics.median(times["LoraMint, equal settings"]) / anchor
+        print(f"equal settings: {ratio:.2f}x the script's seconds per step (target <= {TARGET})")
 
 
 if __name__ == "__main__":

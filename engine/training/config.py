@@ -17,6 +17,9 @@ class Prior:
     steps: int = 20
     guidance: float = 5.0
     weight: float = 1.0
+    # The prior term on every this many steps, at `every` times the weight: the same pull on
+    # average for a fraction of the batch-2 steps.
+    every: int = 1
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ class Draw:
 
 
 class PriorBank:
-    """`count` draws, one per training step: a LoRA can fit a small fixed set of draws and
-    still drift everywhere else. `first_cap` is the index of `prior.captions[0]` in the
-    trainer's caption list; `predict(noisy, t, caps)` is the base model's prediction (no
-    adapter)."""
+    """`count` draws, one per prior step (every `prior.every` training steps): a LoRA can
+    fit a small fixed set of draws and still drift everywhere else. `first_cap` is the index
+    of `prior.captions[0]` in the trainer's caption list; `predict(noisy, t, caps)` is the
+    base model's prediction (no adapter)."""
 
     def __init__(
         self,
@@ -48,7 +48,7 @@ class PriorBank:
     ) -> None:
         self.prior, self.first_cap, self.count, self.latents = prior, first_cap, count, latents
         self.predict = predict
-        self.weight = prior.weight
+        self.weight, self.every = prior.weight * prior.every, prior.every
         self.sched = DDPMScheduler.from_config(pipe.scheduler.config)
         self.device = pipe.unet.device
         self.gen = torch.Generator("cpu").manual_seed(seed + 2)
