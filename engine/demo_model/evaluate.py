@@ -56,6 +56,14 @@ class Report:
         hits = sum(getattr(c, attr) == getattr(r, attr) for c, r in self.readings)
         return hits / max(1, len(self.readings))
 
+    def spread(self, attr: str) -> tuple[float, float]:
+        """The lowest and highest accuracy of any one seed: how much a score rides on seeds."""
+        per_seed: dict[int, list[bool]] = {}
+        for c, r in self.readings:
+            per_seed.setdefault(c.seed, []).append(getattr(c, attr) == getattr(r, attr))
+        shares = [sum(v) / len(v) for v in per_seed.values()] or [0.0]
+        return min(shares), max(shares)
+
     def misses(self, attr: str) -> Counter:
         """(asked, read) -> count, for the pictures that missed."""
         return Counter(
@@ -120,7 +128,8 @@ def print_report(name: str, report: Report) -> None:
     print(f"{name}: {s['images']} images")
     for k in ("colour", "background", "shape"):
         misses = ", ".join(f"{a}->{r} x{n}" for (a, r), n in report.misses(k).most_common(6))
-        print(f"  {k:<11} {s[k]:6.1%}  (bar {BARS[k]:.0%})  {misses}")
+        low, high = report.spread(k)
+        print(f"  {k:<11} {s[k]:6.1%}  (bar {BARS[k]:.0%}; seeds {low:.0%}-{high:.0%})  {misses}")
     print(f"  seconds per image {s['seconds_per_image']:.3f} (bar {BARS['seconds_per_image']})")
 
 
