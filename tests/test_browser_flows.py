@@ -6,11 +6,13 @@ test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from engine.demo_model import WEIGHTS_DIR
 from engine.demo_model.acceptance import star_images
 from engine.demo_model.shapes import Scene, draw
 from tests.browser import CHROMIUM, shot, watched_page
@@ -58,7 +60,8 @@ def test_banner_says_in_words_what_happened(page):
     assert "could not be loaded" in page.locator("#banner-more").inner_text()
     # Nothing went wrong on this page, so no error box.
     assert page.locator("#gen-error").is_hidden()
-    assert page.get_by_label("Steps").get_attribute("placeholder") == "20 (default)"
+    steps = json.loads((WEIGHTS_DIR / "loramint.json").read_text())["defaults"]["steps"]
+    assert page.get_by_label("Steps").get_attribute("placeholder") == f"{steps} (default)"
 
 
 def test_generation_shows_live_previews_stops_and_keeps_batches(page):
