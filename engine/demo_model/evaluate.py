@@ -83,12 +83,6 @@ class Report:
             "seconds_per_image": round(self.seconds_per_image, 3),
         }
 
-    def passes(self) -> bool:
-        s = self.summary()
-        return all(s[k] >= BARS[k] for k in ("colour", "background", "shape")) and (
-            s["seconds_per_image"] <= BARS["seconds_per_image"]
-        )
-
 
 def run(pipe: Any, defaults: Any, todo: list[Case], keep_images: bool = False) -> Report:
     from engine.pipelines import RenderParams, render
