@@ -11,5 +11,12 @@ if [ "${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1 \
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
     >/dev/null 2>&1 || echo "could not install chromium: the browser test will be skipped"
 fi
+# The shared-storage tests run against Azurite, Azure Blob Storage's emulator (npm).
+if [ "${CI:-}" = "true" ] && [ ! -x .cache/npm/node_modules/.bin/azurite-blob ] \
+    && command -v npm >/dev/null 2>&1; then
+  echo "installing azurite for the shared-storage tests"
+  npm install --prefix .cache/npm --silent --no-audit --no-fund azurite@3 >/dev/null 2>&1 \
+    || echo "could not install azurite: the Azure storage tests will be skipped"
+fi
 .venv/bin/python -m ruff check . && .venv/bin/python -m ruff format --check .
 exec .venv/bin/python -m pytest "$@"

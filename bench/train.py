@@ -2,9 +2,9 @@
 
 Tiny SDXL (tests/tiny.py), 64 px, batch 1, rank 4, lr 1e-4, one image, in one run: the rounds
 alternate between the script and each LoraMint setting, so drift on a shared CPU hits all
-alike. The script's seconds per step are the difference of a run of 2N steps and one of N
-steps, divided by N (start-up and saving cancel out); LoraMint's are the mean gap between
-steps after the first four. Targets: LoraMint at equal settings <= 0.8x the script.
+alike. Both sides are timed from inside, the same way: the mean gap between optimizer steps
+after the first four (the script's through a global optimizer-step hook, see
+stand_ins/run_script.py). Target: LoraMint at equal settings <= 0.8x the script.
 
     .venv/bin/python -m bench.train [--diffusers PATH] [--steps 30] [--rounds 3]
 
@@ -85,22 +85,17 @@ def ours(pipe, cfg: TrainConfig) -> float:
     return (stamps[-1] - stamps[4]) / (len(stamps) - 5)  # after warm-up
 
 
-def script_run(checkout: Path, model: Path, data: Path, steps: int, out: Path) -> float:
-    argv = [sys.executable, str(RUNNER), str(checkout / SCRIPT)]
+def script(checkout: Path, model: Path, data: Path, steps: int, out: Path) -> float:
+    stamps_file = out.parent / "stamps.txt"
+    argv = [sys.executable, str(RUNNER), str(stamps_file), str(checkout / SCRIPT)]
     argv += ["--pretrained_model_name_or_path", str(model), "--instance_data_dir", str(data)]
     argv += ["--instance_prompt", PROMPT, "--resolution", "64", "--train_batch_size", "1"]
     argv += ["--rank", "4", "--learning_rate", "1e-4", "--max_train_steps", str(steps)]
     argv += ["--output_dir", str(out), "--seed", "0", "--mixed_precision", "no"]
     argv += ["--report_to", "all", "--center_crop", "--checkpointing_steps", "100000"]
-    started = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True, cwd=out.parent)
-    return time.perf_counter() - started
-
-
-def script(checkout: Path, model: Path, data: Path, steps: int, work: Path) -> float:
-    short = script_run(checkout, model, data, steps, work / "short")
-    long = script_run(checkout, model, data, 2 * steps, work / "long")
-    return (long - short) / steps
+    stamps = [float(line) for line in stamps_file.read_text().split()]
+    return (stamps[-1] - stamps[4]) / (len(stamps) - 5)  # after warm-up, as ours()
 
 
 def main() -> None:
@@ -130,7 +125,7 @@ def main() -> None:
         for _ in range(args.rounds):
             if checkout:
                 times["diffusers' script"].append(
-                    script(checkout, work / "model", work / "data", args.steps, work)
+                    script(checkout, work / "model", work / "data", args.steps + 5, work / "out")
                 )
             for name, cfg in configs.items():
                 times[name].append(ours(pipe, cfg))
