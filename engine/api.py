@@ -13,12 +13,16 @@ from engine.contract.guards import (
     BodyLimit,
     EngineTokenGuard,
     HostGuard,
+    PreviewGuard,
     allowed_hosts,
     body_limit,
 )
 from engine.contract.handlers import install_error_handlers
 from engine.routes import files, generate, training
 from engine.runtime import Runtime
+
+# All a preview engine serves; its /generate refuses ?async=true (no jobs) itself.
+PREVIEW = {("GET", "/livez"), ("GET", "/health"), ("POST", "/generate")}
 
 
 def create_app(settings: EngineSettings | None = None) -> FastAPI:
@@ -37,6 +41,8 @@ def create_app(settings: EngineSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Added last runs first: the host, then the token, then the body's size.
     app.add_middleware(BodyLimit, limit_for=body_limit)
+    if settings.mode == "preview":
+        app.add_middleware(PreviewGuard, allowed=lambda method, path: (method, path) in PREVIEW)
     if settings.engine_token is not None:
         app.add_middleware(EngineTokenGuard, token=settings.engine_token.get_secret_value())
     app.add_middleware(HostGuard, hosts=allowed_hosts(settings.allowed_hosts, settings.engine_host))

@@ -13,6 +13,7 @@ from engine.contract.guards import is_loopback
 from engine.contract.schemas import MAX_IMAGES, MAX_SIDE, MAX_STEPS
 
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
+AppMode = Literal["full", "preview"]
 
 
 class EngineSettings(BaseSettings):
@@ -20,6 +21,12 @@ class EngineSettings(BaseSettings):
         env_prefix="LORAMINT_", extra="ignore", protected_namespaces=()
     )
 
+    mode: AppMode = Field(
+        "full",
+        description="preview: generation only, for a public demo (a Hugging Face Space): "
+        "images come back inline and nothing is stored; training, LoRAs, galleries and jobs "
+        "answer 403 preview_mode.",
+    )
     model: str = Field(
         "auto",
         description="auto (SDXL-Turbo on CUDA, else SD-Turbo), builtin:demo, a Hub id, a local "

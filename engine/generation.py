@@ -7,6 +7,8 @@ position, the step and a preview of the latents, and which can be cancelled."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import logging
 import secrets
@@ -51,12 +53,19 @@ def a1111_parameters(p: dict[str, Any]) -> str:
     return f"{p['prompt']}{tags}\nNegative prompt: {p['negative_prompt']}\n{fields}"
 
 
-def save_png(image: Image.Image, path_target: Any, params: dict[str, Any]) -> None:
+def png_bytes(image: Image.Image, params: dict[str, Any]) -> bytes:
+    """The PNG with its parameters embedded, as A1111 and LoraMint's gallery read them."""
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", a1111_parameters(params))
     info.add_text("loramint", json.dumps(params, sort_keys=True))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def save_png(image: Image.Image, path_target: Any, params: dict[str, Any]) -> None:
     with atomic_path(path_target) as tmp:
-        image.save(tmp, format="PNG", pnginfo=info)
+        tmp.write_bytes(png_bytes(image, params))
 
 
 @dataclass
@@ -72,6 +81,10 @@ class Plan:
     @property
     def seed(self) -> int:
         return self.render.seeds[0]
+
+    def image_parameters(self, seed: int) -> dict[str, Any]:
+        """What one image records of how it was made (PNG text, gallery, answer)."""
+        return {**self.base, "seed": seed, "created": datetime.now(timezone.utc).isoformat()}
 
 
 class GenerationService:
@@ -159,7 +172,8 @@ class GenerationService:
             lambda: self._render(plan, hung_up.is_set), label="generate", owner=user
         )
         images = await self._wait(future, gone, hung_up)
-        results = await asyncio.to_thread(self.save_all, plan, images)
+        keep = self.inline_all if self.rt.settings.mode == "preview" else self.save_all
+        results = await asyncio.to_thread(keep, plan, images)
         return self._response(plan, results, time.perf_counter() - started)
 
     async def _wait(self, future: Future, gone, hung_up: threading.Event) -> list[Image.Image]:
@@ -194,12 +208,28 @@ class GenerationService:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         results = []
         for i, (image, seed) in enumerate(zip(images, plan.render.seeds, strict=True)):
-            params = {**plan.base, "seed": seed, "created": datetime.now(timezone.utc).isoformat()}
+            params = plan.image_parameters(seed)
             name = f"{stamp}-{i}-{seed}.png"
             save_png(image, folder / name, params)
             results.append(
                 ImageResult(
                     file=name, url=f"/images/{name}?user_id={user}", seed=seed, parameters=params
+                )
+            )
+        return results
+
+    def inline_all(self, plan: Plan, images: list[Image.Image]) -> list[ImageResult]:
+        """The images as data URLs, stored nowhere (preview mode)."""
+        results = []
+        for image, seed in zip(images, plan.render.seeds, strict=True):
+            params = plan.image_parameters(seed)
+            data = base64.b64encode(png_bytes(image, params)).decode()
+            results.append(
+                ImageResult(
+                    file=f"{seed}.png",
+                    url=f"data:image/png;base64,{data}",
+                    seed=seed,
+                    parameters=params,
                 )
             )
         return results

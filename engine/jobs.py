@@ -32,9 +32,8 @@ class Cancelled(Exception):
 
 class JobStore:
     def __init__(self, folder: Path, history: int = 100) -> None:
-        self.folder = folder
+        self.folder = folder  # made by the first job saved: a preview engine writes nothing
         self.history = history
-        self.folder.mkdir(parents=True, exist_ok=True)
         self._jobs: dict[str, Job] = {}
         self._cancel: set[str] = set()
         self._lock = threading.Lock()

@@ -4,6 +4,9 @@ it a shape it has never seen (the acceptance test from the README)."""
 from __future__ import annotations
 
 import io
+import re
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -20,7 +23,7 @@ from engine.demo_model.acceptance import (
 )
 from engine.demo_model.reading import classify
 from engine.demo_model.shapes import BACKGROUNDS, COLOURS
-from tests.engine_process import EngineProcess
+from tests.engine_process import ROOT, EngineProcess
 from tests.helpers import ALICE, start_training, wait_job
 
 
@@ -125,3 +128,19 @@ def test_a_lora_from_the_bare_trigger_word_draws_stars(demo):
         lora = _train(c, "bare-star", None)
         scores = score_bare(lambda p, seed: _generate(c, p, seed, lora))
     assert not misses(scores), scores
+
+
+@pytest.mark.slow
+def test_the_evaluator_cli_scores_and_draws_the_contact_sheet(tmp_path):
+    sheet = tmp_path / "sheet.png"
+    argv = [sys.executable, "-m", "engine.demo_model.evaluate", "--seeds", "1"]
+    argv += ["--held-apart", "0", "--sheet", str(sheet)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert "standard seeds 1000-1000: 54 images" in out, out
+    scores = dict(re.findall(r"^  (colour|background|shape) +([\d.]+)%", out, re.M))
+    assert set(scores) == {"colour", "background", "shape"}, out
+    # One seed of the shipped model: far from chance (a third), whatever the version.
+    assert all(float(v) > 50 for v in scores.values()), out
+    assert "held-apart" not in out
+    with Image.open(sheet) as im:  # 18 prompts x 3 backgrounds, 64 px pictures at 2x
+        assert im.size == (3 * 128, 18 * 128)

@@ -36,6 +36,18 @@ class Forbidden(ApiError):
     code = "forbidden"
 
 
+class PreviewOnly(Forbidden):
+    """A preview deployment (`LORAMINT_MODE=preview`) only generates."""
+
+    code = "preview_mode"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} is off here: this LoraMint is a preview that only generates images and "
+            "keeps nothing. Run your own LoraMint (see its README) to train and keep LoRAs."
+        )
+
+
 class NotFound(ApiError):
     status_code = 404
     code = "not_found"

@@ -10,6 +10,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
+from engine.contract.errors import PreviewOnly
 from engine.contract.handlers import error_response
 from engine.contract.schemas import (
     ENGINE_TOKEN_HEADER,
@@ -167,4 +168,21 @@ class EngineTokenGuard:
                 )
                 await response(scope, receive, send)
                 return
+        await self.app(scope, receive, send)
+
+
+class PreviewGuard:
+    """A preview deployment (`LORAMINT_MODE=preview`) only generates: a request that
+    `allowed(method, path)` does not admit gets 403 preview_mode before its body is read, so
+    no upload is even received."""
+
+    def __init__(self, app: ASGIApp, allowed: Callable[[str, str], bool]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.allowed(scope["method"], scope["path"]):
+            exc = PreviewOnly(f"{scope['method']} {scope['path']}")
+            await error_response(exc.status_code, exc.code, exc.message)(scope, receive, send)
+            return
         await self.app(scope, receive, send)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from engine.contract.errors import PreviewOnly
 from engine.contract.handlers import ContractRoute
 from engine.contract.schemas import (
     ERROR_RESPONSES,
@@ -41,6 +42,7 @@ async def generate(
     request: Request,
     user: UserIdDep,
     service: GenerationDep,
+    rt: RuntimeDep,
     as_job: Annotated[
         bool,
         Query(
@@ -53,6 +55,8 @@ async def generate(
     """Text to image, with an optional stack of the user's LoRAs. Without ?async=true, work
     whose client hangs up is dropped if it waits, or stopped at its next step if it runs."""
     if as_job:
+        if rt.settings.mode == "preview":
+            raise PreviewOnly("generating as a job (?async=true)")
         accepted = service.start_job(user, req)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
     return await service.generate(user, req, request.is_disconnected)
