@@ -10,10 +10,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.contract.guards import is_loopback
-from engine.contract.schemas import MAX_IMAGES, MAX_SIDE, MAX_STEPS
+from engine.contract.schemas import MAX_IMAGES, MAX_SIDE, MAX_STEPS, AppMode
 
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
-AppMode = Literal["full", "preview"]
 
 
 class EngineSettings(BaseSettings):

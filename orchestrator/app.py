@@ -11,16 +11,34 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from engine.contract.guards import BodyLimit, HostGuard, allowed_hosts, body_limit
+from engine.contract.guards import (
+    BodyLimit,
+    HostGuard,
+    PreviewGuard,
+    allowed_hosts,
+    body_limit,
+)
 from engine.contract.handlers import install_error_handlers
 from orchestrator.accounts.db import Database
-from orchestrator.accounts.limiter import LoginLimiter
+from orchestrator.accounts.limiter import WindowLimiter
 from orchestrator.accounts.store import Accounts
 from orchestrator.client import EngineClient
 from orchestrator.config import OrchestratorSettings, get_settings
 from orchestrator.routes import account, api, auth, pages
+from orchestrator.routes.pages import PAGES
 from orchestrator.security import BrowserGuard
 from orchestrator.supervisor import EngineSupervisor
+
+
+def preview_allows(method: str, path: str) -> bool:
+    """All a preview serves: generating, health, the pages (the others only say they are
+    off, in words) and their files."""
+    if method == "POST":
+        return path == "/generate"
+    pages = {f"/{name}" for name in PAGES}
+    return method in ("GET", "HEAD") and (
+        path in ("/", "/health", "/docs", "/openapi.json", *pages) or path.startswith("/static/")
+    )
 
 
 def create_app(
@@ -37,9 +55,10 @@ def create_app(
         if accounts_on:
             rules = settings.Auth
             app.state.accounts = Accounts(Database(settings.database), rules.SessionDays)
-            app.state.login_limiter = LoginLimiter(
+            app.state.login_limiter = WindowLimiter(
                 rules.MaxFailedLogins, rules.FailureWindowMinutes * 60
             )
+        app.state.generate_limiter = WindowLimiter(settings.Preview.GenerationsPerMinute, 60)
         app.state.engine = EngineClient(
             settings.Engine.BaseUrl, settings.Engine.RequestTimeoutSeconds, lambda: sup.token
         )
@@ -66,6 +85,8 @@ def create_app(
     # Added last runs first: the host, then where a change comes from, then the body's size.
     app.add_middleware(BodyLimit, limit_for=body_limit)
     app.add_middleware(BrowserGuard)
+    if settings.Mode == "preview":
+        app.add_middleware(PreviewGuard, allowed=preview_allows)
     hosts = allowed_hosts(settings.Server.AllowedHosts, settings.Server.Host)
     app.add_middleware(HostGuard, hosts=hosts)
     apidocs = importlib.resources.files("fastapi_offline") / "static"

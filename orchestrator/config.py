@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from engine.contract.guards import is_loopback
+from engine.contract.schemas import AppMode
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_FILE = HERE / "appsettings.json"
@@ -91,6 +92,18 @@ class AuthSection(BaseModel):
     FailureWindowMinutes: float = Field(15, gt=0, description="See MaxFailedLogins.")
 
 
+class PreviewSection(BaseModel):
+    GenerationsPerMinute: int = Field(
+        6, ge=1, description="Mode preview: generations one client may ask for per minute."
+    )
+    TrustForwardedFor: bool = Field(
+        False,
+        description="Mode preview: count clients by the address the proxy in front appends to "
+        "X-Forwarded-For (a Hugging Face Space's does), not by the proxy's own address. Only "
+        "behind such a proxy: anyone else can write that header.",
+    )
+
+
 class StorageSection(BaseModel):
     DataDir: str = Field(
         "../data", description="The engine's data dir (relative: to the settings file)."
@@ -106,6 +119,14 @@ class OrchestratorSettings(BaseSettings):
     Server: ServerSection = Field(default_factory=ServerSection)  # type: ignore[arg-type]
     Storage: StorageSection = Field(default_factory=StorageSection)  # type: ignore[arg-type]
     Auth: AuthSection = Field(default_factory=AuthSection)  # type: ignore[arg-type]
+    Mode: AppMode = Field(
+        "full",
+        description="preview: a public demo (a Hugging Face Space) that only generates: images "
+        "come back inline and nothing is stored; the other pages and routes are off (403 "
+        "preview_mode); each client gets Preview.GenerationsPerMinute. The engine gets the "
+        "same mode.",
+    )
+    Preview: PreviewSection = Field(default_factory=PreviewSection)  # type: ignore[arg-type]
     DefaultUser: str = Field(
         "local",
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
@@ -169,7 +190,8 @@ class OrchestratorSettings(BaseSettings):
         if bool(self.Server.CertFile) != bool(self.Server.KeyFile):
             return "HTTPS needs both Server.CertFile and Server.KeyFile; one is missing."
         reachable = self.Server.PublishedHost or self.Server.Host
-        if self.Auth.Mode == "none" and not is_loopback(reachable):
+        # A preview keeps nothing of anyone's, so it may face the world without logins.
+        if self.Auth.Mode == "none" and self.Mode == "full" and not is_loopback(reachable):
             return (
                 f"Auth.Mode is none (no login: everyone acts as {self.DefaultUser!r}), but the "
                 f"server would be reachable at {reachable}, beyond this machine. Fix: set "

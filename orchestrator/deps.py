@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from engine.contract.errors import Forbidden, NotAuthenticated
+from engine.contract.errors import Forbidden, NotAuthenticated, RateLimited
 from orchestrator.accounts.store import Accounts, User
 from orchestrator.client import EngineClient
 from orchestrator.config import OrchestratorSettings
@@ -93,3 +93,29 @@ async def current_user(request: Request, settings: SettingsDep) -> str:
 
 
 UserDep = Annotated[str, Depends(current_user)]
+
+
+def client_address(request: Request, trust_forwarded_for: bool) -> str:
+    """Who is asking, by address: behind a trusted proxy, the address it appended last."""
+    forwarded = request.headers.get("x-forwarded-for", "") if trust_forwarded_for else ""
+    if forwarded.strip():
+        return forwarded.split(",")[-1].strip()
+    return request.client.host if request.client else ""
+
+
+async def preview_quota(request: Request, settings: SettingsDep) -> None:
+    """Mode preview: each client's generations per minute (Preview.GenerationsPerMinute)."""
+    if settings.Mode != "preview":
+        return
+    limiter = request.app.state.generate_limiter
+    key = client_address(request, settings.Preview.TrustForwardedFor)
+    if wait := limiter.retry_after(key):
+        raise RateLimited(
+            f"this preview makes {settings.Preview.GenerationsPerMinute} generations a minute "
+            f"per visitor; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    limiter.record(key)
+
+
+PreviewQuotaDep = Annotated[None, Depends(preview_quota)]

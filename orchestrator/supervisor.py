@@ -154,6 +154,7 @@ class EngineSupervisor:
             "LORAMINT_ENGINE_PORT": str(port),
             "LORAMINT_DATA_DIR": str(self.s.data_dir),
             "LORAMINT_DEFAULT_USER": self.s.DefaultUser,
+            "LORAMINT_MODE": self.s.Mode,
             "LORAMINT_ENGINE_TOKEN": self.token,
             "LORAMINT_PARENT_PID": str(os.getpid()),
             "LORAMINT_ACCESS_LOG": "false",

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from orchestrator.accounts.limiter import LoginLimiter
+from orchestrator.accounts.limiter import WindowLimiter
 from tests.engine_process import ROOT, TEAM, OrchestratorProcess, team_app
 from tests.helpers import FAST, assert_error, png_bytes, start_training, wait_job
 
@@ -266,17 +266,17 @@ def test_a_signed_in_browser_is_still_guarded_against_other_websites(team):
 
 def test_the_login_limiter_counts_per_key_inside_its_window():
     now = [1000.0]
-    limiter = LoginLimiter(3, 60, clock=lambda: now[0])
+    limiter = WindowLimiter(3, 60, clock=lambda: now[0])
     for _ in range(3):
         assert limiter.retry_after("user:bob") is None
-        limiter.failed("user:bob", "client:a")
+        limiter.record("user:bob", "client:a")
     assert limiter.retry_after("user:bob") == 60
     assert limiter.retry_after("user:carol", "client:a") == 60  # the client's count, too
     assert limiter.retry_after("user:carol", "client:b") is None
     now[0] += 59.5
     assert limiter.retry_after("user:bob") == 1
     now[0] += 0.5
-    assert limiter.retry_after("user:bob", "client:a") is None and not limiter._failures
+    assert limiter.retry_after("user:bob", "client:a") is None and not limiter._events
 
 
 def _login_from(app: OrchestratorProcess, address: str, name: str, password: str) -> httpx.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,35 @@ def test_proxy_path_imports_nothing_per_request():
     assert asyncio.run(library()) == "asyncio"
     assert "sniffio" in sys.modules
     assert "sniffio==" in (ROOT / "orchestrator" / "requirements.txt").read_text()
+
+
+def _dockerfile_env(text: str) -> dict[str, str]:
+    """The ENV instructions' values (KEY=VALUE pairs, lines joined at backslashes)."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    env: dict[str, str] = {}
+    for line in joined.splitlines():
+        if line.startswith("ENV "):
+            env.update(pair.split("=", 1) for pair in shlex.split(line[4:]))  # quotes as sh
+    return env
+
+
+def test_the_space_runs_a_preview_on_7860_as_uid_1000(monkeypatch):
+    from engine.config import EngineSettings
+
+    docker = (ROOT / "space" / "Dockerfile").read_text()
+    front = yaml.safe_load((ROOT / "space" / "README.md").read_text().split("---")[1])
+    assert front["sdk"] == "docker"
+    env = _dockerfile_env(docker)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    orch = OrchestratorSettings(Settings=str(ROOT / "orchestrator/appsettings.json"))
+    assert orch.Mode == "preview" and orch.Preview.TrustForwardedFor
+    assert orch.Server.Port == front["app_port"] == 7860 and orch.Server.Host == "0.0.0.0"
+    # Public and without logins, which a preview may be: it keeps nothing of anyone's.
+    assert orch.serving_problem() is None
+    assert "*.hf.space" in (orch.Server.AllowedHosts or [])
+    assert EngineSettings().mode == "preview"  # the engine child inherits the environment
+    assert re.search(r"useradd .*-u 1000 user", docker) and "\nUSER user\n" in docker
+    assert "EXPOSE 7860" in docker
+    for source in re.findall(r"^COPY (?:--chown=\S+ )?(\S+)", docker, re.M):
+        assert (ROOT / source).exists(), source

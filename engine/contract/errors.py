@@ -80,6 +80,11 @@ class QueueFull(ApiError):
     code = "queue_full"
 
 
+class RateLimited(ApiError):
+    status_code = 429
+    code = "rate_limited"
+
+
 class NotReady(ApiError):
     status_code = 503
     code = "not_ready"

@@ -7,11 +7,13 @@ Request bodies never carry a user: the engine takes it from the `user_id` query 
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# full: everything. preview: a public demo that only generates (LORAMINT_MODE, both processes).
+AppMode = Literal["full", "preview"]
 MAX_SEED = 2**32 - 1
 MAX_PROMPT = 4000
 MAX_STEPS = 150  # A1111's limit too; the engine's settings may only lower these three

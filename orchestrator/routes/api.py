@@ -38,7 +38,7 @@ from engine.contract.schemas import (
     TrainForm,
 )
 from orchestrator.banner import banner
-from orchestrator.deps import EngineDep, SupervisorDep, UserDep
+from orchestrator.deps import EngineDep, PreviewQuotaDep, SupervisorDep, UserDep
 
 router = APIRouter(tags=["api"], route_class=ContractRoute, responses=ERROR_RESPONSES)
 
@@ -64,6 +64,7 @@ async def generate(
     request: Request,
     engine: EngineDep,
     user: UserDep,
+    _quota: PreviewQuotaDep,
     as_job: Annotated[
         bool,
         Query(

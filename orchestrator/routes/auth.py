@@ -82,7 +82,7 @@ def login(
         return _login_page(request, next, error, 429, wait, username)
     user: User | None = accounts.verify_password(username, password)
     if user is None:
-        limiter.failed(*keys)
+        limiter.record(*keys)
         return _login_page(request, next, "Wrong user name or password.", 401, None, username)
     limiter.forget(keys[0])
     response = RedirectResponse(safe_next(next), 303)

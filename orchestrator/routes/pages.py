@@ -63,6 +63,9 @@ def _page(page: str):
             if page == "admin" and not user.is_admin:
                 message = f"Sorry: only admins manage users, and {user.name} is not one."
                 return _message(request, page, user, message, 403)
+        elif settings.Mode == "preview" and page != "generate":
+            message = "This LoraMint is a preview: it only generates images and keeps nothing."
+            return _message(request, page, user, message, 403)
         elif page in ACCOUNT_PAGES:
             message = "There are no accounts here: everyone is the same user (Auth.Mode none)."
             return _message(request, page, user, message, 404)

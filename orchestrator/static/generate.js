@@ -15,6 +15,8 @@ const errorBox = document.getElementById("gen-error");
 const status = document.getElementById("gen-status");
 const loras = new Map();  // file -> listing entry
 const running = new Set();  // cancel functions of this page's unfinished batches
+// A preview deployment only generates, and keeps nothing: no LoRAs, no jobs, no deleting.
+const preview = document.body.dataset.mode === "preview";
 
 function addLora(file, strength = 1.0) {
   if (!file || stack.querySelector(`li[data-file="${CSS.escape(file)}"]`)) return;
@@ -96,9 +98,10 @@ function body() {
 
 function imageFigure(im, seconds, onDeleted) {
   const label = `${im.parameters.prompt} (seed ${im.seed})`;
+  const img = el("img", { src: im.url, alt: `Generated: ${label}` });
+  // Browsers won't open a data: URL (a preview's inline image) in a tab of its own.
   const fig = el("figure", { "data-file": im.file },
-    el("a", { href: im.url, target: "_blank", rel: "noopener" },
-       el("img", { src: im.url, alt: `Generated: ${label}` })),
+    preview ? img : el("a", { href: im.url, target: "_blank", rel: "noopener" }, img),
     el("figcaption", { text: `seed ${im.seed} · ${seconds} s` }));
   const del = async () => {
     if (!confirm(`Delete this image (seed ${im.seed})?`)) return;
@@ -109,8 +112,8 @@ function imageFigure(im, seconds, onDeleted) {
               "aria-label": `Download image seed ${im.seed}` }),
     el("a", { class: "button secondary", href: reuseUrl(im.parameters), text: "Reuse",
               "aria-label": `Reuse the settings of image seed ${im.seed}` }),
-    el("button", { type: "button", class: "danger", text: "Delete",
-                   "aria-label": `Delete image seed ${im.seed}`, onclick: del })));
+    preview ? null : el("button", { type: "button", class: "danger", text: "Delete",
+                                    "aria-label": `Delete image seed ${im.seed}`, onclick: del })));
   return fig;
 }
 
@@ -167,6 +170,25 @@ function startBatch(started, prompt) {
   return stopFollowing;
 }
 
+// Preview: one request that answers with the images themselves.
+async function generateInline(prompt) {
+  const text = el("p", { class: "batch-status", text: "Generating…" });
+  const images = el("div", { class: "gallery" });
+  const section = el("section", { class: "card batch", "aria-label": `Batch: ${prompt}` },
+    el("h2", { text: prompt }), text, images);
+  batches.prepend(section);
+  status.textContent = `“${prompt}”: generating`;
+  try {
+    const result = await api("POST", "/generate", body());
+    text.textContent = `Done in ${result.seconds} s`;
+    images.replaceChildren(...result.images.map((im) => imageFigure(im, result.seconds)));
+  } catch (err) {
+    section.remove();
+    throw err;
+  }
+  status.textContent = `“${prompt}”: ${text.textContent}`;
+}
+
 async function generate() {
   showError(errorBox, null);
   const prompt = form.elements.prompt.value.trim();
@@ -178,9 +200,13 @@ async function generate() {
   const button = document.getElementById("generate-btn");
   button.disabled = true;
   try {
-    const started = await api("POST", "/generate?async=true", body());
-    startBatch(started, prompt);
-    refreshJobsBadge();
+    if (preview) {
+      await generateInline(prompt);
+    } else {
+      const started = await api("POST", "/generate?async=true", body());
+      startBatch(started, prompt);
+      refreshJobsBadge();
+    }
   } catch (err) {
     showError(errorBox, err);
   } finally {
@@ -199,6 +225,7 @@ document.addEventListener("keydown", (ev) => {
 prefill();
 engineReady.then(async (health) => {
   showDefaults(health);
+  if (preview) return;
   try { await loadLoras(); } catch (err) { showError(errorBox, err); }
   // A link from "Use this LoRA" may name a LoRA before the list has loaded: show its trigger.
   for (const li of stack.children) {
