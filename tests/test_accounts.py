@@ -363,3 +363,14 @@ def test_over_https_the_session_cookie_is_secure(tmp_path):
         assert "https://127.0.0.1" in app.log_path.read_text()
     finally:
         app.stop()
+
+
+def test_the_limiter_forgets_keys_it_will_not_see_again():
+    now = [0.0]
+    limiter = WindowLimiter(3, 60, clock=lambda: now[0])
+    for i in range(5000):  # a public preview: many visitors, each once
+        limiter.record(f"client:{i}")
+    now[0] += 61
+    limiter.record("client:new")
+    assert list(limiter._events) == ["client:new"]
+    assert limiter.retry_after("client:new") is None

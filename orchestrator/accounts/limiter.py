@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Callable
 
+SWEEP_AT = 4096
+
 
 class WindowLimiter:
     def __init__(
@@ -19,6 +21,7 @@ class WindowLimiter:
         self.window_s = window_s
         self.clock = clock
         self._events: dict[str, collections.deque[float]] = {}
+        self._swept = -math.inf
         self._lock = threading.Lock()
 
     def _recent(self, key: str, now: float) -> collections.deque[float]:
@@ -47,6 +50,12 @@ class WindowLimiter:
     def record(self, *keys: str) -> None:
         now = self.clock()
         with self._lock:
+            # Keys are only pruned when seen again, and a public preview sees many addresses
+            # once: past a size the whole table is swept, at most once a window.
+            if len(self._events) >= SWEEP_AT and now - self._swept >= self.window_s:
+                for key in list(self._events):
+                    self._recent(key, now)
+                self._swept = now
             for key in keys:
                 self._events[key] = self._recent(key, now)
                 self._events[key].append(now)
