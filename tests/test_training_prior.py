@@ -56,3 +56,19 @@ def test_by_default_every_step_has_its_prior_term():
     sizes, trainer = _calls_per_step(every=1)
     assert sizes == [2] * 6
     assert trainer.bank.weight == 2.0 and trainer.bank.count == 6
+
+
+def test_small_models_space_the_prior_term_and_large_ones_opt_in_unspaced():
+    from engine.contract.schemas import TrainOptions
+    from engine.training.defaults import SMALL_PRIOR_EVERY, train_config
+    from engine.values import ModelDefaults, ModelInfo
+
+    opts = TrainOptions(name="x", trigger_word="zxq")
+    small = ModelInfo("builtin:demo", "sd", "cpu", "float32", ModelDefaults(15, 5.0, 64, 64))
+    cfg = train_config(opts, 3, small)
+    assert cfg.prior is not None and cfg.prior.every == SMALL_PRIOR_EVERY == 3
+    assert cfg.prior.steps == 15  # drawn at the model's own default steps
+    large = ModelInfo("sdxl", "sdxl", "cuda", "bfloat16", ModelDefaults(30, 5.0, 1024, 1024))
+    assert train_config(opts, 3, large).prior is None
+    opted = TrainOptions(name="x", trigger_word="zxq", prior_preservation=True)
+    assert train_config(opted, 3, large).prior.every == 1
