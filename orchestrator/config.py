@@ -189,6 +189,11 @@ class OrchestratorSettings(BaseSettings):
         the app may only be reachable from this machine."""
         if bool(self.Server.CertFile) != bool(self.Server.KeyFile):
             return "HTTPS needs both Server.CertFile and Server.KeyFile; one is missing."
+        if self.Mode == "preview" and self.Auth.Mode == "accounts":
+            return (
+                "Mode preview serves everyone without accounts and keeps nothing, so it has no "
+                "sign-in pages: set LORAMINT_AUTH__MODE=none, or LORAMINT_MODE=full for accounts."
+            )
         reachable = self.Server.PublishedHost or self.Server.Host
         # A preview keeps nothing of anyone's, so it may face the world without logins.
         if self.Auth.Mode == "none" and self.Mode == "full" and not is_loopback(reachable):

@@ -137,6 +137,9 @@ def test_the_space_runs_a_preview_on_7860_as_uid_1000(monkeypatch):
     assert orch.serving_problem() is None
     assert "*.hf.space" in (orch.Server.AllowedHosts or [])
     assert EngineSettings().mode == "preview"  # the engine child inherits the environment
+    monkeypatch.setenv("LORAMINT_AUTH__MODE", "accounts")  # a preview has no sign-in pages
+    problem = OrchestratorSettings(Settings=str(ROOT / "orchestrator/appsettings.json"))
+    assert "LORAMINT_AUTH__MODE=none" in (problem.serving_problem() or "")
     assert re.search(r"useradd .*-u 1000 user", docker) and "\nUSER user\n" in docker
     assert "EXPOSE 7860" in docker
     for source in re.findall(r"^COPY (?:--chown=\S+ )?(\S+)", docker, re.M):
