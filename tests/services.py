@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.engine_process import ROOT, free_port
+from tests.engine_process import ROOT, free_port, stop_process
 
 # Where test.sh installs the npm package under CI.
 NPM_BIN = ROOT / ".cache" / "npm" / "node_modules" / ".bin"
@@ -59,13 +59,7 @@ class Service:
             raise
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace=10)
 
     def __enter__(self) -> Service:
         return self

@@ -28,6 +28,10 @@ REFUSED = [
 ]
 
 
+def _files(folder) -> list:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
 @pytest.fixture(scope="module")
 def preview_engine(tiny_models, tmp_path_factory):
     work = tmp_path_factory.mktemp("preview")
@@ -51,9 +55,7 @@ def test_preview_engine_generates_inline_and_stores_nothing(preview_engine):
             assert is_png(png) and b"parameters" in png  # A1111 text kept in the file
         async_r = c.post("/generate?async=true", json={"prompt": "a cat", "steps": 2})
         assert_error(async_r, 403, "preview_mode")
-    data_dir = preview_engine.data_dir
-    written = [p for p in data_dir.rglob("*") if p.is_file()] if data_dir.exists() else []
-    assert written == []
+    assert _files(preview_engine.data_dir) == []
 
 
 @pytest.mark.parametrize("method, path", REFUSED)
@@ -70,10 +72,6 @@ def test_preview_engine_refuses_uploads_before_reading_them(preview_engine):
         images = [("images", ("a.png", png_bytes((200, 40, 40)), "image/png"))]
         assert_error(c.post("/train-lora", files=images, data={"name": "x"}), 403, "preview_mode")
         assert_error(c.post("/caption", files=images), 403, "preview_mode")
-
-
-def _files(folder) -> list:
-    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
 @pytest.fixture(scope="module")
