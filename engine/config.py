@@ -1,4 +1,5 @@
-"""The engine's settings: one class, read from `LORAMINT_*` environment variables."""
+"""The engine's settings: one class, read from `LORAMINT_*` environment variables; sections
+shared with the orchestrator nest with `__` (`LORAMINT_STORAGE__BACKEND`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.contract.guards import is_loopback
 from engine.contract.schemas import MAX_IMAGES, MAX_SIDE, MAX_STEPS, AppMode
+from engine.contract.settings import StorageSettings
 
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 
 
 class EngineSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="LORAMINT_", extra="ignore", protected_namespaces=()
+        env_prefix="LORAMINT_", env_nested_delimiter="__", extra="ignore", protected_namespaces=()
     )
 
     mode: AppMode = Field(
@@ -40,7 +42,14 @@ class EngineSettings(BaseSettings):
         "needs when offline (passed to from_single_file(config=...)).",
     )
     data_dir: Path = Field(
-        Path("data"), description="Root holding loras/{userId}/ and outputs/{userId}/."
+        Path("data"),
+        description="Root holding loras/{userId}/ and outputs/{userId}/ (local storage), jobs, "
+        "and local copies of shared LoRAs (.cache/).",
+    )
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings,  # type: ignore[arg-type]
+        description="Where LoRAs and images live (LORAMINT_STORAGE__BACKEND local or azure); "
+        "the same section as the orchestrator's Storage.",
     )
     engine_host: str = Field("127.0.0.1", description="Interface the engine binds to.")
     engine_port: int = Field(8000, ge=0, le=65535, description="Port the engine binds to.")

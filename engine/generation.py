@@ -34,7 +34,7 @@ from engine.contract.schemas import (
 )
 from engine.jobs import Cancelled
 from engine.runtime import LoadedModel, Runtime
-from engine.storage import atomic_path, iso, read_safetensors_metadata
+from engine.storage import iso, read_safetensors_metadata
 from engine.values import LoraRef, RenderParams
 
 log = logging.getLogger(__name__)
@@ -61,11 +61,6 @@ def png_bytes(image: Image.Image, params: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
-
-
-def save_png(image: Image.Image, path_target: Any, params: dict[str, Any]) -> None:
-    with atomic_path(path_target) as tmp:
-        tmp.write_bytes(png_bytes(image, params))
 
 
 @dataclass
@@ -119,8 +114,8 @@ class GenerationService:
         self._check_limits(model, steps, width, height, req.num_images)
         refs = []
         for spec in req.loras:
-            path = self.rt.store.resolve("loras", user, spec.file)
-            read_safetensors_metadata(path)  # reject a broken file before queueing
+            path = self.rt.store.local_file("loras", user, spec.file)
+            read_safetensors_metadata(path, spec.file)  # reject a broken file before queueing
             refs.append(LoraRef(user, path, spec.strength))
         seed = secrets.randbelow(MAX_SEED + 1) if req.seed is None else req.seed
         seeds = tuple((seed + i) % (MAX_SEED + 1) for i in range(req.num_images))
@@ -204,13 +199,13 @@ class GenerationService:
 
     def save_all(self, plan: Plan, images: list[Image.Image]) -> list[ImageResult]:
         user = plan.user
-        folder = self.rt.store.user_dir("outputs", user, create=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
         results = []
         for i, (image, seed) in enumerate(zip(images, plan.render.seeds, strict=True)):
             params = plan.image_parameters(seed)
             name = f"{stamp}-{i}-{seed}.png"
-            save_png(image, folder / name, params)
+            with self.rt.store.writing("outputs", user, name) as tmp:
+                tmp.write_bytes(png_bytes(image, params))
             results.append(
                 ImageResult(
                     file=name, url=f"/images/{name}?user_id={user}", seed=seed, parameters=params

@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_path
 from engine.contract.errors import Conflict, NotFound
 from engine.contract.schemas import Job, JobPhase, JobStatus
-from engine.storage import atomic_path, iso
+from engine.storage import iso
 
 log = logging.getLogger(__name__)
 PERSIST_EVERY_S = 2.0

@@ -1,5 +1,6 @@
-"""Editing a LoRA's metadata in place: the safetensors header is rewritten, the tensor bytes
-are copied as they are (no tensor is decoded), and the new file replaces the old atomically."""
+"""Editing a LoRA's metadata: the safetensors header is rewritten, the tensor bytes are copied
+as they are (no tensor is decoded) into a new file, which the caller stores in place of the old
+in one step."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 
 from engine.contract.errors import InvalidRequest
-from engine.storage import atomic_path
 
 MAX_HEADER = 100 << 20  # the safetensors format's own limit
 
@@ -26,8 +26,11 @@ def _read_header(f) -> dict:
     return json.loads(f.read(n))
 
 
-def rewrite_metadata(path: Path, changes: dict[str, str | None]) -> dict[str, str]:
-    """Set (or, for None, remove) these metadata keys; returns the new metadata."""
+def rewrite_metadata(
+    path: Path, out_path: Path, changes: dict[str, str | None], label: str
+) -> dict[str, str]:
+    """Write `path` with these metadata keys set (or, for None, removed) to `out_path`;
+    returns the new metadata."""
     try:
         with path.open("rb") as src:
             header = _read_header(src)
@@ -39,14 +42,13 @@ def rewrite_metadata(path: Path, changes: dict[str, str | None]) -> dict[str, st
                     meta[key] = value
             body = json.dumps({"__metadata__": meta, **header}, separators=(",", ":")).encode()
             body += b" " * (-len(body) % 8)  # the format pads the header to 8 bytes
-            with atomic_path(path) as tmp:
-                with tmp.open("wb") as out:
-                    out.write(struct.pack("<Q", len(body)) + body)
-                    shutil.copyfileobj(src, out, 1 << 20)
-                with safe_open(str(tmp), framework="numpy") as check:
-                    written = dict(check.metadata() or {})
+            with out_path.open("wb") as out:
+                out.write(struct.pack("<Q", len(body)) + body)
+                shutil.copyfileobj(src, out, 1 << 20)
+            with safe_open(str(out_path), framework="numpy") as check:
+                written = dict(check.metadata() or {})
     except (OSError, ValueError, SafetensorError) as exc:
         raise InvalidRequest(
-            f"{path.name} is not a valid .safetensors file: {exc}", code="invalid_safetensors"
+            f"{label} is not a valid .safetensors file: {exc}", code="invalid_safetensors"
         ) from exc
     return written

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from engine.blobs import open_store
 from engine.config import EngineSettings
 from engine.contract.errors import ModelLoadError, NotReady
 from engine.contract.schemas import Job
@@ -47,7 +48,8 @@ class LoadedModel:
 class Runtime:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
-        self.store = UserStore(settings.data_dir)
+        blobs = open_store(settings.storage, settings.data_dir)
+        self.store = UserStore(blobs, settings.data_dir / ".cache")
         self.worker = DeviceWorker(settings.queue_size, settings.user_queue_size)
         self.jobs = JobStore(settings.data_dir / "jobs", settings.job_history)
         self.worker.on_dequeue = self._queue_moved

@@ -1,7 +1,7 @@
-"""Per-user files under the data dir: safe names, atomic writes, listings with metadata.
+"""Per-user files in the blob store: safe names, atomic writes, listings with metadata.
 
-Every path a request names goes through `UserStore.resolve`, so no user can reach another
-user's folder or anything outside the data dir.
+Every file a request names becomes a storage key through `UserStore.key` (`blobs.blob_key`),
+so no user can reach another user's files or anything outside the store.
 """
 
 from __future__ import annotations
@@ -19,36 +19,24 @@ from typing import Any
 from PIL import Image
 from safetensors import SafetensorError, safe_open
 
-from engine.contract.errors import InvalidRequest, NotFound, QuotaExceeded
-from engine.contract.names import SUFFIX, Kind, check_file_name, check_user_id
+from engine.blobs import BlobFileCache, BlobInfo, BlobStore, blob_key
+from engine.contract.errors import Conflict, InvalidRequest, NotFound, QuotaExceeded
+from engine.contract.names import SUFFIX, Kind, check_file_name
 
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
 
 
-@contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temp path beside `target`; on success it replaces `target` in one step."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def read_safetensors_metadata(path: Path) -> dict[str, str]:
+def read_safetensors_metadata(path: Path, label: str | None = None) -> dict[str, str]:
     """Parse the header (never the tensors); raise InvalidRequest if it isn't safetensors."""
     try:
         with safe_open(str(path), framework="numpy") as f:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise InvalidRequest(
-            f"{path.name} is not a valid .safetensors file: {exc}", code="invalid_safetensors"
+            f"{label or path.name} is not a valid .safetensors file: {exc}",
+            code="invalid_safetensors",
         ) from exc
 
 
@@ -63,64 +51,129 @@ def read_png_parameters(path: Path) -> dict[str, Any]:
 
 
 class UserStore:
-    """The data dir: `loras/{user}/*.safetensors` and `outputs/{user}/*.png`."""
+    """Each user's LoRAs and images (`loras/{user}/*.safetensors`, `outputs/{user}/*.png`) in
+    the blob store the settings name: the data dir, or a container every worker shares."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir.resolve()
+    def __init__(self, blobs: BlobStore, work_dir: Path) -> None:
+        self.blobs = blobs
+        # Local copies of shared blobs, and files being written before they are stored.
+        self.files = BlobFileCache(blobs, work_dir / "blobs")
+        self.incoming = work_dir / "incoming"
 
-    def user_dir(self, kind: Kind, user_id: str, *, create: bool = False) -> Path:
-        folder = self.root / kind / check_user_id(user_id)
-        # A link planted in place of a user's folder must not lead anywhere else either.
-        if folder.is_symlink():
-            raise InvalidRequest(
-                f"the {kind} folder of {user_id!r} is a link, which is refused",
-                code="invalid_user_folder",
-            )
-        if create:
-            folder.mkdir(parents=True, exist_ok=True)
-        return folder
+    @staticmethod
+    def key(kind: Kind, user_id: str, name: str) -> str:
+        """The one place a request's user and file name become a storage key."""
+        return blob_key(kind, user_id, name)
 
-    def resolve(self, kind: Kind, user_id: str, name: str, *, must_exist: bool = True) -> Path:
-        folder = self.user_dir(kind, user_id)
-        path = folder / check_file_name(name, kind)
-        # A symlink planted in a user folder must not lead anywhere else.
-        if path.is_symlink() or not path.resolve().is_relative_to(folder.resolve()):
-            raise InvalidRequest(f"{name!r} points outside your folder", code="invalid_file_name")
-        if must_exist and not path.is_file():
-            label = "LoRA" if kind == "loras" else "image"
-            raise NotFound(f"{label} {path.name!r} not found for user {user_id!r}")
-        return path
+    @staticmethod
+    def _missing(kind: Kind, user_id: str, name: str) -> NotFound:
+        label = "LoRA" if kind == "loras" else "image"
+        return NotFound(f"{label} {check_file_name(name, kind)!r} not found for user {user_id!r}")
+
+    def info(self, kind: Kind, user_id: str, name: str) -> BlobInfo:
+        try:
+            return self.blobs.info(self.key(kind, user_id, name))
+        except NotFound:
+            raise self._missing(kind, user_id, name) from None
+
+    def size(self, kind: Kind, user_id: str, name: str) -> int:
+        """Its size in bytes; 0 when there is no such file."""
+        try:
+            return self.info(kind, user_id, name).size
+        except NotFound:
+            return 0
+
+    def exists(self, kind: Kind, user_id: str, name: str) -> bool:
+        try:
+            self.info(kind, user_id, name)
+        except NotFound:
+            return False
+        return True
+
+    def local_file(self, kind: Kind, user_id: str, name: str) -> Path:
+        """A file on this machine with the current content (for loaders that read files)."""
+        try:
+            return self.files.path(self.key(kind, user_id, name))
+        except NotFound:
+            raise self._missing(kind, user_id, name) from None
+
+    def stream(self, kind: Kind, user_id: str, name: str) -> tuple[BlobInfo, Iterator[bytes]]:
+        try:
+            return self.blobs.stream(self.key(kind, user_id, name))
+        except NotFound:
+            raise self._missing(kind, user_id, name) from None
+
+    @contextmanager
+    def writing(
+        self,
+        kind: Kind,
+        user_id: str,
+        name: str,
+        *,
+        replace: bool = True,
+        if_match: str | None = None,
+    ) -> Iterator[Path]:
+        """Yield a temp file to write; once the block ends without error it is stored in one
+        step, so no reader ever sees half of it. `replace=False` refuses (409) a file that
+        exists by then; `if_match` one that changed since that version was read."""
+        key = self.key(kind, user_id, name)
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.incoming, suffix=Path(name).suffix)
+        os.close(fd)
+        path = Path(tmp)
+        try:
+            yield path
+            try:
+                self.blobs.put_file(key, path, create_only=not replace, if_match=if_match)
+            except Conflict:
+                label = "LoRA" if kind == "loras" else "image"
+                raise Conflict(
+                    f"{label} {key.rsplit('/', 1)[1]!r} was "
+                    + ("changed meanwhile; try again" if if_match else "created meanwhile")
+                ) from None
+        finally:
+            path.unlink(missing_ok=True)
 
     def delete(self, kind: Kind, user_id: str, name: str) -> None:
-        self.resolve(kind, user_id, name).unlink()
+        try:
+            self.blobs.delete(self.key(kind, user_id, name))
+        except NotFound:
+            raise self._missing(kind, user_id, name) from None
 
-    def _files(self, kind: Kind, user_id: str) -> list[Path]:
-        folder = self.user_dir(kind, user_id)
-        if not folder.is_dir():
-            return []
-        files = [
-            p
-            for p in folder.iterdir()
-            if p.suffix == SUFFIX[kind] and not p.name.startswith(".") and not p.is_symlink()
-        ]
-        return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+    def _files(self, kind: Kind, user_id: str) -> list[BlobInfo]:
+        """Newest first; only names a request could ask for (no temp or hidden files)."""
+        out = []
+        for blob in self.blobs.list(kind, user_id):
+            try:
+                blob_key(kind, user_id, blob.name)
+            except InvalidRequest:
+                continue
+            if blob.name.endswith(SUFFIX[kind]):
+                out.append(blob)
+        return out
 
     def list_loras(self, user_id: str) -> list[dict[str, Any]]:
-        return [self.lora_entry(user_id, path) for path in self._files("loras", user_id)]
+        return [self._lora_entry(user_id, b) for b in self._files("loras", user_id)]
 
-    def lora_entry(self, user_id: str, path: Path) -> dict[str, Any]:
-        st = path.stat()
+    def lora_entry(self, user_id: str, name: str) -> dict[str, Any]:
+        return self._lora_entry(user_id, self.info("loras", user_id, name))
+
+    def _lora_entry(self, user_id: str, blob: BlobInfo) -> dict[str, Any]:
         try:
-            metadata: dict[str, str] | None = read_safetensors_metadata(path)
+            metadata: dict[str, str] | None = read_safetensors_metadata(
+                self.files.path(blob.key), blob.name
+            )
             error = None
         except InvalidRequest as exc:
             metadata, error = None, exc.message
+        except NotFound:  # deleted since it was listed
+            metadata, error = None, "deleted meanwhile"
         return {
-            "file": path.name,
-            "name": path.stem,
-            "size": st.st_size,
-            "created": iso(st.st_mtime),
-            "url": f"/loras/{path.name}?user_id={user_id}",
+            "file": blob.name,
+            "name": blob.name.removesuffix(SUFFIX["loras"]),
+            "size": blob.size,
+            "created": iso(blob.modified),
+            "url": f"/loras/{blob.name}?user_id={user_id}",
             "metadata": metadata,
             "error": error,
         }
@@ -144,7 +197,7 @@ class UserStore:
         for kind, label in (("loras", "loras"), ("outputs", "images")):
             files = self._files(kind, user_id)  # type: ignore[arg-type]
             out[label] = len(files)
-            out[f"{label}_bytes"] = sum(p.stat().st_size for p in files)
+            out[f"{label}_bytes"] = sum(b.size for b in files)
         return out
 
     def list_images(
@@ -155,11 +208,14 @@ class UserStore:
         after = _read_cursor(cursor) if cursor else None
         needle = q.casefold().strip() if q else ""
         items: list[dict[str, Any]] = []
-        for path in self._files("outputs", user_id):
-            st = path.stat()
-            if after is not None and (st.st_mtime_ns, path.name) >= after:
+        for blob in self._files("outputs", user_id):
+            stamp = round(blob.modified * 1e9)
+            if after is not None and (stamp, blob.name) >= after:
                 continue
-            entry = self._image_entry(user_id, path, st)
+            try:
+                entry = self._image_entry(user_id, blob, stamp)
+            except NotFound:  # deleted since it was listed
+                continue
             if needle and needle not in _searchable(entry["parameters"]):
                 continue
             if len(items) == limit:
@@ -168,15 +224,15 @@ class UserStore:
             items.append(entry)
         return items, None
 
-    def _image_entry(self, user_id: str, path: Path, st: os.stat_result) -> dict[str, Any]:
-        info = read_png_parameters(path)
+    def _image_entry(self, user_id: str, blob: BlobInfo, stamp: int) -> dict[str, Any]:
+        info = read_png_parameters(self.files.path(blob.key))
         params = info["parameters"]
         return {
-            "file": path.name,
-            "url": f"/images/{path.name}?user_id={user_id}",
-            "size": st.st_size,
-            "created": iso(st.st_mtime),
-            "mtime_ns": st.st_mtime_ns,
+            "file": blob.name,
+            "url": f"/images/{blob.name}?user_id={user_id}",
+            "size": blob.size,
+            "created": iso(blob.modified),
+            "mtime_ns": stamp,
             "prompt": params.get("prompt"),
             "seed": params.get("seed"),
             **info,

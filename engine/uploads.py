@@ -15,7 +15,7 @@ from safetensors import SafetensorError, safe_open
 from engine.contract.errors import Conflict, InvalidRequest
 from engine.contract.names import check_file_name
 from engine.contract.schemas import MAX_LORA_BYTES, MAX_TRAINING_IMAGE_BYTES, LoraImported
-from engine.storage import UserStore, atomic_path
+from engine.storage import UserStore
 
 CHUNK = 1 << 20
 
@@ -44,11 +44,10 @@ async def save_lora_upload(
     quota_mb: float | None = None,
 ) -> LoraImported:
     file_name = check_file_name(name or Path(upload.filename or "").name, "loras")
-    target = store.user_dir("loras", user_id, create=True) / file_name
-    if target.exists() and not overwrite:
+    if store.exists("loras", user_id, file_name) and not overwrite:
         raise Conflict(f"LoRA {file_name!r} already exists; send overwrite=true to replace it")
     store.check_quota(user_id, quota_mb)
-    with atomic_path(target) as tmp:
+    with store.writing("loras", user_id, file_name, replace=overwrite) as tmp:
         size = 0
         with tmp.open("wb") as out:
             while chunk := await upload.read(CHUNK):
@@ -59,7 +58,7 @@ async def save_lora_upload(
         if size == 0:
             raise InvalidRequest("the uploaded file is empty", code="empty_file")
         check_lora_keys(tmp, repr(file_name))
-        replaced = target.stat().st_size if target.exists() else 0
+        replaced = store.size("loras", user_id, file_name)
         store.check_quota(user_id, quota_mb, adding=max(1, size - replaced))
     return LoraImported(file=file_name, size=size, url=f"/loras/{file_name}?user_id={user_id}")
 

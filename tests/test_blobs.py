@@ -11,6 +11,7 @@ import pytest
 
 from engine.blobs import BlobFileCache, blob_key, check_key, open_store
 from engine.contract.errors import Conflict, InvalidRequest, NotFound
+from engine.contract.settings import StorageSettings
 from tests.services import azurite_program, start_azurite
 
 
@@ -28,10 +29,9 @@ def store(request, tmp_path):
     if request.param == "azure":
         conn = request.getfixturevalue("azurite")
         # A container per test: no test sees another's blobs.
-        return open_store(
-            "azure", root=tmp_path, connection_string=conn, container=f"t{uuid.uuid4().hex[:12]}"
-        )
-    return open_store("local", root=tmp_path / "store")
+        azure = {"ConnectionString": conn, "Container": f"t{uuid.uuid4().hex[:12]}"}
+        return open_store(StorageSettings(Backend="azure", Azure=azure), tmp_path)
+    return open_store(StorageSettings(), tmp_path / "store")
 
 
 def test_write_read_list_delete(store):
@@ -153,6 +153,11 @@ def test_workers_fetch_each_lora_version_once(store, tmp_path):
     store.put(key, b"version 1")
     worker_a = BlobFileCache(store, tmp_path / "cache-a")
     worker_b = BlobFileCache(store, tmp_path / "cache-b")
+    own = store.local_file(key)
+    if own is not None:  # a store on this disk is its own cache: nothing is copied
+        assert worker_a.path(key) == own and own.read_bytes() == b"version 1"
+        assert worker_a.downloads == 0 and not (tmp_path / "cache-a").exists()
+        return
     first = worker_a.path(key)
     assert first.read_bytes() == b"version 1"
     assert worker_a.path(key) == first and worker_a.downloads == 1
@@ -162,3 +167,38 @@ def test_workers_fetch_each_lora_version_once(store, tmp_path):
     assert second.read_bytes() == b"version 2" and worker_a.downloads == 2
     assert not first.exists()  # the old copy is gone
     assert worker_a.path(key) == second and worker_a.downloads == 2
+
+
+def test_put_file_hands_over_a_written_file(store, tmp_path):
+    """What training and uploads use: a temp file, written whole, then stored in one step."""
+    key = blob_key("loras", "alice", "big")
+    tmp = tmp_path / "incoming.tmp"
+    tmp.write_bytes(b"x" * 300_000)
+    etag = store.put_file(key, tmp, create_only=True)
+    assert store.info(key).etag == etag and store.read(key)[0] == b"x" * 300_000
+    tmp.write_bytes(b"y")
+    with pytest.raises(Conflict):
+        store.put_file(key, tmp, create_only=True)
+    with pytest.raises(Conflict):
+        store.put_file(key, tmp, if_match='"stale"')
+    assert store.read(key)[0] == b"x" * 300_000
+
+
+def test_links_in_a_local_store_are_refused(tmp_path):
+    store = open_store(StorageSettings(), tmp_path / "store")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "stolen.safetensors").write_bytes(b"not yours")
+    (tmp_path / "store" / "loras").mkdir(parents=True)
+    (tmp_path / "store" / "loras" / "mallory").symlink_to(elsewhere)
+    key = blob_key("loras", "mallory", "stolen")
+    for call in (
+        lambda: store.read(key),
+        lambda: store.list("loras", "mallory"),
+        lambda: store.delete(key),
+        lambda: store.put(key, b"x"),
+    ):
+        with pytest.raises(InvalidRequest) as err:
+            call()
+        assert err.value.code == "invalid_user_folder"
+    assert (elsewhere / "stolen.safetensors").read_bytes() == b"not yours"

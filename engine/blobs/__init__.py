@@ -12,6 +12,7 @@ from pathlib import Path
 from engine.blobs.base import BlobInfo, BlobStore, blob_key, check_key
 from engine.blobs.cache import BlobFileCache
 from engine.blobs.local import LocalBlobStore
+from engine.contract.settings import StorageSettings
 
 __all__ = [
     "BlobFileCache",
@@ -24,10 +25,11 @@ __all__ = [
 ]
 
 
-def open_store(backend: str, *, root: Path, connection_string: str = "", container: str = ""):
-    """The store for `backend` ("local" or "azure")."""
-    if backend == "azure":
+def open_store(settings: StorageSettings, root: Path) -> BlobStore:
+    """The store the settings name; `root` is the local backend's folder."""
+    if settings.Backend == "azure":
         from engine.blobs.azure import AzureBlobStore  # only this backend needs the SDK
 
-        return AzureBlobStore(connection_string, container)
+        secret = settings.Azure.ConnectionString
+        return AzureBlobStore(secret.get_secret_value() if secret else "", settings.Azure.Container)
     return LocalBlobStore(root)

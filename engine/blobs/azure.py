@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -56,6 +57,15 @@ class AzureBlobStore(BlobStore):
         with _errors(key):
             result = self._blob(key).upload_blob(
                 data, overwrite=not create_only, **_condition(if_match)
+            )
+        return result["etag"]
+
+    def put_file(
+        self, key: str, path: Path, *, if_match: str | None = None, create_only=False
+    ) -> str:
+        with _errors(key), path.open("rb") as f:  # streamed up, in blocks for a large file
+            result = self._blob(key).upload_blob(
+                f, length=path.stat().st_size, overwrite=not create_only, **_condition(if_match)
             )
         return result["etag"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.contract.errors import InvalidRequest
 from engine.contract.names import SUFFIX, check_file_name, check_user_id
@@ -66,6 +67,16 @@ class BlobStore(ABC):
     @abstractmethod
     def put(self, key: str, data: bytes, *, if_match: str | None = None, create_only=False) -> str:
         """Store `data` under `key` in one step; return the new ETag."""
+
+    def put_file(
+        self, key: str, path: Path, *, if_match: str | None = None, create_only=False
+    ) -> str:
+        """Store the file at `path` (a temp file the caller wrote and gives up) under `key`."""
+        return self.put(key, path.read_bytes(), if_match=if_match, create_only=create_only)
+
+    def local_file(self, key: str) -> Path | None:
+        """The blob as a file on this machine, where the store keeps it so; else None."""
+        return None
 
     @abstractmethod
     def read(self, key: str) -> tuple[bytes, BlobInfo]:

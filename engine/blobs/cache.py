@@ -12,8 +12,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from engine.atomic import atomic_path
 from engine.blobs.base import BlobStore, check_key
-from engine.storage import atomic_path
 
 
 class BlobFileCache:
@@ -24,6 +24,9 @@ class BlobFileCache:
 
     def path(self, key: str) -> Path:
         """A local file with the current content of `key`."""
+        own = self.store.local_file(key)
+        if own is not None:  # the store is on this machine's disk: no copy
+            return own
         # One folder per key, one file per version in it: older versions are easy to drop.
         folder = self.folder / check_key(key)
         folder.mkdir(parents=True, exist_ok=True)

@@ -4,14 +4,15 @@ file and `os.replace`, so a reader sees the old file or the new one, never half 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from filelock import FileLock
 
+from engine.atomic import atomic_path
 from engine.blobs.base import CHUNK, BlobInfo, BlobStore, check_key, user_prefix
 from engine.contract.errors import Conflict, InvalidRequest, NotFound
-from engine.storage import atomic_path
 
 
 class LocalBlobStore(BlobStore):
@@ -22,9 +23,20 @@ class LocalBlobStore(BlobStore):
     def _path(self, key: str) -> Path:
         path = self.root / check_key(key)
         # A link planted in place of a user's folder or file must not lead anywhere else.
-        if path.parent.is_symlink() or path.is_symlink():
-            raise InvalidRequest(f"storage key {key!r} is a link: refused", code="invalid_key")
+        self._no_link(path.parent)
+        if path.is_symlink():
+            raise InvalidRequest(
+                f"{path.name!r} is a link, which is refused", code="invalid_file_name"
+            )
         return path
+
+    @staticmethod
+    def _no_link(folder: Path) -> None:
+        if folder.is_symlink():
+            raise InvalidRequest(
+                f"the {folder.parent.name} folder of {folder.name!r} is a link, which is refused",
+                code="invalid_user_folder",
+            )
 
     @staticmethod
     def _info(key: str, st: os.stat_result) -> BlobInfo:
@@ -38,6 +50,17 @@ class LocalBlobStore(BlobStore):
         return FileLock(self._locks / (key.replace("/", "~") + ".lock"))
 
     def put(self, key: str, data: bytes, *, if_match: str | None = None, create_only=False) -> str:
+        return self._write(key, lambda tmp: tmp.write_bytes(data), if_match, create_only)
+
+    def put_file(
+        self, key: str, path: Path, *, if_match: str | None = None, create_only=False
+    ) -> str:
+        # shutil.move is a rename when both are on one disk.
+        return self._write(key, lambda tmp: shutil.move(path, tmp), if_match, create_only)
+
+    def _write(
+        self, key: str, fill: Callable[[Path], object], if_match: str | None, create_only: bool
+    ) -> str:
         path = self._path(key)
         with self._lock(key):
             if create_only and path.exists():
@@ -45,8 +68,14 @@ class LocalBlobStore(BlobStore):
             if if_match is not None and self._etag_or_none(path, key) != if_match:
                 raise Conflict(f"{key} changed since it was read; read it again")
             with atomic_path(path) as tmp:
-                tmp.write_bytes(data)
+                fill(tmp)
             return self._info(key, path.stat()).etag
+
+    def local_file(self, key: str) -> Path | None:
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFound(f"{key} not found")
+        return path
 
     def _etag_or_none(self, path: Path, key: str) -> str | None:
         try:
@@ -84,7 +113,8 @@ class LocalBlobStore(BlobStore):
     def list(self, kind: str, user_id: str) -> list[BlobInfo]:
         prefix = user_prefix(kind, user_id)
         folder = self.root / prefix
-        if folder.is_symlink() or not folder.is_dir():
+        self._no_link(folder)
+        if not folder.is_dir():
             return []
         out = [
             self._info(prefix + p.name, p.stat())

@@ -205,6 +205,16 @@ def pick_caption(rng: random.Random, forms: dict[str, str]) -> str:
     return ""
 
 
+def loss_weights(sched: DDPMScheduler, k: float) -> torch.Tensor:
+    """Per-timestep weight of the v-loss: (snr + k) / (snr + 1). k = 1 is plain v-prediction,
+    whose loss, counted in epsilon terms, grows as 1/snr at the noisy end; with gradients
+    clipped, that starves the middle steps, where a triangle's sides are drawn (a v2 model
+    re-noised halfway turned drawn triangles into tents). k = 0 weighs every step as epsilon
+    prediction does, but gives the pure-noise step, where the background is chosen, nothing."""
+    snr = sched.alphas_cumprod / (1 - sched.alphas_cumprod)
+    return (snr + k) / (snr + 1)
+
+
 def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
     unet, te, tok = c["unet"], c["text_encoder"], c["tokenizer"]
     ema_unet, ema_te = c["ema_unet"], c["ema_text_encoder"]
@@ -216,6 +226,7 @@ def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
     start = meta["step"] if meta else 0
     noise_sched = DDPMScheduler(num_train_timesteps=1000, **SCHEDULE)
     latents = data["latents"] * data["scale"]
+    weights = loss_weights(noise_sched, args.noisy_weight).to(device)
     unet.train()
     te.train()
     t0 = time.time()
@@ -236,7 +247,8 @@ def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
             return_tensors="pt",
         ).input_ids.to(device)
         pred = unet(noisy, t, te(ids)[0]).sample
-        loss = F.mse_loss(pred, noise_sched.get_velocity(x0, noise, t))
+        per_image = F.mse_loss(pred, noise_sched.get_velocity(x0, noise, t), reduction="none")
+        loss = (per_image.mean(dim=(1, 2, 3)) * weights[t]).mean()
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, args.steps, args.lr)
         opt.zero_grad(set_to_none=True)
@@ -324,6 +336,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--dataset", type=int, default=16000)
+    ap.add_argument(
+        "--noisy-weight",
+        type=float,
+        default=1.0,
+        help="k in the v-loss weight (snr + k) / (snr + 1): 1 is plain v-prediction",
+    )
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--ckpt-every", type=int, default=250)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")

@@ -1,7 +1,8 @@
 """The user's images and LoRAs: list, import, download, edit, delete.
 
 File names are path parameters that may hold anything (`{file:path}`), so every name,
-however mangled, reaches the one name check in `UserStore.resolve`."""
+however mangled, reaches the one name check in `UserStore.key`. Files are streamed from the
+store, whichever backend holds them."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response, StreamingResponse
 
 from engine.contract.accounts import Usage
 from engine.contract.errors import InvalidRequest
 from engine.contract.handlers import ContractRoute
+from engine.contract.names import Kind, check_file_name
 from engine.contract.schemas import (
     ERROR_RESPONSES,
     Deleted,
@@ -26,6 +28,7 @@ from engine.contract.schemas import (
     LoraPatch,
 )
 from engine.deps import RuntimeDep, StoreDep, UserIdDep
+from engine.storage import UserStore
 from engine.uploads import save_lora_upload
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
@@ -56,13 +59,13 @@ async def download_lora(
         Literal["diffusers", "kohya"], Query(description="kohya: for A1111/ComfyUI/kohya_ss")
     ] = "diffusers",
 ) -> Response:
-    path = store.resolve("loras", user_id, file)
     if format == "diffusers":
-        return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+        return _send(store, "loras", user_id, file, "application/octet-stream", attach=True)
     from engine.loras import kohya_bytes  # torch only when someone asks for a conversion
 
+    path = await asyncio.to_thread(store.local_file, "loras", user_id, file)
     data = await asyncio.to_thread(kohya_bytes, path)
-    name = f"{path.stem}_kohya.safetensors"
+    name = f"{check_file_name(file, 'loras').removesuffix('.safetensors')}_kohya.safetensors"
     return Response(
         data,
         media_type="application/octet-stream",
@@ -74,9 +77,6 @@ async def download_lora(
 async def edit_lora(store: StoreDep, user_id: UserIdDep, file: str, patch: LoraPatch) -> LoraEntry:
     """Change the trigger word, description or preferred strength stored in the file's
     header; its tensors stay byte for byte as they were."""
-    from engine.lora_metadata import rewrite_metadata
-
-    path = store.resolve("loras", user_id, file)
     changes = {
         f"loramint.{k}": v if isinstance(v, str) else json.dumps(v)
         for k, v in patch.model_dump(exclude_unset=True).items()
@@ -87,8 +87,19 @@ async def edit_lora(store: StoreDep, user_id: UserIdDep, file: str, patch: LoraP
             "send at least one of trigger_word, description, preferred_strength",
             code="nothing_to_change",
         )
-    await asyncio.to_thread(rewrite_metadata, path, changes)
-    return LoraEntry(**store.lora_entry(user_id, path))
+    await asyncio.to_thread(_rewrite, store, user_id, file, changes)
+    return LoraEntry(**store.lora_entry(user_id, file))
+
+
+def _rewrite(store: UserStore, user_id: str, file: str, changes: dict[str, str]) -> None:
+    from engine.lora_metadata import rewrite_metadata
+
+    version = store.info("loras", user_id, file)
+    source = store.local_file("loras", user_id, file)
+    # Conditional on the version read: an edit racing another edit or a retrain fails (409)
+    # rather than putting back the tensors it read.
+    with store.writing("loras", user_id, file, if_match=version.etag) as tmp:
+        rewrite_metadata(source, tmp, changes, repr(file))
 
 
 @router.delete("/loras/{file:path}")
@@ -121,9 +132,19 @@ def list_images(
     return ImageList(user_id=user_id, images=images, next_cursor=next_cursor)
 
 
-@router.get("/images/{file:path}")
-def download_image(store: StoreDep, user_id: UserIdDep, file: str) -> FileResponse:
-    return FileResponse(store.resolve("outputs", user_id, file), media_type="image/png")
+@router.get("/images/{file:path}", response_model=None)
+def download_image(store: StoreDep, user_id: UserIdDep, file: str) -> StreamingResponse:
+    return _send(store, "outputs", user_id, file, "image/png")
+
+
+def _send(
+    store: UserStore, kind: Kind, user_id: str, file: str, media_type: str, attach=False
+) -> StreamingResponse:
+    info, chunks = store.stream(kind, user_id, file)
+    headers = {"content-length": str(info.size), "etag": info.etag}
+    if attach:
+        headers["content-disposition"] = f'attachment; filename="{info.name}"'
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
 
 @router.delete("/images/{file:path}")

@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from engine.contract.errors import Conflict, QueueFull
@@ -15,7 +14,7 @@ from engine.contract.names import check_file_name
 from engine.contract.schemas import Job, JobPhase, JobSample, JobStatus, TrainOptions
 from engine.jobs import Cancelled
 from engine.runtime import LoadedModel, Runtime
-from engine.storage import atomic_path, iso
+from engine.storage import iso
 from engine.training.config import TrainConfig
 from engine.training.defaults import train_config, trigger_word
 from engine.training.progress import Progress
@@ -34,8 +33,7 @@ class TrainingService:
         model = self.rt.require_model()
         self._check_share(user)
         file_name = check_file_name(opts.name, "loras")
-        target = self.rt.store.user_dir("loras", user, create=True) / file_name
-        if target.exists() and not opts.overwrite:
+        if self.rt.store.exists("loras", user, file_name) and not opts.overwrite:
             raise Conflict(f"LoRA {file_name!r} already exists; send overwrite=true to replace it")
         cfg = train_config(opts, len(images), model.info)
         params = {
@@ -62,7 +60,7 @@ class TrainingService:
         }
         job = self.rt.jobs.create("train-lora", user, cfg.steps, params)
         future = self.rt.worker.submit(
-            lambda: self._run(job.id, model, images, cfg, target),
+            lambda: self._run(job.id, model, images, cfg, user, file_name),
             label=f"train {file_name}",
             background=True,
         )
@@ -89,7 +87,8 @@ class TrainingService:
         model: LoadedModel,
         images: list[TrainingImage],
         cfg: TrainConfig,
-        target: Path,
+        user: str,
+        file_name: str,
     ) -> None:
         from engine.training.trainer import Hooks, LoraTrainer  # torch: only on the worker
 
@@ -136,15 +135,16 @@ class TrainingService:
             result = trainer.run([im.image for im in images])
             thumb = self._draw(model, cfg.captions[0], cfg.seed)
             meta = self._metadata(model, jobs.current(job_id), result, thumb)
-            self._save(target, result.state, meta, jobs.current(job_id).params["overwrite"])
+            overwrite = jobs.current(job_id).params["overwrite"]
+            self._save(user, file_name, result.state, meta, overwrite)
             jobs.update(
                 job_id,
                 status=JobStatus.SUCCEEDED,
                 finished=iso(time.time()),
                 eta_s=0.0,
                 result={
-                    "file": target.name,
-                    "url": f"/loras/{target.name}?user_id={jobs.current(job_id).user_id}",
+                    "file": file_name,
+                    "url": f"/loras/{file_name}?user_id={user}",
                     "loss_before": round(result.probe_before, 5),
                     "loss_after": round(result.probe_after, 5),
                     "training_seconds": round(result.seconds, 2),
@@ -210,10 +210,13 @@ class TrainingService:
         meta["format"] = "pt"
         return meta
 
-    def _save(self, target: Path, state: dict, meta: dict[str, str], overwrite: bool) -> None:
+    def _save(
+        self, user: str, file_name: str, state: dict, meta: dict[str, str], overwrite: bool
+    ) -> None:
         from safetensors.torch import save_file
 
-        if target.exists() and not overwrite:
-            raise Conflict(f"a LoRA named {target.name!r} appeared while training; not replaced")
-        with atomic_path(target) as tmp:
+        store = self.rt.store
+        if store.exists("loras", user, file_name) and not overwrite:
+            raise Conflict(f"a LoRA named {file_name!r} appeared while training; not replaced")
+        with store.writing("loras", user, file_name, replace=overwrite) as tmp:
             save_file(state, str(tmp), metadata=meta)

@@ -1,0 +1,42 @@
+"""Settings sections the orchestrator and the engine both read, under the same environment
+names (`LORAMINT_STORAGE__BACKEND`, `LORAMINT_STORAGE__AZURE__CONNECTIONSTRING`...), so one
+environment serves every process. Field names follow the orchestrator's JSON file; the
+environment names match them whatever their case."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+
+
+class AzureStorage(BaseModel):
+    ConnectionString: SecretStr | None = Field(
+        None,
+        description="The storage account's connection string (Azurite's for trying it "
+        "locally). Needed when Backend is azure.",
+    )
+    Container: str = Field(
+        "loramint",
+        pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
+        description="The blob container; made on first use if it doesn't exist.",
+    )
+
+
+class StorageSettings(BaseModel):
+    Backend: Literal["local", "azure"] = Field(
+        "local",
+        description="Where LoRAs and images live. local: the data dir on this machine's (or a "
+        "mounted) disk. azure: an Azure Blob Storage container every engine worker shares; "
+        "each worker keeps local copies of the LoRAs it uses, fetched again only when changed.",
+    )
+    Azure: AzureStorage = Field(default_factory=AzureStorage)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _azure_needs_an_account(self) -> StorageSettings:
+        if self.Backend == "azure" and self.Azure.ConnectionString is None:
+            raise ValueError(
+                "Storage.Backend is azure but no connection string is set: set "
+                "LORAMINT_STORAGE__AZURE__CONNECTIONSTRING, or LORAMINT_STORAGE__BACKEND=local"
+            )
+        return self
