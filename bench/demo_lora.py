@@ -69,7 +69,7 @@ def main() -> None:
     cache = LoraCache(pipe, 1)
 
     def with_lora(path: Path):
-        cache.activate([LoraRef(path.stem, path, 1.0)])
+        cache.activate([LoraRef(path.stem, path.name, path, 1.0)])
 
         def draw(prompt: str, seed: int):
             params = RenderParams(prompt, "", d.steps, d.guidance_scale, d.width, d.height, (seed,))

@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from engine.contract.errors import ClientClosed, InvalidRequest, ShuttingDown
+from engine.contract.names import check_file_name
 from engine.contract.schemas import (
     MAX_SEED,
     GenerateAccepted,
@@ -114,9 +115,10 @@ class GenerationService:
         self._check_limits(model, steps, width, height, req.num_images)
         refs = []
         for spec in req.loras:
-            path = self.rt.store.local_file("loras", user, spec.file)
-            read_safetensors_metadata(path, spec.file)  # reject a broken file before queueing
-            refs.append(LoraRef(user, path, spec.strength))
+            file = check_file_name(spec.file, "loras")
+            path = self.rt.store.local_file("loras", user, file)
+            read_safetensors_metadata(path, file)  # reject a broken file before queueing
+            refs.append(LoraRef(user, file, path, spec.strength))
         seed = secrets.randbelow(MAX_SEED + 1) if req.seed is None else req.seed
         seeds = tuple((seed + i) % (MAX_SEED + 1) for i in range(req.num_images))
         params = RenderParams(
@@ -133,7 +135,7 @@ class GenerationService:
             "guidance_scale": guidance,
             "width": width,
             "height": height,
-            "loras": [{"file": r.path.name, "strength": r.strength} for r in refs],
+            "loras": [{"file": r.file, "strength": r.strength} for r in refs],
         }
         return Plan(user, model, refs, params, base)
 

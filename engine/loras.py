@@ -24,19 +24,19 @@ from engine.values import LoraRef
 
 log = logging.getLogger(__name__)
 
-CacheKey = tuple[str, str, int, int]  # user, file, mtime_ns, size
+CacheKey = tuple[str, str, str, int, int]  # user, file, local path, mtime_ns, size
 
 
-def read_lora_file(path: Path) -> dict[str, torch.Tensor]:
+def read_lora_file(path: Path, file: str) -> dict[str, torch.Tensor]:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise InvalidRequest(
-            f"LoRA {path.name!r} is not a valid .safetensors file: {exc}",
+            f"LoRA {file!r} is not a valid .safetensors file: {exc}",
             code="invalid_lora",
         ) from exc
     if not state:
-        raise InvalidRequest(f"LoRA {path.name!r} holds no tensors", code="invalid_lora")
+        raise InvalidRequest(f"LoRA {file!r} holds no tensors", code="invalid_lora")
     return state
 
 
@@ -48,10 +48,10 @@ def to_kohya(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 KOHYA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
 
 
-def kohya_bytes(path: Path) -> bytes:
+def kohya_bytes(path: Path, file: str) -> bytes:
     """The file converted for A1111/ComfyUI/kohya users, header metadata kept; a file that
     is kohya-format already comes back as it is."""
-    state = read_lora_file(path)
+    state = read_lora_file(path, file)
     if all(k.startswith(KOHYA_PREFIXES) for k in state):
         return path.read_bytes()
     with safe_open(str(path), framework="pt") as f:
@@ -62,7 +62,7 @@ def kohya_bytes(path: Path) -> bytes:
         return save(to_kohya(state), metadata=metadata)
     except (ValueError, KeyError, RuntimeError) as exc:  # diffusers' "not converted to PEFT"
         raise InvalidRequest(
-            f"LoRA {path.name!r} can't be converted to kohya format: its tensor names are "
+            f"LoRA {file!r} can't be converted to kohya format: its tensor names are "
             f"neither diffusers' nor PEFT's ({exc})",
             code="incompatible_lora",
         ) from exc
@@ -116,29 +116,29 @@ class LoraCache:
 
     def _ensure_loaded(self, ref: LoraRef) -> str:
         st = ref.path.stat()
-        key: CacheKey = (ref.user_id, ref.path.name, st.st_mtime_ns, st.st_size)
+        key: CacheKey = (ref.user_id, ref.file, str(ref.path), st.st_mtime_ns, st.st_size)
         if key in self._adapters:
             self.hits += 1
             self._adapters.move_to_end(key)
             return self._adapters[key]
         self.misses += 1
         name = _adapter_name(key)
-        state = read_lora_file(ref.path)
+        state = read_lora_file(ref.path, ref.file)
         self._active = None
         try:
             self.pipe.load_lora_weights(state, adapter_name=name)
         except Exception as exc:  # diffusers raises ValueError/RuntimeError/KeyError here
             self._discard(name)
             raise InvalidRequest(
-                f"LoRA {ref.path.name!r} does not fit this model: {exc}",
+                f"LoRA {ref.file!r} does not fit this model: {exc}",
                 code="incompatible_lora",
             ) from exc
         if not any(name in names for names in self.pipe.get_list_adapters().values()):
             raise InvalidRequest(
-                f"LoRA {ref.path.name!r} has no weights that match this model",
+                f"LoRA {ref.file!r} has no weights that match this model",
                 code="incompatible_lora",
             )
-        log.info("loaded LoRA %s/%s as %s", ref.user_id, ref.path.name, name)
+        log.info("loaded LoRA %s/%s as %s", ref.user_id, ref.file, name)
         self._adapters[key] = name
         return name
 

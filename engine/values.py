@@ -43,5 +43,6 @@ class RenderParams:
 @dataclass(frozen=True)
 class LoraRef:
     user_id: str
-    path: Path
+    file: str  # the name the user knows it by
+    path: Path  # where this engine reads it: the file, or its local copy of a shared blob
     strength: float

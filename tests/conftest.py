@@ -88,6 +88,18 @@ def upload_lora(client: httpx.Client, tiny_models: dict[str, TinyModel], engine:
     return upload
 
 
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Azurite blob service for the session; its connection string."""
+    from tests.services import azurite_program, start_azurite
+
+    if azurite_program() is None:
+        pytest.skip("azurite is not installed (npm install --prefix .cache/npm azurite)")
+    service, conn = start_azurite(tmp_path_factory.mktemp("azurite"))
+    with service:
+        yield conn
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium, headless (tests using it skip where it isn't installed). Per module:

@@ -12,16 +12,6 @@ import pytest
 from engine.blobs import BlobFileCache, blob_key, check_key, open_store
 from engine.contract.errors import Conflict, InvalidRequest, NotFound
 from engine.contract.settings import StorageSettings
-from tests.services import azurite_program, start_azurite
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    if azurite_program() is None:
-        pytest.skip("azurite is not installed (npm install --prefix .cache/npm azurite)")
-    service, conn = start_azurite(tmp_path_factory.mktemp("azurite"))
-    with service:
-        yield conn
 
 
 @pytest.fixture(params=["local", "azure"])

@@ -64,7 +64,7 @@ async def download_lora(
     from engine.loras import kohya_bytes  # torch only when someone asks for a conversion
 
     path = await asyncio.to_thread(store.local_file, "loras", user_id, file)
-    data = await asyncio.to_thread(kohya_bytes, path)
+    data = await asyncio.to_thread(kohya_bytes, path, check_file_name(file, "loras"))
     name = f"{check_file_name(file, 'loras').removesuffix('.safetensors')}_kohya.safetensors"
     return Response(
         data,
