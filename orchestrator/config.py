@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 from engine.contract.guards import is_loopback
 from engine.contract.schemas import AppMode
+from engine.contract.settings import StorageSettings
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_FILE = HERE / "appsettings.json"
@@ -41,7 +42,9 @@ class EngineSection(BaseModel):
     StartupTimeoutSeconds: float = Field(600, gt=0, description="How long to wait for ready.")
     VenvDir: str | None = Field(None, description="Engine venv; default: {Path}/.venv.")
     Requirements: str | None = Field(
-        None, description="Default: requirements.txt beside the engine folder."
+        None,
+        description="Default: requirements.txt beside the engine folder (requirements-scale.txt "
+        "when Storage.Backend is azure: it adds the Azure SDK).",
     )
     Python: str | None = Field(
         None, description="Python that creates the venv; default: the one running the orchestrator."
@@ -104,9 +107,11 @@ class PreviewSection(BaseModel):
     )
 
 
-class StorageSection(BaseModel):
+class StorageSection(StorageSettings):
     DataDir: str = Field(
-        "../data", description="The engine's data dir (relative: to the settings file)."
+        "../data",
+        description="The engine's data dir (relative: to the settings file): the users' files "
+        "with Backend local; jobs, accounts and local copies of shared LoRAs with either.",
     )
 
 
@@ -165,7 +170,8 @@ class OrchestratorSettings(BaseSettings):
     def requirements(self) -> Path:
         if self.Engine.Requirements:
             return self._path(self.Engine.Requirements)
-        return self.engine_dir.parent / "requirements.txt"
+        scale = self.Storage.Backend != "local"
+        return self.engine_dir.parent / ("requirements-scale.txt" if scale else "requirements.txt")
 
     @property
     def data_dir(self) -> Path:

@@ -153,6 +153,7 @@ class EngineSupervisor:
             "LORAMINT_ENGINE_HOST": host,
             "LORAMINT_ENGINE_PORT": str(port),
             "LORAMINT_DATA_DIR": str(self.s.data_dir),
+            **self.s.Storage.environment(),
             "LORAMINT_DEFAULT_USER": self.s.DefaultUser,
             "LORAMINT_MODE": self.s.Mode,
             "LORAMINT_ENGINE_TOKEN": self.token,

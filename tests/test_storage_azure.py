@@ -3,12 +3,14 @@ file flow over HTTP, per-user isolation, and nothing of anyone's on the engine's
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 from azure.storage.blob import ContainerClient
 
-from tests.engine_process import EngineProcess
+from orchestrator.config import OrchestratorSettings
+from tests.engine_process import ROOT, EngineProcess, OrchestratorProcess
 from tests.helpers import (
     ALICE,
     FAST,
@@ -112,3 +114,33 @@ def test_users_reach_only_their_own_blobs(azure_engine, tiny_models):
         assert c.delete(f"/images/{image}", params=ALICE).status_code == 200
         assert c.delete("/loras/mine.safetensors", params=ALICE).status_code == 200
     assert not {f"outputs/alice/{image}", "loras/alice/mine.safetensors"} & blob_names(eng)
+
+
+def test_the_app_hands_its_storage_settings_to_its_engine(tiny_models, azurite, tmp_path):
+    """Storage set in the app's settings file only: the engine it starts stores in the same
+    container, and the browser gets the files through the app, never from a blob URL."""
+    container = f"t{uuid.uuid4().hex[:12]}"
+    storage = {"Backend": "azure", "Azure": {"ConnectionString": azurite, "Container": container}}
+    settings = tmp_path / "appsettings.json"
+    engine = {"Path": str(ROOT / "engine")}  # the default is relative to the settings file
+    settings.write_text(json.dumps({"Engine": engine, "Storage": storage}))
+    app = OrchestratorProcess(
+        str(tiny_models["sd"].folder), tmp_path, LORAMINT_SETTINGS=str(settings)
+    )
+    assert OrchestratorSettings(Settings=str(settings), Storage=storage).requirements.name == (
+        "requirements-scale.txt"  # the engine's venv gets the Azure SDK
+    )
+    app.start_ready()
+    try:
+        with app.client() as c:
+            r = c.post("/generate", json={"prompt": "a red fox", **FAST})
+            assert r.status_code == 200, r.text
+            image = r.json()["images"][0]
+            served = c.get(image["url"])
+            assert served.status_code == 200 and is_png(served.content)
+        blobs = ContainerClient.from_connection_string(azurite, container)
+        stored = blobs.download_blob(f"outputs/local/{image['file']}").readall()
+        assert served.content == stored
+        assert not (app.data_dir / "outputs").exists()
+    finally:
+        app.stop()

@@ -40,3 +40,16 @@ class StorageSettings(BaseModel):
                 "LORAMINT_STORAGE__AZURE__CONNECTIONSTRING, or LORAMINT_STORAGE__BACKEND=local"
             )
         return self
+
+    def environment(self) -> dict[str, str]:
+        """This section as the environment variables another process reads it from."""
+        secret = self.Azure.ConnectionString
+        return {
+            "LORAMINT_STORAGE__BACKEND": self.Backend,
+            "LORAMINT_STORAGE__AZURE__CONTAINER": self.Azure.Container,
+            **(
+                {"LORAMINT_STORAGE__AZURE__CONNECTIONSTRING": secret.get_secret_value()}
+                if secret
+                else {}
+            ),
+        }
