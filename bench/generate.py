@@ -35,28 +35,22 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], runs: int) -> dict
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--family", choices=["sd", "sdxl"], default="sd")
-    ap.add_argument("--runs", type=int, default=15)
-    ap.add_argument("--steps", type=int, default=4)
-    args = ap.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="loramint-bench-"))
-    pipe = (tiny_sdxl if args.family == "sdxl" else tiny_sd)(seed=0)
-    pipe.save_pretrained(work / "model", safe_serialization=True)
-    loras = [random_lora(pipe, work / f"l{i}.safetensors", seed=i, scale=4.0) for i in (1, 2)]
-    del pipe
-
-    body = {"prompt": "a red fox", "seed": 1, "steps": args.steps, "guidance_scale": 3.0}
-    direct_pipe, info = load_model(str(work / "model"), "cpu")
+def measure(
+    model: Path, loras: list[Path], body: dict, runs: int, work: Path, device: str = "cpu"
+) -> dict[str, float]:
+    """Median seconds of one generation four ways: a direct `pipe(...)` call in this process,
+    `POST /generate` to a real engine on the same model, and over HTTP with no LoRA and with
+    the cached `loras` stack (strength 0.8 each). `body` holds prompt, seed, steps,
+    guidance_scale, width and height."""
+    direct_pipe, _ = load_model(str(model), device)
     params = RenderParams(
-        "a red fox", "", args.steps, 3.0, info.defaults.width, info.defaults.height, (1,)
-    )
-
-    engine = EngineProcess(str(work / "model"), work / "data", work / "engine.log").start()
+        body["prompt"], "", body["steps"], body["guidance_scale"], body["width"],
+        body["height"], (body["seed"],),
+    )  # fmt: skip
+    engine = EngineProcess(str(model), work / "data", work / "engine.log", LORAMINT_DEVICE=device)
+    engine.start(timeout=900)
     try:
-        with engine.client() as c:
+        with engine.client(timeout=900) as c:
             for path in loras:
                 files = {"file": (path.name, path.read_bytes())}
                 c.post("/loras", files=files).raise_for_status()
@@ -69,17 +63,34 @@ def main() -> None:
             # that has never loaded a LoRA, then no LoRA vs the cached stack (alternating, so
             # every call also pays for switching adapters on or off).
             t = interleaved_medians(
-                {"direct": lambda: render(direct_pipe, params), "http": lambda: post({})},
-                args.runs,
+                {"direct": lambda: render(direct_pipe, params), "http": lambda: post({})}, runs
             )
             t |= interleaved_medians(
-                {"no_lora": lambda: post({}), "stack": lambda: post({"loras": stack})},
-                args.runs,
+                {"no_lora": lambda: post({}), "stack": lambda: post({"loras": stack})}, runs
             )
     finally:
         engine.stop()
+    return t
 
-    print(f"tiny {args.family}, {args.steps} steps, {info.defaults.width}px, {args.runs} runs")
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--family", choices=["sd", "sdxl"], default="sd")
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--steps", type=int, default=4)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="loramint-bench-"))
+    pipe = (tiny_sdxl if args.family == "sdxl" else tiny_sd)(seed=0)
+    pipe.save_pretrained(work / "model", safe_serialization=True)
+    loras = [random_lora(pipe, work / f"l{i}.safetensors", seed=i, scale=4.0) for i in (1, 2)]
+    side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    del pipe
+    body = {"prompt": "a red fox", "seed": 1, "steps": args.steps, "guidance_scale": 3.0,
+            "width": side, "height": side}  # fmt: skip
+    t = measure(work / "model", loras, body, args.runs, work)
+
+    print(f"tiny {args.family}, {args.steps} steps, {side}px, {args.runs} runs")
     print(f"direct pipe(...)          {t['direct'] * 1000:8.1f} ms")
     print(f"HTTP /generate, no LoRA   {t['http'] * 1000:8.1f} ms")
     print(f"HTTP, no LoRA (phase 2)   {t['no_lora'] * 1000:8.1f} ms")
