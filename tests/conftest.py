@@ -10,6 +10,17 @@ import pytest
 from tests.engine_process import EngineProcess
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    no_gpu = pytest.mark.skip(reason="needs CUDA: run on a GPU machine (./test.sh -m cuda)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(no_gpu)
+
+
 @dataclass
 class TinyModel:
     family: str
