@@ -33,6 +33,7 @@ from engine.values import ModelDefaults, ModelInfo
 from tests.tiny import tiny_sdxl
 
 SCRIPT = Path("examples/dreambooth/train_dreambooth_lora_sdxl.py")
+SD_SCRIPT = Path("examples/dreambooth/train_dreambooth_lora.py")  # SD 1.x/2.x
 RUNNER = Path(__file__).resolve().parent / "stand_ins" / "run_script.py"
 PROMPT = "a photo of ohwx"
 TARGET = 0.8
@@ -85,15 +86,29 @@ def ours(pipe, cfg: TrainConfig) -> float:
     return (stamps[-1] - stamps[4]) / (len(stamps) - 5)  # after warm-up
 
 
-def script(checkout: Path, model: Path, data: Path, steps: int, out: Path) -> float:
+def script(
+    checkout: Path,
+    model: Path,
+    data: Path,
+    steps: int,
+    out: Path,
+    *extra: str,
+    resolution: int = 64,
+    rank: int = 4,
+    which: Path = SCRIPT,
+) -> float:
+    """The script's seconds per step; `extra` are more of its arguments."""
     stamps_file = out.parent / "stamps.txt"
-    argv = [sys.executable, str(RUNNER), str(stamps_file), str(checkout / SCRIPT)]
+    argv = [sys.executable, str(RUNNER), str(stamps_file), str(checkout / which)]
     argv += ["--pretrained_model_name_or_path", str(model), "--instance_data_dir", str(data)]
-    argv += ["--instance_prompt", PROMPT, "--resolution", "64", "--train_batch_size", "1"]
-    argv += ["--rank", "4", "--learning_rate", "1e-4", "--max_train_steps", str(steps)]
-    argv += ["--output_dir", str(out), "--seed", "0", "--mixed_precision", "no"]
+    argv += ["--instance_prompt", PROMPT, "--resolution", str(resolution)]
+    argv += ["--train_batch_size", "1", "--rank", str(rank), "--learning_rate", "1e-4"]
+    argv += ["--max_train_steps", str(steps), "--output_dir", str(out), "--seed", "0"]
     argv += ["--report_to", "all", "--center_crop", "--checkpointing_steps", "100000"]
-    subprocess.run(argv, check=True, capture_output=True, cwd=out.parent)
+    argv += list(extra) or ["--mixed_precision", "no"]
+    run = subprocess.run(argv, capture_output=True, text=True, cwd=out.parent)
+    if run.returncode:
+        raise RuntimeError(f"{which.name} failed ({run.returncode}):\n{run.stderr[-3000:]}")
     stamps = [float(line) for line in stamps_file.read_text().split()]
     return (stamps[-1] - stamps[4]) / (len(stamps) - 5)  # after warm-up, as ours()
 
