@@ -84,6 +84,14 @@ class EngineSettings(BaseSettings):
         description="Storage one user may keep (images and LoRAs), in MB; beyond it new images, "
         "uploads and training get 413 quota_exceeded. None: no quota.",
     )
+    gpu_memory_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Share of the GPU's memory this engine may use, so several engines can "
+        "share one card; work that needs more fails with 503 out_of_memory and the next "
+        "request runs. None: all of it.",
+    )
     lora_cache_size: int = Field(
         8, ge=1, description="LoRA adapters kept loaded; least recently used are unloaded."
     )

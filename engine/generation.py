@@ -22,7 +22,7 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from engine.contract.errors import ClientClosed, InvalidRequest, ShuttingDown
+from engine.contract.errors import ApiError, ClientClosed, InvalidRequest, ShuttingDown
 from engine.contract.names import check_file_name
 from engine.contract.schemas import (
     MAX_SEED,
@@ -141,7 +141,7 @@ class GenerationService:
 
     def _render(self, plan: Plan, stop: Callable[[], bool], on_step=None) -> list[Image.Image]:
         """On the worker: the images, or Cancelled at the first step after `stop()`."""
-        from engine.pipelines import render  # torch: only when there is work to do
+        from engine.pipelines import memory_guard, render  # torch: only when there is work
 
         def halt_if_asked() -> None:
             if stop() or self.rt.stopping.is_set():
@@ -153,8 +153,11 @@ class GenerationService:
                 on_step(i, latents)
 
         halt_if_asked()
-        plan.model.loras.activate(plan.refs)
-        return render(plan.model.pipe, plan.render, step)
+        r = plan.render
+        what = f"{len(r.seeds)} image(s) of {r.width}x{r.height}"
+        with memory_guard(what, "ask for fewer or smaller images"):
+            plan.model.loras.activate(plan.refs)
+            return render(plan.model.pipe, r, step)
 
     # -- synchronous ---------------------------------------------------------------------
     async def generate(
@@ -276,7 +279,7 @@ class GenerationService:
             return
         except Exception as exc:  # the job records why; the engine keeps serving
             log.exception("generation job %s failed", job_id)
-            message = f"{type(exc).__name__}: {exc}"
+            message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
             jobs.update(job_id, status=JobStatus.FAILED, finished=iso(time.time()), error=message)
             return
         answer = self._response(plan, results, time.perf_counter() - started)

@@ -6,9 +6,11 @@ the SD vs SDXL family; picks the device and dtype; and derives per-model default
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -21,7 +23,7 @@ from diffusers import (
 from PIL import Image
 from safetensors import safe_open
 
-from engine.contract.errors import ModelLoadError
+from engine.contract.errors import ModelLoadError, OutOfMemory
 from engine.demo_model import MODEL_ID as DEMO_ID
 from engine.demo_model import WEIGHTS_DIR as DEMO_WEIGHTS
 from engine.values import ModelDefaults, ModelInfo, RenderParams
@@ -44,6 +46,31 @@ def pick_device(choice: str) -> tuple[torch.device, torch.dtype]:
     if choice == "mps":
         return torch.device("mps"), torch.float16
     return torch.device("cpu"), torch.float32
+
+
+def limit_memory(fraction: float) -> None:
+    """Let this process use only `fraction` of the GPU's memory (several engines on a card)."""
+    torch.cuda.set_per_process_memory_fraction(fraction)
+
+
+@contextmanager
+def memory_guard(what: str, way_out: str) -> Iterator[None]:
+    """The device running out of memory becomes OutOfMemory, naming the work and the way
+    out, once what the failed work held is freed, so the next request runs normally."""
+    failed = False
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        failed = True  # freed below, once the traceback's frames (and tensors) are gone
+    if failed:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        log.warning("out of memory: %s", what)
+        raise OutOfMemory(
+            f"the {'GPU' if torch.cuda.is_available() else 'device'} ran out of memory for "
+            f"{what}; {way_out}. Its memory was freed: other requests run normally."
+        )
 
 
 def _single_file_family(path: Path) -> str:

@@ -111,7 +111,7 @@ class Runtime:
     def _load(self) -> None:
         # Imported here so that importing the web layer never pulls in torch.
         from engine.loras import LoraCache
-        from engine.pipelines import load_model, own_settings
+        from engine.pipelines import limit_memory, load_model, own_settings
         from engine.previews import previewer_for
 
         s = self.settings
@@ -121,6 +121,8 @@ class Runtime:
             log.error("%s", exc.message)
             self._failed, self.reason = True, exc.message
             return
+        if s.gpu_memory_fraction and info.device.startswith("cuda"):
+            limit_memory(s.gpu_memory_fraction)
         preview = previewer_for(
             info.family, own_settings(info.model).get("preview"), s.preview_vae, pipe
         )

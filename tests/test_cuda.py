@@ -7,7 +7,16 @@ from __future__ import annotations
 import pytest
 
 from tests.engine_process import EngineProcess
-from tests.helpers import generate, pixels, png_bytes, start_training, wait_job
+from tests.helpers import (
+    ALICE,
+    FAST,
+    assert_error,
+    generate,
+    pixels,
+    png_bytes,
+    start_training,
+    wait_job,
+)
 
 pytestmark = pytest.mark.cuda
 
@@ -34,5 +43,30 @@ def test_half_precision_generation_and_training(tiny_models, tmp_path, family):
             done = wait_job(c, job["job_id"])
             assert done["status"] == "succeeded", done.get("error")
             assert generate(c, loras=[{"file": "on_gpu.safetensors"}])["images"]
+    finally:
+        eng.stop()
+
+
+def test_out_of_memory_is_a_clear_error_and_the_next_request_runs(tiny_models, tmp_path):
+    import torch
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    eng = EngineProcess(
+        str(tiny_models["sdxl"].folder),
+        tmp_path / "data",
+        tmp_path / "engine.log",
+        LORAMINT_DEVICE="cuda",
+        LORAMINT_GPU_MEMORY_FRACTION=f"{(300 << 20) / total:.6f}",  # 300 MB of the card
+        LORAMINT_MAX_SIZE_RATIO="40",
+    ).start()
+    try:
+        with eng.client() as c:
+            huge = {"prompt": "x", **FAST, "width": 2048, "height": 2048, "num_images": 4}
+            err = assert_error(c.post("/generate", params=ALICE, json=huge), 503, "out_of_memory")
+            assert (
+                "4 image(s) of 2048x2048" in err["message"] and "fewer or smaller" in err["message"]
+            )
+            assert generate(c)["images"]
+            assert eng.health()["status"] == "ready"
     finally:
         eng.stop()

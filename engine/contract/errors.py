@@ -109,6 +109,14 @@ class EngineTimeout(ApiError):
     code = "engine_timeout"
 
 
+class OutOfMemory(ApiError):
+    """The device ran out of memory for this work; what it held was freed, so smaller work
+    (and the next request) runs."""
+
+    status_code = 503
+    code = "out_of_memory"
+
+
 class ShuttingDown(ApiError):
     """The engine was told to stop while this work waited or ran."""
 

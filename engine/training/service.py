@@ -9,7 +9,7 @@ import math
 import time
 from typing import Any
 
-from engine.contract.errors import Conflict, QueueFull
+from engine.contract.errors import ApiError, Conflict, QueueFull
 from engine.contract.names import check_file_name
 from engine.contract.schemas import Job, JobPhase, JobSample, JobStatus, TrainOptions
 from engine.jobs import Cancelled
@@ -90,7 +90,8 @@ class TrainingService:
         user: str,
         file_name: str,
     ) -> None:
-        from engine.training.trainer import Hooks, LoraTrainer  # torch: only on the worker
+        from engine.pipelines import memory_guard  # torch: only on the worker
+        from engine.training.trainer import Hooks, LoraTrainer
 
         jobs = self.rt.jobs
         if jobs.current(job_id).status.terminal:  # cancelled while it waited
@@ -132,7 +133,10 @@ class TrainingService:
         trainer = LoraTrainer(model.pipe, cfg, hooks)
         model.loras.invalidate()
         try:
-            result = trainer.run([im.image for im in images])
+            what = f"training at {cfg.resolution} px, rank {cfg.rank}"
+            way_out = "lower the resolution or the rank, or turn prior preservation off"
+            with memory_guard(what, way_out):
+                result = trainer.run([im.image for im in images])
             thumb = self._draw(model, cfg.captions[0], cfg.seed)
             meta = self._metadata(model, jobs.current(job_id), result, thumb)
             overwrite = jobs.current(job_id).params["overwrite"]
@@ -155,7 +159,7 @@ class TrainingService:
             jobs.update(job_id, **jobs.stopped(job_id))
         except Exception as exc:  # the job records why; the engine keeps serving
             log.exception("training job %s failed", job_id)
-            message = exc.message if isinstance(exc, Conflict) else f"{type(exc).__name__}: {exc}"
+            message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
             jobs.update(job_id, status=JobStatus.FAILED, finished=iso(time.time()), error=message)
         finally:
             trainer.remove()
