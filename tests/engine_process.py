@@ -58,7 +58,11 @@ class ServiceProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
-        self.wait(until, timeout)
+        try:
+            self.wait(until, timeout)
+        except BaseException:  # a test whose start failed never reaches its own stop()
+            self.stop()
+            raise
         return self
 
     def wait(self, until: Callable[[dict[str, Any]], bool], timeout: float = 180) -> dict:
