@@ -64,8 +64,9 @@ async def download_lora(
     from engine.loras import kohya_bytes  # torch only when someone asks for a conversion
 
     path = await asyncio.to_thread(store.local_file, "loras", user_id, file)
-    data = await asyncio.to_thread(kohya_bytes, path, check_file_name(file, "loras"))
-    name = f"{check_file_name(file, 'loras').removesuffix('.safetensors')}_kohya.safetensors"
+    canonical = check_file_name(file, "loras")
+    data = await asyncio.to_thread(kohya_bytes, path, canonical)
+    name = f"{canonical.removesuffix('.safetensors')}_kohya.safetensors"
     return Response(
         data,
         media_type="application/octet-stream",
