@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import DDPMScheduler
 
 from engine.contract.errors import OutOfMemory
-from engine.demo_model.train import SCHEDULE, loss_weights
 from engine.pipelines import memory_guard
 
 
@@ -19,11 +17,3 @@ def test_out_of_memory_becomes_a_clear_503():
     assert "4 image(s) of 2048x2048; ask less" in err.value.message
     with pytest.raises(ValueError), memory_guard("x", "y"):  # other errors pass through
         raise ValueError("not memory")
-
-
-def test_noisy_weight_one_is_plain_v_loss_and_lower_weighs_the_noisy_end_less():
-    sched = DDPMScheduler(num_train_timesteps=1000, **SCHEDULE)
-    assert torch.allclose(loss_weights(sched, 1.0), torch.ones(1000))
-    w = loss_weights(sched, 0.1)
-    assert w[0] > 0.99 and abs(float(w[-1]) - 0.1) < 1e-6  # zero terminal SNR: exactly k
-    assert bool((w[1:] <= w[:-1]).all())  # falls steadily towards the noisy end

@@ -215,6 +215,18 @@ def loss_weights(sched: DDPMScheduler, k: float) -> torch.Tensor:
     return (snr + k) / (snr + 1)
 
 
+def stages(meta: dict | None, start: int, args) -> list[dict]:
+    """The runs that made a checkpoint, oldest first. Each went on from the one before with its
+    own --steps (also the length of its learning-rate schedule) and --noisy-weight, so running
+    them in order with one --work remakes it. Checkpoints from before the weight existed were
+    made in one plain v-loss run."""
+    done = meta.get("stages", [{"from": 0, "steps": start, "noisy_weight": 1.0}]) if meta else []
+    now = {"steps": args.steps, "noisy_weight": args.noisy_weight}
+    if args.steps <= start or (done and {k: done[-1][k] for k in now} == now):
+        return done
+    return [*done, {"from": start, **now}]
+
+
 def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
     unet, te, tok = c["unet"], c["text_encoder"], c["tokenizer"]
     ema_unet, ema_te = c["ema_unet"], c["ema_text_encoder"]
@@ -224,6 +236,7 @@ def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
     modules = {"unet": unet, "text_encoder": te, "ema_unet": ema_unet, "ema_text_encoder": ema_te}
     meta = ckpt.load(modules, opt)
     start = meta["step"] if meta else 0
+    record = {"stages": stages(meta, start, args)}
     noise_sched = DDPMScheduler(num_train_timesteps=1000, **SCHEDULE)
     latents = data["latents"] * data["scale"]
     weights = loss_weights(noise_sched, args.noisy_weight).to(device)
@@ -269,7 +282,7 @@ def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
                 (time.time() - t0) / (step + 1 - start),
             )
         if (step + 1) % args.ckpt_every == 0 or step + 1 == args.steps:
-            ckpt.save(step + 1, modules, opt)
+            ckpt.save(step + 1, modules, opt, record)
 
 
 def pin_posterior(vae: AutoencoderKL) -> None:
@@ -306,6 +319,9 @@ def export(c: dict, scale: float, out: Path, args) -> None:
                 "training": {
                     "vae_steps": args.vae_steps,
                     "steps": args.steps,
+                    "stages": stages(
+                        json.loads((args.work / "unet.json").read_text()), args.steps, args
+                    ),
                     "batch": args.batch,
                     "lr": args.lr,
                     "dataset": args.dataset,
