@@ -1,4 +1,5 @@
-"""`python -m engine`: serve the engine with uvicorn on the configured host and port."""
+"""`python -m engine`: serve the engine with uvicorn on the configured host and port (in celery
+mode: the API that enqueues). `python -m engine worker`: a celery-mode worker."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ def main() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if sys.argv[1:] == ["worker"]:
+        from engine.queue.worker import run_worker  # Celery: only in celery mode
+
+        if settings.queue.Mode != "celery":
+            sys.exit("`python -m engine worker` needs LORAMINT_QUEUE__MODE=celery")
+        return run_worker(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,

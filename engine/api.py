@@ -25,12 +25,18 @@ from engine.runtime import Runtime
 PREVIEW = {("GET", "/livez"), ("GET", "/health"), ("POST", "/generate")}
 
 
+def dispatcher(settings: EngineSettings) -> Runtime:
+    from engine.queue.dispatch import DispatchRuntime  # Celery: only in celery mode
+
+    return DispatchRuntime(settings)  # type: ignore[return-value]
+
+
 def create_app(settings: EngineSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings)
+        runtime = Runtime(settings) if settings.queue.Mode == "local" else dispatcher(settings)
         runtime.jobs.bind_loop(asyncio.get_running_loop())
         app.state.runtime = runtime
         runtime.start()

@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.contract.guards import is_loopback
 from engine.contract.schemas import MAX_IMAGES, MAX_SIDE, MAX_STEPS, AppMode
-from engine.contract.settings import StorageSettings
+from engine.contract.settings import QueueSettings, StorageSettings
 
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 
@@ -50,6 +50,21 @@ class EngineSettings(BaseSettings):
         default_factory=StorageSettings,  # type: ignore[arg-type]
         description="Where LoRAs and images live (LORAMINT_STORAGE__BACKEND local or azure); "
         "the same section as the orchestrator's Storage.",
+    )
+    queue: QueueSettings = Field(
+        default_factory=QueueSettings,  # type: ignore[arg-type]
+        description="local: this engine does the work. celery: `python -m engine` serves the "
+        "API and enqueues (no model), `python -m engine worker` processes do the work; the "
+        "same section as the orchestrator's Queue.",
+    )
+    worker_slots: int = Field(
+        4,
+        ge=2,
+        description="Celery mode: tasks one worker takes at once. One may be a training (at "
+        "most one); generations run between its steps.",
+    )
+    worker_name: str | None = Field(
+        None, description="Celery mode: this worker's name in /health (default: host:pid)."
     )
     engine_host: str = Field("127.0.0.1", description="Interface the engine binds to.")
     engine_port: int = Field(8000, ge=0, le=65535, description="Port the engine binds to.")

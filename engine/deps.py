@@ -28,15 +28,33 @@ async def get_store(rt: RuntimeDep) -> UserStore:
     return rt.store
 
 
+def queued(rt: Runtime) -> bool:
+    """Celery mode: the runtime is a DispatchRuntime and the work goes onto the queue (imported
+    only then: the default install has no Celery)."""
+    return rt.settings.queue.Mode == "celery"
+
+
 async def get_generation(rt: RuntimeDep) -> GenerationService:
+    if queued(rt):
+        from engine.queue.dispatch import QueuedGeneration
+
+        return QueuedGeneration(rt)  # type: ignore[arg-type, return-value]
     return GenerationService(rt)
 
 
 async def get_training(rt: RuntimeDep) -> TrainingService:
+    if queued(rt):
+        from engine.queue.dispatch import QueuedTraining
+
+        return QueuedTraining(rt)  # type: ignore[arg-type, return-value]
     return TrainingService(rt)
 
 
 async def get_captions(rt: RuntimeDep) -> CaptionService:
+    if queued(rt):
+        from engine.queue.dispatch import QueuedCaptions
+
+        return QueuedCaptions(rt)  # type: ignore[arg-type, return-value]
     return CaptionService(rt)
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 class Health(str, enum.Enum):
     STARTING = "starting"
+    WAITING = "waiting"  # celery mode: no worker connected; work waits in the queue
     READY = "ready"
     BUSY = "busy"
     ERROR = "error"
@@ -46,12 +47,12 @@ class LoadedModel:
 
 
 class Runtime:
-    def __init__(self, settings: EngineSettings) -> None:
+    def __init__(self, settings: EngineSettings, jobs: JobStore | None = None) -> None:
         self.settings = settings
         blobs = open_store(settings.storage, settings.data_dir)
         self.store = UserStore(blobs, settings.data_dir / ".cache")
         self.worker = DeviceWorker(settings.queue_size, settings.user_queue_size)
-        self.jobs = JobStore(settings.data_dir / "jobs", settings.job_history)
+        self.jobs = jobs or JobStore(settings.data_dir / "jobs", settings.job_history)
         self.worker.on_dequeue = self._queue_moved
         self._queued: dict[str, Future[Any]] = {}  # job id -> its work, while it waits
         # Set when the engine is told to stop: running work ends at its next step.

@@ -20,7 +20,7 @@ from pydantic_settings import (
 
 from engine.contract.guards import is_loopback
 from engine.contract.schemas import AppMode
-from engine.contract.settings import StorageSettings
+from engine.contract.settings import QueueSettings, StorageSettings
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_FILE = HERE / "appsettings.json"
@@ -44,7 +44,7 @@ class EngineSection(BaseModel):
     Requirements: str | None = Field(
         None,
         description="Default: requirements.txt beside the engine folder (requirements-scale.txt "
-        "when Storage.Backend is azure: it adds the Azure SDK).",
+        "when Storage.Backend is azure or Queue.Mode celery: it adds their libraries).",
     )
     Python: str | None = Field(
         None, description="Python that creates the venv; default: the one running the orchestrator."
@@ -123,6 +123,11 @@ class OrchestratorSettings(BaseSettings):
     Engine: EngineSection = Field(default_factory=EngineSection)  # type: ignore[arg-type]
     Server: ServerSection = Field(default_factory=ServerSection)  # type: ignore[arg-type]
     Storage: StorageSection = Field(default_factory=StorageSection)  # type: ignore[arg-type]
+    Queue: QueueSettings = Field(
+        default_factory=QueueSettings,  # type: ignore[arg-type]
+        description="Mode celery: the engine child only dispatches (no model) and engine "
+        "workers, started on their own (`python -m engine worker`), do the work.",
+    )
     Auth: AuthSection = Field(default_factory=AuthSection)  # type: ignore[arg-type]
     Mode: AppMode = Field(
         "full",
@@ -170,7 +175,7 @@ class OrchestratorSettings(BaseSettings):
     def requirements(self) -> Path:
         if self.Engine.Requirements:
             return self._path(self.Engine.Requirements)
-        scale = self.Storage.Backend != "local"
+        scale = self.Storage.Backend != "local" or self.Queue.Mode != "local"
         return self.engine_dir.parent / ("requirements-scale.txt" if scale else "requirements.txt")
 
     @property

@@ -154,6 +154,7 @@ class EngineSupervisor:
             "LORAMINT_ENGINE_PORT": str(port),
             "LORAMINT_DATA_DIR": str(self.s.data_dir),
             **self.s.Storage.environment(),
+            **self.s.Queue.environment(),
             "LORAMINT_DEFAULT_USER": self.s.DefaultUser,
             "LORAMINT_MODE": self.s.Mode,
             "LORAMINT_ENGINE_TOKEN": self.token,

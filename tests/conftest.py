@@ -3,11 +3,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.engine_process import EngineProcess
+
+if TYPE_CHECKING:
+    from tests.services import RedisServer
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -109,6 +113,18 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     service, conn = start_azurite(tmp_path_factory.mktemp("azurite"))
     with service:
         yield conn
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server for a module's tests (a test may restart it on its port)."""
+    from tests.services import RedisServer, find
+
+    if find("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")

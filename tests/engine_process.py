@@ -173,3 +173,86 @@ def team_app(model: str, workdir: Path, **env: str) -> OrchestratorProcess:
         added = proc.cli("users", "add", name, *admin, stdin=TEAM[name] + "\n")
         assert added.returncode == 0, added.stderr
     return proc
+
+
+class QueueWorker:
+    """`python -m engine worker` (celery mode) on the model and store given; it is ready once
+    its dispatcher's /health lists it by `name`."""
+
+    def __init__(self, name: str, model: str, data_dir: Path, log_path: Path, **env: str) -> None:
+        self.name = name
+        self.log_path = log_path
+        self.env = {
+            "HF_HUB_OFFLINE": "1",
+            **os.environ,
+            "LORAMINT_MODEL": model,
+            "LORAMINT_DATA_DIR": str(data_dir),
+            "LORAMINT_DEVICE": "cpu",
+            "LORAMINT_WORKER_NAME": name,
+            "LORAMINT_QUEUE__MODE": "celery",
+            **env,
+        }
+        log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "worker"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def succeeded(self, task: str) -> int:
+        """How many `task` tasks this worker finished (Celery logs each)."""
+        return sum(
+            1 for line in self.log().splitlines() if f"{task}[" in line and "succeeded" in line
+        )
+
+    def stop(self) -> None:
+        stop_process(self.proc, grace=20)
+
+
+class QueueCluster:
+    """A dispatcher (`python -m engine` in celery mode) and `workers` workers on one model and
+    one data dir, as they would share a mounted disk."""
+
+    def __init__(
+        self, model: str, redis_url: str, work: Path, workers: int = 2, **env: str
+    ) -> None:
+        self.model, self.work = model, work
+        self.env = {"LORAMINT_QUEUE__BROKERURL": redis_url, **env}
+        self.dispatcher = EngineProcess(
+            model, work / "data", work / "dispatcher.log", LORAMINT_QUEUE__MODE="celery", **self.env
+        ).start(wait_for="waiting")
+        self.workers: dict[str, QueueWorker] = {}
+        self.count = 0
+        try:
+            for _ in range(workers):
+                self.add_worker()
+        except BaseException:  # a start that failed leaves nothing running
+            self.stop()
+            raise
+
+    def add_worker(self) -> QueueWorker:
+        self.count += 1
+        name = f"w{self.count}"
+        w = QueueWorker(name, self.model, self.work / "data", self.work / f"{name}.log", **self.env)
+        self.workers[name] = w
+        try:
+            self.dispatcher.wait(lambda h: name in [c["name"] for c in h["workers"]], 120)
+        except BaseException:
+            w.stop()
+            raise
+        return w
+
+    def running(self, label: str) -> dict:
+        """The card of the worker running `label` now (waits for one)."""
+        found = self.dispatcher.wait(lambda h: any(c["running"] == label for c in h["workers"]), 60)
+        return next(c for c in found["workers"] if c["running"] == label)
+
+    def stop(self) -> None:
+        for w in self.workers.values():
+            w.stop()
+        self.dispatcher.stop()

@@ -86,3 +86,26 @@ def start_azurite(work: Path) -> tuple[Service, str]:
         f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
     )
     return service, conn
+
+
+class RedisServer:
+    """redis-server on a free loopback port, its data in `work`: an append-only file written
+    at every change, so `restart()` brings back every message and record it had."""
+
+    def __init__(self, work: Path) -> None:
+        program = find("redis-server")
+        assert program, "redis-server is not installed"
+        self.work = work
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.argv = [program, "--port", str(self.port), "--bind", "127.0.0.1"]
+        self.argv += ["--dir", str(work), "--appendonly", "yes", "--appendfsync", "always"]
+        self.argv += ["--save", ""]
+        self.service = Service(self.argv, self.port, work / "redis.log")
+
+    def restart(self) -> None:
+        self.service.stop()
+        self.service = Service(self.argv, self.port, self.work / "redis.log")
+
+    def stop(self) -> None:
+        self.service.stop()

@@ -53,3 +53,31 @@ class StorageSettings(BaseModel):
                 else {}
             ),
         }
+
+
+class QueueSettings(BaseModel):
+    Mode: Literal["local", "celery"] = Field(
+        "local",
+        description="local: the orchestrator's one engine child does all the work. celery: "
+        "engine workers (`python -m engine worker`, one per GPU, on any machine) take "
+        "generations and trainings from a Redis queue; job records live in Redis too.",
+    )
+    BrokerUrl: str = Field(
+        "redis://127.0.0.1:6379/0",
+        pattern=r"^rediss?://",
+        description="Redis URL: Celery's broker and result backend, and the job records.",
+    )
+    VisibilitySeconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a task taken by a worker that then vanished (killed, machine "
+        "gone) waits before Redis hands it to another worker.",
+    )
+
+    def environment(self) -> dict[str, str]:
+        """This section as the environment variables another process reads it from."""
+        return {
+            "LORAMINT_QUEUE__MODE": self.Mode,
+            "LORAMINT_QUEUE__BROKERURL": self.BrokerUrl,
+            "LORAMINT_QUEUE__VISIBILITYSECONDS": str(self.VisibilitySeconds),
+        }

@@ -31,11 +31,32 @@ class TrainingService:
     def submit(self, user: str, images: list[TrainingImage], opts: TrainOptions) -> Job:
         """`user` is already checked: it comes from the one identity channel (deps.py)."""
         model = self.rt.require_model()
+        file_name = self.check(user, opts)
+        cfg, params = self.plan(model, images, opts)
+        job = self.rt.jobs.create("train-lora", user, cfg.steps, params)
+        future = self.rt.worker.submit(
+            lambda: self._run(job.id, model, images, cfg, user, file_name),
+            label=f"train {file_name}",
+            background=True,
+        )
+        self.rt.track(job.id, future)
+        return self.rt.jobs.current(job.id)
+
+    def check(self, user: str, opts: TrainOptions) -> str:
+        """Refuse what would fail anyway, before anything is queued; the LoRA's file name."""
         self._check_share(user)
         file_name = check_file_name(opts.name, "loras")
         if self.rt.store.exists("loras", user, file_name) and not opts.overwrite:
             raise Conflict(f"LoRA {file_name!r} already exists; send overwrite=true to replace it")
+        return file_name
+
+    @staticmethod
+    def plan(
+        model: LoadedModel, images: list[TrainingImage], opts: TrainOptions
+    ) -> tuple[TrainConfig, dict[str, Any]]:
+        """The run's settings for this model, and what the job records of them."""
         cfg = train_config(opts, len(images), model.info)
+        file_name = check_file_name(opts.name, "loras")
         params = {
             "name": file_name.removesuffix(".safetensors"),
             "file": file_name,
@@ -58,14 +79,7 @@ class TrainingService:
             "image_sha256": [im.sha256 for im in images],
             "overwrite": opts.overwrite,
         }
-        job = self.rt.jobs.create("train-lora", user, cfg.steps, params)
-        future = self.rt.worker.submit(
-            lambda: self._run(job.id, model, images, cfg, user, file_name),
-            label=f"train {file_name}",
-            background=True,
-        )
-        self.rt.track(job.id, future)
-        return self.rt.jobs.current(job.id)
+        return cfg, params
 
     def _check_share(self, user: str) -> None:
         """At most `user_training_jobs` jobs per user at once, and room in their quota."""

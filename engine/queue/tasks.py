@@ -1,0 +1,170 @@
+"""What a worker does with each task: the engine's own services on this worker's device
+thread, so a queued generation or training is the same work as a local one.
+
+A task answers `{"answer": ...}` or `{"error": {status, code, message}}`: the contract's errors
+cross the queue as data and the dispatcher raises them again, so a client sees the same 4xx
+whichever mode serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import Ignore, Reject
+from PIL import Image
+
+from engine.captions import CaptionService
+from engine.contract.errors import ApiError, ClientClosed
+from engine.contract.schemas import GenerateRequest, JobStatus, TrainOptions
+from engine.generation import GenerationService
+from engine.jobs import Cancelled
+from engine.queue.celery_app import CAPTION, GENERATE, GENERATE_JOB, TRAIN
+from engine.queue.presence import Presence
+from engine.runtime import Runtime
+from engine.storage import iso
+from engine.training.service import TrainingService
+from engine.uploads import decode_training_image
+
+log = logging.getLogger(__name__)
+RETRY_S = 3.0  # a task this worker can't take now goes back to the queue for this long
+
+
+def error_payload(exc: ApiError) -> dict[str, Any]:
+    return {
+        "status": exc.status_code,
+        "code": exc.code,
+        "message": exc.message,
+        "headers": exc.headers,
+    }
+
+
+def answer(run: Callable[[], Any]) -> dict[str, Any]:
+    try:
+        return {"answer": run()}
+    except ApiError as exc:
+        return {"error": error_payload(exc)}
+
+
+def generate_now(rt: Runtime, user: str, body: dict, task_id: str) -> dict[str, Any]:
+    service = GenerationService(rt)
+    plan = service.plan(user, GenerateRequest.model_validate(body))
+    started = time.perf_counter()
+    hung_up = lambda: rt.jobs.cancel_requested(task_id)  # noqa: E731 - the dispatcher sets it
+    future = rt.worker.submit(lambda: service._render(plan, hung_up), label="generate", owner=user)
+    try:
+        images = future.result()
+    except Cancelled:
+        if hung_up():
+            raise ClientClosed("the client went away; the generation was stopped") from None
+        raise Reject("the worker is stopping", requeue=True) from None  # another one will
+    results = service.save_all(plan, images)
+    return service._response(plan, results, time.perf_counter() - started).model_dump(mode="json")
+
+
+def hand_back_if_stopping(rt: Runtime, job_id: str) -> None:
+    """A worker told to stop ends its job at the next step; the job (queued again by
+    `RedisJobStore.stopped`) goes back to the queue for another worker."""
+    if rt.stopping.is_set() and not rt.jobs.current(job_id).status.terminal:
+        log.info("job %s: this worker is stopping; handed back to the queue", job_id)
+        raise Reject("the worker is stopping", requeue=True)
+
+
+def _fail(rt: Runtime, job_id: str, exc: ApiError) -> None:
+    rt.jobs.update(job_id, status=JobStatus.FAILED, finished=iso(time.time()), error=exc.message)
+
+
+def generate_job(rt: Runtime, job_id: str, user: str, body: dict) -> None:
+    if rt.jobs.current(job_id).status.terminal:  # cancelled while it waited
+        return
+    service = GenerationService(rt)
+    req = GenerateRequest.model_validate(body)
+    try:
+        plan = service.plan(user, req)
+    except ApiError as exc:
+        return _fail(rt, job_id, exc)
+    params = {**req.model_dump(), **plan.base, "seed": plan.seed}
+    rt.jobs.update(job_id, params=params, total_steps=plan.render.steps)
+    work = rt.worker.submit(lambda: service._run_job(job_id, plan), label="generate", owner=user)
+    work.result()
+    hand_back_if_stopping(rt, job_id)
+
+
+def train_job(rt: Runtime, job_id: str, user: str, uploads: list[str]) -> None:
+    job = rt.jobs.current(job_id)
+    try:
+        if job.status.terminal:  # cancelled while it waited
+            return
+        images = [
+            decode_training_image(rt.store.local_file("uploads", user, name).read_bytes(), name)
+            for name in uploads
+        ]
+        service = TrainingService(rt)
+        opts = TrainOptions.model_validate(job.params["options"])
+        model = rt.require_model()
+        try:
+            cfg, params = service.plan(model, images, opts)
+        except ApiError as exc:
+            return _fail(rt, job_id, exc)
+        rt.jobs.update(job_id, total_steps=cfg.steps, params={**job.params, **params})
+        log.info("training job %s: started", job_id)
+        file_name = params["file"]
+        run = lambda: service._run(job_id, model, images, cfg, user, file_name)  # noqa: E731
+        rt.worker.submit(run, label=f"train {file_name}", background=True).result()
+        hand_back_if_stopping(rt, job_id)
+    finally:
+        if rt.jobs.current(job_id).status.terminal:  # a worker that died keeps them for the next
+            for name in uploads:
+                rt.store.blobs.delete(rt.store.key("uploads", user, name))
+
+
+def caption_now(rt: Runtime, user: str, images: list[str], trigger: str | None) -> dict:
+    decoded = [Image.open(io.BytesIO(base64.b64decode(im))).convert("RGB") for im in images]
+    captions = asyncio.run(CaptionService(rt).caption(user, decoded, trigger))
+    return captions.model_dump(mode="json")
+
+
+def register(app: Celery, rt: Runtime, presence: Presence) -> None:
+    """The worker's tasks. Each runs under a lease (presence.py), so a copy of a task that is
+    still running elsewhere waits in the queue instead of running twice."""
+    training = threading.Lock()  # at most one training on this worker at a time
+
+    def leased(task: Task, run: Callable[[], Any]) -> Any:
+        task_id = task.request.id
+        if not presence.claim(task_id):
+            raise task.retry(countdown=RETRY_S)
+        try:
+            if presence.done(task_id):
+                raise Ignore()  # a copy of a task that ran: its answer is already out
+            result = run()
+            presence.mark_done(task_id)
+            return result
+        finally:
+            presence.release(task_id)
+
+    @app.task(name=GENERATE, bind=True, max_retries=None)
+    def generate(self: Task, user: str, body: dict) -> dict:
+        return leased(self, lambda: answer(lambda: generate_now(rt, user, body, self.request.id)))
+
+    @app.task(name=GENERATE_JOB, bind=True, max_retries=None)
+    def generate_as_job(self: Task, job_id: str, user: str, body: dict) -> None:
+        leased(self, lambda: generate_job(rt, job_id, user, body))
+
+    @app.task(name=CAPTION, bind=True, max_retries=None)
+    def caption(self: Task, user: str, images: list[str], trigger: str | None) -> dict:
+        return leased(self, lambda: answer(lambda: caption_now(rt, user, images, trigger)))
+
+    @app.task(name=TRAIN, bind=True, max_retries=None)
+    def train(self: Task, job_id: str, user: str, uploads: list[str]) -> None:
+        if not training.acquire(blocking=False):  # this worker trains already: another may
+            raise self.retry(countdown=RETRY_S)
+        try:
+            leased(self, lambda: train_job(rt, job_id, user, uploads))
+        finally:
+            training.release()

@@ -1,0 +1,178 @@
+"""Celery mode end to end: a real redis-server, two real engine workers on a tiny model, and
+the engine's API as a dispatcher in front of them, all over HTTP. The workers and the
+dispatcher share one data dir, as they would share a mounted disk (or an Azure container)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tests.engine_process import OrchestratorProcess, QueueCluster
+from tests.helpers import ALICE, generate, pixels, png_bytes, start_training, wait_job
+
+SLOW = {"steps": 60, "num_images": 4}  # long enough on the tiny model to be caught running
+
+
+@pytest.fixture(scope="module")
+def cluster(tiny_models, redis_server, tmp_path_factory):
+    model, work = str(tiny_models["sd"].folder), tmp_path_factory.mktemp("q")
+    # Short, so that a killed worker's task comes back within the test's patience.
+    c = QueueCluster(model, redis_server.url, work, LORAMINT_QUEUE__VISIBILITYSECONDS="5")
+    yield c
+    c.stop()
+
+
+def test_health_lists_both_workers_with_their_model(cluster):
+    h = cluster.dispatcher.health()
+    assert h["status"] == "ready" and h["queue"] == "celery"
+    cards = {c["name"]: c for c in h["workers"]}
+    assert {"w1", "w2"} <= set(cards)
+    assert all(c["model"] == cluster.model and c["device"] == "cpu" for c in cards.values())
+
+
+def test_a_batch_of_generations_is_shared_by_both_workers(cluster):
+    before = {n: w.succeeded("loramint.generate") for n, w in cluster.workers.items()}
+    answers: list[dict] = []
+
+    def one(seed: int) -> None:
+        with cluster.dispatcher.client() as c:
+            answers.append(generate(c, seed=seed, steps=20))
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(a["images"][0]["seed"] for a in answers) == list(range(8))
+    done = {n: w.succeeded("loramint.generate") - before[n] for n, w in cluster.workers.items()}
+    assert sum(done.values()) == 8 and all(v >= 1 for v in done.values()), done
+    with cluster.dispatcher.client() as c:  # every image is served from the shared store
+        for a in answers:
+            p = a["parameters"]
+            assert pixels(c, a["images"][0]).shape == (p["height"], p["width"], 3)
+
+
+def test_bad_requests_come_back_as_the_same_4xx(cluster):
+    with cluster.dispatcher.client() as c:
+        r = c.post("/generate", params=ALICE, json={"prompt": "x", "width": 512, "height": 512})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "size_too_large"
+        r = c.post("/generate", params=ALICE, json={"prompt": "x", "loras": [{"file": "no"}]})
+        assert r.status_code == 404 and "not found" in r.json()["error"]["message"]
+
+
+def test_a_lora_trained_on_one_worker_is_used_on_the_other(cluster):
+    with cluster.dispatcher.client() as c:
+        plain = pixels(c, generate(c, seed=5)["images"][0])
+        learn = {"steps": "40", "learning_rate": "0.01", "rank": "16", "sample_every": "0"}
+        job = start_training(
+            c, [png_bytes((250, 20, 20))], name="red", prior_preservation="false", **learn
+        )
+        assert wait_job(c, job["job_id"])["status"] == "succeeded"
+        started = f"training job {job['job_id']}: started"
+        trainer = next(w for w in cluster.workers.values() if started in w.log())
+        trainer.stop()  # only the other worker is left to use it
+        del cluster.workers[trainer.name]
+        styled = generate(c, seed=5, loras=[{"file": "red.safetensors", "strength": 1.0}])
+        assert np.abs(pixels(c, styled["images"][0]).astype(int) - plain).mean() > 1
+    cluster.add_worker()
+
+
+def test_a_worker_killed_mid_generation_leaves_the_request_to_the_other(cluster):
+    answer: dict = {}
+
+    def ask() -> None:
+        with cluster.dispatcher.client(timeout=180) as c:
+            answer["r"] = c.post("/generate", params=ALICE, json={"prompt": "a fox", **SLOW})
+
+    t = threading.Thread(target=ask)
+    t.start()
+    victim = cluster.running("generate")
+    os.kill(cluster.workers[victim["name"]].proc.pid, signal.SIGKILL)
+    t.join(180)
+    assert answer["r"].status_code == 200, answer["r"].text
+    assert len(answer["r"].json()["images"]) == 4
+    del cluster.workers[victim["name"]]
+    cluster.add_worker()
+
+
+def test_a_worker_stopped_mid_training_hands_the_job_to_the_other(cluster):
+    with cluster.dispatcher.client() as c:
+        job = start_training(
+            c, [png_bytes((250, 250, 20))], name="yellow", steps="300", sample_every="0"
+        )
+        running = wait_job(c, job["job_id"], until=lambda j: j["step"] > 0)
+        assert running["status"] == "running"
+        card = cluster.running("train yellow.safetensors")
+        cluster.workers.pop(card["name"]).stop()  # SIGTERM: a warm shutdown
+        done = wait_job(c, job["job_id"])
+        assert done["status"] == "succeeded", done
+        assert "yellow.safetensors" in [
+            lo["file"] for lo in c.get("/loras", params=ALICE).json()["loras"]
+        ]
+    cluster.add_worker()
+
+
+def test_jobs_are_followed_and_cancelled_through_redis(cluster):
+    with cluster.dispatcher.client() as c:
+        r = c.post("/generate", params={**ALICE, "async": "true"}, json={"prompt": "x", **SLOW})
+        assert r.status_code == 202
+        job_id = r.json()["job_id"]
+        with c.stream("GET", f"/jobs/{job_id}/events", params=ALICE) as events:
+            for line in events.iter_lines():
+                if line.startswith("data:") and '"status":"running"' in line:
+                    break
+        assert c.post(f"/jobs/{job_id}/cancel", params=ALICE).status_code == 200
+        done = wait_job(c, job_id)
+        assert done["status"] == "cancelled" and done["step"] < SLOW["steps"]
+        # Another user's view: no such job.
+        assert c.get(f"/jobs/{job_id}", params={"user_id": "bob"}).status_code == 404
+
+
+def test_a_job_outlives_a_redis_restart_without_running_twice(cluster, redis_server):
+    with cluster.dispatcher.client() as c:
+        job = start_training(
+            c,
+            [png_bytes((20, 20, 250))],
+            name="blue",
+            steps="200",
+            sample_every="0",
+            prior_preservation="false",
+        )
+        running = wait_job(c, job["job_id"], until=lambda j: j["status"] == "running")
+        assert running["status"] == "running"
+        redis_server.restart()
+        done = wait_job(c, job["job_id"])
+        assert done["status"] == "succeeded", done
+        jobs = [j for j in c.get("/jobs", params=ALICE).json()["jobs"] if j["id"] == done["id"]]
+        assert len(jobs) == 1
+    runs = sum(
+        w.log().count(f"training job {done['id']}: started") for w in cluster.workers.values()
+    )
+    assert runs == 1
+
+
+def test_the_app_in_celery_mode_keeps_its_jobs_across_a_restart(cluster, tmp_path):
+    env = {**cluster.env, "LORAMINT_QUEUE__MODE": "celery"}
+    env["LORAMINT_STORAGE__DATADIR"] = str(cluster.work / "data")
+    app = OrchestratorProcess(cluster.model, tmp_path, **env).start_ready()
+    try:
+        with app.client() as c:
+            job = start_training(
+                c, [png_bytes((20, 250, 20))], {}, name="green", steps="200", sample_every="0"
+            )
+            job_id = job["job_id"]
+            running = wait_job(c, job_id, params={}, until=lambda j: j["status"] == "running")
+            assert running["status"] == "running"
+        app.stop()
+        time.sleep(1)
+        app.start_ready()
+        with app.client() as c:
+            assert wait_job(c, job_id, params={})["status"] == "succeeded"
+            assert "green.safetensors" in [lo["file"] for lo in c.get("/loras").json()["loras"]]
+    finally:
+        app.stop()
