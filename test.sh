@@ -11,6 +11,13 @@ if [ "${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1 \
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
     >/dev/null 2>&1 || echo "could not install chromium: the browser test will be skipped"
 fi
+# The queue tests run real redis-server processes (Debian's package).
+if [ "${CI:-}" = "true" ] && ! command -v redis-server >/dev/null 2>&1 \
+    && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "installing Debian's redis-server for the queue tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) \
+    >/dev/null 2>&1 || echo "could not install redis-server: the queue tests will be skipped"
+fi
 # The shared-storage tests run against Azurite, Azure Blob Storage's emulator (npm).
 if [ "${CI:-}" = "true" ] && [ ! -x .cache/npm/node_modules/.bin/azurite-blob ] \
     && command -v npm >/dev/null 2>&1; then

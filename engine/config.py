@@ -156,6 +156,15 @@ class EngineSettings(BaseSettings):
         return [h.strip() for h in v.split(",") if h.strip()] if isinstance(v, str) else v
 
     @model_validator(mode="after")
+    def _preview_is_one_container(self) -> EngineSettings:
+        if self.mode == "preview" and self.queue.Mode == "celery":
+            raise ValueError(
+                "preview mode runs in one container and keeps no jobs: set "
+                "LORAMINT_QUEUE__MODE=local (or leave it unset) with LORAMINT_MODE=preview"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _not_a_side_door(self) -> EngineSettings:
         if not is_loopback(self.engine_host) and self.engine_token is None:
             raise ValueError(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -144,3 +147,55 @@ def test_the_space_runs_a_preview_on_7860_as_uid_1000(monkeypatch):
     assert "EXPOSE 7860" in docker
     for source in re.findall(r"^COPY (?:--chown=\S+ )?(\S+)", docker, re.M):
         assert (ROOT / source).exists(), source
+
+
+def test_compose_scale_profile_runs_one_worker_per_gpu_beside_the_dispatcher(monkeypatch):
+    """`LORAMINT_QUEUE__MODE=celery docker compose --profile scale up`: the engine service
+    dispatches, each worker holds one GPU of its own, and they all share the settings, the data
+    volume and an append-only Redis."""
+    from engine.config import EngineSettings
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    workers = {n: s for n, s in services.items() if n.startswith("worker-")}
+    assert len(workers) >= 2 and all(s["profiles"] == ["scale"] for s in workers.values())
+    gpus = [s["deploy"]["resources"]["reservations"]["devices"][0] for s in workers.values()]
+    assert len({tuple(g["device_ids"]) for g in gpus}) == len(gpus)  # no GPU shared
+    assert {"redis", "azurite"} <= {n for n, s in services.items() if s.get("profiles")}
+    assert "--appendonly" in services["redis"]["command"]
+    values = {"LORAMINT_ENGINE_TOKEN": "t", "LORAMINT_QUEUE__MODE": "celery"}
+    engine_env = _compose_env(services["engine"], values)
+    for name, worker in workers.items():
+        assert worker["command"] == ["python", "-m", "engine", "worker"]
+        assert "loramint-data:/data" in worker["volumes"]
+        env = _compose_env(worker, values)
+        shared = ("LORAMINT_QUEUE__MODE", "LORAMINT_QUEUE__BROKERURL", "LORAMINT_STORAGE__BACKEND")
+        assert all(env[k] == engine_env[k] for k in shared), name
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        s = EngineSettings()
+        assert s.queue.Mode == "celery" and s.queue.BrokerUrl == "redis://redis:6379/0"
+    assert (
+        _compose_env(services["engine"], {"LORAMINT_ENGINE_TOKEN": "t"})["LORAMINT_QUEUE__MODE"]
+        == "local"
+    )  # the default stays one engine
+
+
+def test_queue_settings_are_checked_before_anything_starts(monkeypatch):
+    from pydantic import ValidationError
+
+    from engine.config import EngineSettings
+
+    monkeypatch.setenv("LORAMINT_MODE", "preview")
+    monkeypatch.setenv("LORAMINT_QUEUE__MODE", "celery")
+    with pytest.raises(ValidationError, match="LORAMINT_QUEUE__MODE=local"):
+        EngineSettings()
+    monkeypatch.setenv("LORAMINT_QUEUE__BROKERURL", "http://not-redis")
+    with pytest.raises(ValidationError, match="BrokerUrl"):
+        EngineSettings()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORAMINT_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "engine", "worker"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode != 0 and "LORAMINT_QUEUE__MODE=celery" in run.stderr

@@ -15,6 +15,8 @@ import pytest
 from tests.engine_process import OrchestratorProcess, QueueCluster
 from tests.helpers import ALICE, generate, pixels, png_bytes, start_training, wait_job
 
+pytestmark = pytest.mark.slow  # starts and kills a dozen processes: ~5 minutes
+
 SLOW = {"steps": 60, "num_images": 4}  # long enough on the tiny model to be caught running
 
 

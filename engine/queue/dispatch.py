@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis.asyncio as aioredis
 from celery.result import AsyncResult
 from PIL import Image
 
@@ -40,7 +41,7 @@ from engine.training.defaults import trigger_word
 from engine.training.service import TrainingService
 from engine.uploads import TrainingImage
 
-POLL_S = 0.05  # how often a waiting request looks for its answer
+WAKE_S = 0.25  # a waiting request checks its client and the workers at least this often
 NO_WORKER = (
     "no engine worker is connected: start one with `python -m engine worker` "
     "(LORAMINT_QUEUE__MODE=celery, the same LORAMINT_QUEUE__BROKERURL)"
@@ -66,6 +67,7 @@ class DispatchRuntime:
             open_store(settings.storage, settings.data_dir), settings.data_dir / ".cache"
         )
         self.jobs = RedisJobStore(settings.queue.BrokerUrl, settings.job_history)
+        self.pubsub = aioredis.Redis.from_url(settings.queue.BrokerUrl)
         self.celery = make_celery(settings.queue)
         self.stopping = threading.Event()
         self.started = time.time()
@@ -113,15 +115,22 @@ class DispatchRuntime:
         """Send a task and wait for its answer. A client that hangs up stops it (at its next
         step, or before it starts); workers that all vanish end the wait with a 503."""
         self.require_worker()
-        result = self.celery.send_task(name, args=args)
-        try:
-            return raise_answer(await self._wait(result, gone))
-        finally:
-            result.forget()
+        task_id = uuid.uuid4().hex
+        channel = self.celery.backend.get_key_for_task(task_id).decode()
+        # Celery's Redis backend publishes each result as it stores it: subscribed before
+        # the task is sent, the answer is seen the moment it exists, with no polling.
+        async with self.pubsub.pubsub() as results:
+            await results.subscribe(channel)
+            result = self.celery.send_task(name, args=args, task_id=task_id)
+            try:
+                return raise_answer(await self._wait(result, results, gone))
+            finally:
+                result.forget()
 
-    async def _wait(self, result: AsyncResult, gone) -> dict[str, Any]:
+    async def _wait(self, result: AsyncResult, results: Any, gone) -> dict[str, Any]:
         checked, alone_since = time.monotonic(), None
         while not await asyncio.to_thread(result.ready):
+            await results.get_message(ignore_subscribe_messages=True, timeout=WAKE_S)
             if gone is not None and await gone():
                 self.jobs.flag_cancel(result.id)
                 self.celery.control.revoke(result.id)
@@ -132,7 +141,6 @@ class DispatchRuntime:
                 if alone_since and checked - alone_since > TTL_S:
                     self.celery.control.revoke(result.id)
                     raise EngineUnavailable(NO_WORKER, code="no_worker")
-            await asyncio.sleep(POLL_S)
         if result.failed():
             raise ApiError(f"the worker failed: {result.result!r}")
         return result.result
