@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -14,7 +14,8 @@ from engine.contract.guards import is_loopback
 from engine.contract.schemas import MAX_IMAGES, MAX_SIDE, MAX_STEPS, AppMode
 from engine.contract.settings import QueueSettings, StorageSettings
 
-DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
+# "cuda:1": one card of several (a celery worker per GPU); CUDA_VISIBLE_DEVICES works as well.
+DeviceChoice = Annotated[str, Field(pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")]
 
 
 class EngineSettings(BaseSettings):
@@ -79,7 +80,9 @@ class EngineSettings(BaseSettings):
         description="Host names the engine answers to, comma-separated ('*' for any); "
         "default: the loopback names and engine_host.",
     )
-    device: DeviceChoice = Field("auto", description="auto picks cuda > mps > cpu.")
+    device: DeviceChoice = Field(
+        "auto", description="auto picks cuda > mps > cpu; cuda:N picks one card of several."
+    )
     default_user: str = Field("local", description="User id used when a request names none.")
     queue_size: int = Field(
         8, ge=1, description="Requests that may wait for the device; more get HTTP 429."

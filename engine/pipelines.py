@@ -39,10 +39,14 @@ def pick_device(choice: str) -> tuple[torch.device, torch.dtype]:
             choice = "mps"
         else:
             choice = "cpu"
-    if choice == "cuda":
+    if choice.startswith("cuda"):  # "cuda" or "cuda:N", one card of several
+        device = torch.device(choice)
+        if torch.cuda.is_available():
+            # The card's own: memory limits and peaks then count on it, not on card 0.
+            torch.cuda.set_device(device)
         # bf16 avoids fp16's overflow in SDXL's VAE where the card supports it.
         bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        return torch.device("cuda"), torch.bfloat16 if bf16 else torch.float16
+        return device, torch.bfloat16 if bf16 else torch.float16
     if choice == "mps":
         return torch.device("mps"), torch.float16
     return torch.device("cpu"), torch.float32

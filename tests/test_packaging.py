@@ -186,6 +186,12 @@ def test_queue_settings_are_checked_before_anything_starts(monkeypatch):
 
     from engine.config import EngineSettings
 
+    monkeypatch.setenv("LORAMINT_DEVICE", "cuda:1")  # a worker per card
+    assert EngineSettings().device == "cuda:1"
+    monkeypatch.setenv("LORAMINT_DEVICE", "gpu1")
+    with pytest.raises(ValidationError, match="device"):
+        EngineSettings()
+    monkeypatch.delenv("LORAMINT_DEVICE")
     monkeypatch.setenv("LORAMINT_MODE", "preview")
     monkeypatch.setenv("LORAMINT_QUEUE__MODE", "celery")
     with pytest.raises(ValidationError, match="LORAMINT_QUEUE__MODE=local"):
