@@ -23,6 +23,13 @@ def banner(status: dict[str, Any]) -> dict[str, str] | None:
             "details": reason,
             "level": "error",
         }
+    if health.get("status") == "waiting":  # celery mode, no worker connected yet
+        return {
+            "text": "No engine worker is connected yet: generations and trainings wait until "
+            "one starts. The details say how.",
+            "details": reason,
+            "level": "warning",
+        }
     if state != EngineState.READY.value or health.get("status") == "starting":
         doing = {
             EngineState.PREPARING.value: "Preparing the engine (first start installs it)",

@@ -1,6 +1,7 @@
 """Celery mode end to end: a real redis-server, two real engine workers on a tiny model, and
 the engine's API as a dispatcher in front of them, all over HTTP. The workers and the
-dispatcher share one data dir, as they would share a mounted disk (or an Azure container)."""
+dispatcher share one data dir, as they would share a mounted disk; the last test shares an Azure
+container (Azurite) instead."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -178,3 +180,34 @@ def test_the_app_in_celery_mode_keeps_its_jobs_across_a_restart(cluster, tmp_pat
             assert "green.safetensors" in [lo["file"] for lo in c.get("/loras").json()["loras"]]
     finally:
         app.stop()
+
+
+def test_workers_on_azure_storage_share_loras_through_the_container(
+    tiny_models, redis_server, azurite, tmp_path
+):
+    """As on machines with no shared disk: the uploads, the trained LoRA and the images go
+    through the blob container, and nobody's files land in the data dir."""
+    from azure.storage.blob import ContainerClient
+
+    container = f"q{uuid.uuid4().hex[:12]}"
+    storage = {
+        "LORAMINT_STORAGE__BACKEND": "azure",
+        "LORAMINT_STORAGE__AZURE__CONNECTIONSTRING": azurite,
+        "LORAMINT_STORAGE__AZURE__CONTAINER": container,
+    }
+    c = QueueCluster(str(tiny_models["sd"].folder), redis_server.url, tmp_path, 1, **storage)
+    try:
+        with c.dispatcher.client() as client:
+            job = start_training(client, [png_bytes((20, 20, 250))], name="az", steps="4")
+            assert wait_job(client, job["job_id"])["status"] == "succeeded"
+            image = generate(client, loras=[{"file": "az.safetensors"}])["images"][0]
+            assert client.get(image["url"]).status_code == 200
+    finally:
+        c.stop()
+    blobs = {
+        b.name for b in ContainerClient.from_connection_string(azurite, container).list_blobs()
+    }
+    assert {"loras/alice/az.safetensors", f"outputs/alice/{image['file']}"} <= blobs
+    assert not any(name.startswith("uploads/") for name in blobs)  # removed once trained
+    assert not (tmp_path / "data" / "loras").exists()
+    assert not (tmp_path / "data" / "outputs").exists()
