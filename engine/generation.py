@@ -139,7 +139,9 @@ class GenerationService:
         }
         return Plan(user, model, refs, params, base)
 
-    def _render(self, plan: Plan, stop: Callable[[], bool], on_step=None) -> list[Image.Image]:
+    def render_images(
+        self, plan: Plan, stop: Callable[[], bool], on_step=None
+    ) -> list[Image.Image]:
         """On the worker: the images, or Cancelled at the first step after `stop()`."""
         from engine.pipelines import memory_guard, render  # torch: only when there is work
 
@@ -169,12 +171,12 @@ class GenerationService:
         started = time.perf_counter()
         hung_up = threading.Event()
         future = self.rt.worker.submit(
-            lambda: self._render(plan, hung_up.is_set), label="generate", owner=user
+            lambda: self.render_images(plan, hung_up.is_set), label="generate", owner=user
         )
         images = await self._wait(future, gone, hung_up)
         keep = self.inline_all if self.rt.settings.mode == "preview" else self.save_all
         results = await asyncio.to_thread(keep, plan, images)
-        return self._response(plan, results, time.perf_counter() - started)
+        return self.response(plan, results, time.perf_counter() - started)
 
     async def _wait(self, future: Future, gone, hung_up: threading.Event) -> list[Image.Image]:
         waiting = asyncio.wrap_future(future)
@@ -195,7 +197,7 @@ class GenerationService:
                 raise ClientClosed("the client went away; the generation was stopped") from None
             raise ShuttingDown("the engine is stopping; the generation was not finished") from None
 
-    def _response(self, plan: Plan, results: list[ImageResult], seconds: float):
+    def response(self, plan: Plan, results: list[ImageResult], seconds: float):
         return GenerateResponse(
             images=results,
             parameters={**plan.base, "seed": plan.seed, "num_images": len(plan.render.seeds)},
@@ -240,13 +242,13 @@ class GenerationService:
         params = {**req.model_dump(), **plan.base, "seed": plan.seed}
         job = self.rt.jobs.create("generate", user, plan.render.steps, params)
         future = self.rt.worker.submit(
-            lambda: self._run_job(job.id, plan), label="generate", owner=user
+            lambda: self.run_job(job.id, plan), label="generate", owner=user
         )
         self.rt.track(job.id, future)
         job = self.rt.jobs.current(job.id)
         return GenerateAccepted(job_id=job.id, status_url=f"/jobs/{job.id}", job=job)
 
-    def _run_job(self, job_id: str, plan: Plan) -> None:
+    def run_job(self, job_id: str, plan: Plan) -> None:
         from engine.previews import data_url
 
         jobs, total = self.rt.jobs, plan.render.steps
@@ -272,7 +274,7 @@ class GenerationService:
             )
 
         try:
-            images = self._render(plan, lambda: jobs.cancel_requested(job_id), on_step)
+            images = self.render_images(plan, lambda: jobs.cancel_requested(job_id), on_step)
             results = self.save_all(plan, images)
         except Cancelled:
             jobs.update(job_id, **jobs.stopped(job_id), preview=None)
@@ -282,7 +284,7 @@ class GenerationService:
             message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
             jobs.update(job_id, status=JobStatus.FAILED, finished=iso(time.time()), error=message)
             return
-        answer = self._response(plan, results, time.perf_counter() - started)
+        answer = self.response(plan, results, time.perf_counter() - started)
         jobs.update(
             job_id,
             status=JobStatus.SUCCEEDED,

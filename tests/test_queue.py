@@ -67,6 +67,11 @@ def test_bad_requests_come_back_as_the_same_4xx(cluster):
         assert r.status_code == 422 and r.json()["error"]["code"] == "size_too_large"
         r = c.post("/generate", params=ALICE, json={"prompt": "x", "loras": [{"file": "no"}]})
         assert r.status_code == 404 and "not found" in r.json()["error"]["message"]
+        files = [("images", ("a.png", png_bytes((1, 2, 3)), "image/png"))]
+        form = {"name": "x", "captions": ["one", "two"]}
+        r = c.post("/train-lora", params=ALICE, files=files, data=form)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_captions"
+        assert c.get("/jobs/0123456789abcdef", params=ALICE).status_code == 404
 
 
 def test_a_lora_trained_on_one_worker_is_used_on_the_other(cluster):

@@ -37,10 +37,12 @@ from engine.queue.presence import TTL_S, live_workers
 from engine.queue.records import RedisJobStore
 from engine.runtime import Health
 from engine.storage import UserStore
-from engine.training.defaults import trigger_word
+from engine.training.defaults import checked_captions, trigger_word
 from engine.training.service import TrainingService
 from engine.uploads import TrainingImage
 
+# What /health shows per worker only (the top level describes the model the workers serve).
+WORKER_ONLY = ("name", "status", "running", "queue_depth", "lora_cache")
 WAKE_S = 0.25  # a waiting request checks its client and the workers at least this often
 NO_WORKER = (
     "no engine worker is connected: start one with `python -m engine worker` "
@@ -100,7 +102,7 @@ class DispatchRuntime:
         first = live[0] if live else {"model": self.settings.model}
         waiting = sum(self.jobs.redis.llen(q) for q in set(QUEUES.values()))
         return {
-            **{k: v for k, v in first.items() if k not in ("name", "status", "running")},
+            **{k: v for k, v in first.items() if k not in WORKER_ONLY},
             "status": Health.READY.value if live else Health.WAITING.value,
             "reason": None if live else NO_WORKER,
             "queue": "celery",
@@ -180,6 +182,7 @@ class QueuedTraining:
 
     def submit(self, user: str, images: list[TrainingImage], opts: TrainOptions) -> Job:
         file_name = TrainingService(self.rt).check(user, opts)  # type: ignore[arg-type]
+        captions = checked_captions(opts, len(images))
         batch = uuid.uuid4().hex[:12]
         uploads = []
         for i, im in enumerate(images):
@@ -191,7 +194,7 @@ class QueuedTraining:
             "name": file_name.removesuffix(".safetensors"),
             "file": file_name,
             "trigger_word": trigger_word(opts),
-            "captions": list(opts.captions or []),
+            "captions": list(captions),
             "image_count": len(images),
             "image_sha256": [im.sha256 for im in images],
             "overwrite": opts.overwrite,

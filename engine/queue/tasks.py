@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import logging
 import threading
@@ -21,7 +22,7 @@ from celery.exceptions import Ignore, Reject
 from PIL import Image
 
 from engine.captions import CaptionService
-from engine.contract.errors import ApiError, ClientClosed
+from engine.contract.errors import ApiError, ClientClosed, NotFound
 from engine.contract.schemas import GenerateRequest, JobStatus, TrainOptions
 from engine.generation import GenerationService
 from engine.jobs import Cancelled
@@ -57,7 +58,9 @@ def generate_now(rt: Runtime, user: str, body: dict, task_id: str) -> dict[str, 
     plan = service.plan(user, GenerateRequest.model_validate(body))
     started = time.perf_counter()
     hung_up = lambda: rt.jobs.cancel_requested(task_id)  # noqa: E731 - the dispatcher sets it
-    future = rt.worker.submit(lambda: service._render(plan, hung_up), label="generate", owner=user)
+    future = rt.worker.submit(
+        lambda: service.render_images(plan, hung_up), label="generate", owner=user
+    )
     try:
         images = future.result()
     except Cancelled:
@@ -65,7 +68,7 @@ def generate_now(rt: Runtime, user: str, body: dict, task_id: str) -> dict[str, 
             raise ClientClosed("the client went away; the generation was stopped") from None
         raise Reject("the worker is stopping", requeue=True) from None  # another one will
     results = service.save_all(plan, images)
-    return service._response(plan, results, time.perf_counter() - started).model_dump(mode="json")
+    return service.response(plan, results, time.perf_counter() - started).model_dump(mode="json")
 
 
 def hand_back_if_stopping(rt: Runtime, job_id: str) -> None:
@@ -91,37 +94,39 @@ def generate_job(rt: Runtime, job_id: str, user: str, body: dict) -> None:
         return _fail(rt, job_id, exc)
     params = {**req.model_dump(), **plan.base, "seed": plan.seed}
     rt.jobs.update(job_id, params=params, total_steps=plan.render.steps)
-    work = rt.worker.submit(lambda: service._run_job(job_id, plan), label="generate", owner=user)
+    work = rt.worker.submit(lambda: service.run_job(job_id, plan), label="generate", owner=user)
     work.result()
     hand_back_if_stopping(rt, job_id)
 
 
 def train_job(rt: Runtime, job_id: str, user: str, uploads: list[str]) -> None:
-    job = rt.jobs.current(job_id)
     try:
-        if job.status.terminal:  # cancelled while it waited
-            return
-        images = [
-            decode_training_image(rt.store.local_file("uploads", user, name).read_bytes(), name)
-            for name in uploads
-        ]
-        service = TrainingService(rt)
-        opts = TrainOptions.model_validate(job.params["options"])
-        model = rt.require_model()
-        try:
-            cfg, params = service.plan(model, images, opts)
-        except ApiError as exc:
-            return _fail(rt, job_id, exc)
-        rt.jobs.update(job_id, total_steps=cfg.steps, params={**job.params, **params})
-        log.info("training job %s: started", job_id)
-        file_name = params["file"]
-        run = lambda: service._run(job_id, model, images, cfg, user, file_name)  # noqa: E731
-        rt.worker.submit(run, label=f"train {file_name}", background=True).result()
-        hand_back_if_stopping(rt, job_id)
+        if not rt.jobs.current(job_id).status.terminal:  # else cancelled while it waited
+            _train(rt, job_id, user, uploads)
+    except ApiError as exc:  # its images or options can't be used: the job says why
+        _fail(rt, job_id, exc)
     finally:
         if rt.jobs.current(job_id).status.terminal:  # a worker that died keeps them for the next
             for name in uploads:
-                rt.store.blobs.delete(rt.store.key("uploads", user, name))
+                with contextlib.suppress(NotFound):
+                    rt.store.delete("uploads", user, name)
+    hand_back_if_stopping(rt, job_id)
+
+
+def _train(rt: Runtime, job_id: str, user: str, uploads: list[str]) -> None:
+    job = rt.jobs.current(job_id)
+    images = [
+        decode_training_image(rt.store.local_file("uploads", user, name).read_bytes(), name)
+        for name in uploads
+    ]
+    service = TrainingService(rt)
+    model = rt.require_model()
+    cfg, params = service.plan(model, images, TrainOptions.model_validate(job.params["options"]))
+    rt.jobs.update(job_id, total_steps=cfg.steps, params={**job.params, **params})
+    log.info("training job %s: started", job_id)
+    file_name = params["file"]
+    run = lambda: service.run(job_id, model, images, cfg, user, file_name)  # noqa: E731
+    rt.worker.submit(run, label=f"train {file_name}", background=True).result()
 
 
 def caption_now(rt: Runtime, user: str, images: list[str], trigger: str | None) -> dict:

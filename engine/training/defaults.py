@@ -78,14 +78,20 @@ def _prior(captions: tuple[str, ...], trigger: str, info: ModelInfo, every: int)
     )
 
 
+def checked_captions(opts: TrainOptions, n_images: int) -> tuple[str, ...]:
+    """The checks that need no model (a celery dispatcher makes them too, for the same 422),
+    and the captions, each with the trigger word."""
+    if opts.resolution and opts.resolution % 8:
+        raise InvalidRequest("resolution must be a multiple of 8", code="invalid_resolution")
+    return _captions(opts, trigger_word(opts), n_images)
+
+
 def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainConfig:
     """The options filled in from the defaults table for this model."""
     d = training_defaults(info.family, n_images, info.defaults.width)
     trigger = trigger_word(opts)
+    captions = checked_captions(opts, n_images)
     resolution = opts.resolution or d["resolution"]
-    if resolution % 8:
-        raise InvalidRequest("resolution must be a multiple of 8", code="invalid_resolution")
-    captions = _captions(opts, trigger, n_images)
     prior = d["prior_preservation"] if opts.prior_preservation is None else opts.prior_preservation
     steps = opts.steps or d["steps"]
     return TrainConfig(

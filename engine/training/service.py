@@ -35,7 +35,7 @@ class TrainingService:
         cfg, params = self.plan(model, images, opts)
         job = self.rt.jobs.create("train-lora", user, cfg.steps, params)
         future = self.rt.worker.submit(
-            lambda: self._run(job.id, model, images, cfg, user, file_name),
+            lambda: self.run(job.id, model, images, cfg, user, file_name),
             label=f"train {file_name}",
             background=True,
         )
@@ -95,7 +95,7 @@ class TrainingService:
             )
         self.rt.store.check_quota(user, self.rt.settings.user_quota_mb)
 
-    def _run(
+    def run(
         self,
         job_id: str,
         model: LoadedModel,
