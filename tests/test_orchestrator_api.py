@@ -191,3 +191,13 @@ def test_engine_down_gives_503_not_a_hang(tmp_path):
             assert_error(c.get("/loras"), 503, "engine_unavailable")
     finally:
         proc.stop()
+
+
+def test_the_banner_says_when_no_queue_worker_is_connected():
+    from orchestrator.banner import banner
+
+    reason = "no engine worker is connected: start one with `python -m engine worker`"
+    health = {"status": "waiting", "reason": reason, "queue": "celery", "workers": []}
+    b = banner({"state": "starting", "reason": reason, "health": health})
+    assert b is not None and b["level"] == "warning" and b["details"] == reason
+    assert b["text"].startswith("No engine worker is connected yet")
