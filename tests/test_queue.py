@@ -200,7 +200,9 @@ def test_workers_on_azure_storage_share_loras_through_the_container(
         "LORAMINT_STORAGE__AZURE__CONNECTIONSTRING": azurite,
         "LORAMINT_STORAGE__AZURE__CONTAINER": container,
     }
-    c = QueueCluster(str(tiny_models["sd"].folder), redis_server.url, tmp_path, 1, **storage)
+    # Its own Redis database: the module's workers (on local storage) must not take its tasks.
+    url = redis_server.url.removesuffix("/0") + "/1"
+    c = QueueCluster(str(tiny_models["sd"].folder), url, tmp_path, 1, **storage)
     try:
         with c.dispatcher.client() as client:
             job = start_training(client, [png_bytes((20, 20, 250))], name="az", steps="4")
