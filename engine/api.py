@@ -45,6 +45,10 @@ def create_app(settings: EngineSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="LoraMint engine", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    if settings.queue.Mode == "celery":
+        from engine.queue.dispatch import install_queue_errors
+
+        install_queue_errors(app, settings)
     # Added last runs first: the host, then the token, then the body's size.
     app.add_middleware(BodyLimit, limit_for=body_limit)
     if settings.mode == "preview":

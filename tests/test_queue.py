@@ -218,3 +218,27 @@ def test_workers_on_azure_storage_share_loras_through_the_container(
     assert not any(name.startswith("uploads/") for name in blobs)  # removed once trained
     assert not (tmp_path / "data" / "loras").exists()
     assert not (tmp_path / "data" / "outputs").exists()
+
+
+def test_without_redis_the_dispatcher_says_so_at_once(tiny_models, tmp_path):
+    from tests.engine_process import EngineProcess, free_port
+
+    nobody = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    eng = EngineProcess(
+        str(tiny_models["sd"].folder), tmp_path / "data", tmp_path / "d.log",
+        LORAMINT_QUEUE__MODE="celery", LORAMINT_QUEUE__BROKERURL=nobody,
+    ).start(wait_for="waiting")  # fmt: skip
+    try:
+        assert "can't be reached" in eng.health()["reason"]
+        with eng.client() as c:
+            for method, path, body in (
+                ("GET", "/jobs", None),
+                ("POST", "/generate", {"prompt": "x"}),
+            ):
+                started = time.monotonic()
+                r = c.request(method, path, params=ALICE, json=body)
+                assert time.monotonic() - started < 10
+                assert r.status_code == 503 and r.json()["error"]["code"] == "queue_unavailable"
+                assert "LORAMINT_QUEUE__BROKERURL" in r.json()["error"]["message"]
+    finally:
+        eng.stop()

@@ -16,13 +16,17 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from celery.result import AsyncResult
+from fastapi import FastAPI, Request, Response
+from kombu.exceptions import OperationalError
 from PIL import Image
 
 from engine.blobs import open_store
 from engine.config import EngineSettings
 from engine.contract.errors import ApiError, ClientClosed, EngineUnavailable
+from engine.contract.handlers import error_response
 from engine.contract.names import check_file_name
 from engine.contract.schemas import (
     Captions,
@@ -50,6 +54,24 @@ NO_WORKER = (
 )
 
 
+def unreachable(settings: EngineSettings, exc: Exception) -> str:
+    host = settings.queue.BrokerUrl.split("@")[-1]  # no password in messages
+    return (
+        f"the queue (Redis at {host}) can't be reached ({type(exc).__name__}): start it, or "
+        "check LORAMINT_QUEUE__BROKERURL"
+    )
+
+
+def install_queue_errors(app: FastAPI, settings: EngineSettings) -> None:
+    """Redis out of reach: a clear 503 on every route, not a 500."""
+
+    async def handler(_: Request, exc: Exception) -> Response:
+        return error_response(503, "queue_unavailable", unreachable(settings, exc))
+
+    for error in (redis.RedisError, OperationalError):
+        app.add_exception_handler(error, handler)
+
+
 def raise_answer(payload: dict[str, Any]) -> Any:
     """The task's answer, or the contract error it carried, raised again here."""
     if "error" not in payload:
@@ -68,7 +90,7 @@ class DispatchRuntime:
         self.store = UserStore(
             open_store(settings.storage, settings.data_dir), settings.data_dir / ".cache"
         )
-        self.jobs = RedisJobStore(settings.queue.BrokerUrl, settings.job_history)
+        self.jobs = RedisJobStore(settings.queue.BrokerUrl, settings.job_history, retries=3)
         self.pubsub = aioredis.Redis.from_url(settings.queue.BrokerUrl)
         self.celery = make_celery(settings.queue)
         self.stopping = threading.Event()
@@ -97,10 +119,13 @@ class DispatchRuntime:
         return job
 
     def health(self) -> dict[str, Any]:
-        workers = self.workers()
+        try:
+            workers = self.workers()
+            waiting = sum(self.jobs.redis.llen(q) for q in set(QUEUES.values()))
+        except redis.RedisError as exc:
+            return {"status": Health.WAITING.value, "reason": unreachable(self.settings, exc)}
         live = [w for w in workers if w["status"] in ("ready", "busy")]
         first = live[0] if live else {"model": self.settings.model}
-        waiting = sum(self.jobs.redis.llen(q) for q in set(QUEUES.values()))
         return {
             **{k: v for k, v in first.items() if k not in WORKER_ONLY},
             "status": Health.READY.value if live else Health.WAITING.value,

@@ -26,13 +26,14 @@ PREFIX = "loramint:"
 FINISHED_TTL_S = 7 * 24 * 3600
 
 
-def connect(url: str) -> redis.Redis:
-    """A client that rides out a Redis restart (a few seconds of retries) rather than failing
-    the training step or the update that met it."""
+def connect(url: str, retries: int) -> redis.Redis:
+    """A client that retries through a short outage. A worker rides out a Redis restart (20
+    retries, ~30 s) rather than failing the training step that met it; the dispatcher answers
+    503 within a second instead of holding a request."""
     return redis.Redis.from_url(
         url,
         decode_responses=True,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), retries=20),
+        retry=Retry(ExponentialWithJitterBackoff(base=0.1, cap=2.0), retries=retries),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
 
@@ -54,10 +55,10 @@ def channel(job_id: str) -> str:
 
 
 class RedisJobStore:
-    def __init__(self, url: str, history: int = 100) -> None:
+    def __init__(self, url: str, history: int = 100, retries: int = 20) -> None:
         self.url = url
         self.history = history
-        self.redis = connect(url)
+        self.redis = connect(url, retries)
 
     def bind_loop(self, loop: Any) -> None:
         """Nothing to bind: events come from Redis, not from threads of this process."""
