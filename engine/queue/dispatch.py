@@ -168,8 +168,10 @@ class DispatchRuntime:
                 if alone_since and checked - alone_since > TTL_S:
                     self.celery.control.revoke(result.id)
                     raise EngineUnavailable(NO_WORKER, code="no_worker")
-        if result.failed():
-            raise ApiError(f"the worker failed: {result.result!r}")
+        if result.failed():  # the details are in the worker's log, not for the client
+            raise ApiError(
+                f"the worker failed ({type(result.result).__name__}); its log has details"
+            )
         return result.result
 
 
