@@ -56,7 +56,9 @@ def measure(
                 c.post("/loras", files=files).raise_for_status()
 
             def post(extra: dict[str, object]) -> None:
-                c.post("/generate", json={**body, **extra}).raise_for_status()
+                r = c.post("/generate", json={**body, **extra})
+                if r.is_error:  # the engine's error body says why
+                    raise RuntimeError(f"/generate answered {r.status_code}: {r.text}")
 
             stack = [{"file": p.name, "strength": 0.8} for p in loras]
             # Two phases, so each ratio measures one thing: first the HTTP path on an engine

@@ -32,11 +32,12 @@ import torch
 
 from bench.full_size import build
 from bench.generate import measure
+from bench.levers import levers
 from bench.train import PROMPT, SCRIPT, SD_SCRIPT, image, ours, script
 from engine.contract.schemas import TrainOptions
 from engine.pipelines import pick_device
 from engine.training.defaults import train_config
-from engine.values import ModelDefaults, ModelInfo
+from engine.values import ModelDefaults, ModelInfo, RenderParams
 from tests.tiny import random_lora
 
 # name: (architecture, side in px, steps, guidance)
@@ -63,6 +64,10 @@ def run_case(arch: str, side: int, steps: int, guidance: float, args, work: Path
     body = {"prompt": "a red fox in the snow", "seed": 1, "steps": steps,
             "guidance_scale": guidance, "width": side, "height": side}  # fmt: skip
     t = measure(work / "model", loras, body, args.runs, work, device.type)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    params = RenderParams(body["prompt"], "", steps, guidance, side, side, (body["seed"],))
     return {
         "side": side,
         "steps": steps,
@@ -72,6 +77,7 @@ def run_case(arch: str, side: int, steps: int, guidance: float, args, work: Path
             "http / direct": round(t["http"] / t["direct"], 4),
             "2 LoRAs / none": round(t["stack"] / t["no_lora"], 4),
         },
+        "levers": levers(work / "model", loras, params, args.runs, device.type),
     }
 
 
@@ -132,6 +138,10 @@ def report(name: str, case: dict, card: str, args) -> None:
         print(f"  {label:<30} {t['s_per_step']:8.4f} s/step{peak}")
     for label, ratio in case.get("ratios", {}).items():
         print(f"  {label:<18} {ratio:7.3f}x  (target <= {TARGETS[label]:.2f}x)")
+    if lev := case.get("levers"):
+        print("  levers, in-process:", ", ".join(f"{k} {v:.3f}x" for k, v in lev["ratios"].items()))
+        print(f"    fuse {lev['fuse_s']:.3f} s, unfuse {lev['unfuse_s']:.3f} s, unfused vs none: "
+              f"max pixel diff {lev['unfused_vs_none_max_pixel_diff']}")  # fmt: skip
 
 
 def main() -> None:
@@ -140,7 +150,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5, help="rounds per comparison (median)")
     names = [*CASES, *TRAIN_CASES]
     ap.add_argument("--case", choices=names, action="append", help="default: all")
-    ap.add_argument("--diffusers", type=Path, help="a diffusers checkout, for its scripts")
+    ap.add_argument("--diffusers", type=lambda p: Path(p).resolve(), help="a diffusers checkout")
     ap.add_argument("--train-steps", type=int, default=20, help="timed training steps")
     ap.add_argument("--out", type=Path, help="also write the results here as JSON")
     args = ap.parse_args()
