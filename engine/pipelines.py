@@ -41,7 +41,7 @@ def pick_device(choice: str) -> tuple[torch.device, torch.dtype]:
             choice = "cpu"
     if choice.startswith("cuda"):  # "cuda" or "cuda:N", one card of several
         device = torch.device(choice)
-        if torch.cuda.is_available():
+        if torch.cuda.is_available() and device.index is not None:
             # The card's own: memory limits and peaks then count on it, not on card 0.
             torch.cuda.set_device(device)
         # bf16 avoids fp16's overflow in SDXL's VAE where the card supports it.

@@ -259,7 +259,7 @@ class LoraTrainer:
             if self.cfg.cache_inputs
             else self._encode(self.pixels[i : i + 1])
         )
-        latents = m + s * torch.randn(m.shape, generator=g)
+        latents = m + s * torch.randn(m.shape, generator=g).to(m.device)
         latents = (latents * self.pipe.vae.config.scaling_factor).to(self.device)
         noise = torch.randn(latents.shape, generator=g).to(self.device)
         t = torch.randint(0, sched.config.num_train_timesteps, (1,), generator=g).to(self.device)
