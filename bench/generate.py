@@ -22,8 +22,11 @@ from tests.engine_process import EngineProcess
 from tests.tiny import random_lora, tiny_sd, tiny_sdxl
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
-    """Time each fn once per round, round-robin, so drift on a shared CPU hits all alike."""
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], runs: int, samples: dict[str, list[float]] | None = None
+) -> dict[str, float]:
+    """Time each fn once per round, round-robin, so drift on a shared CPU hits all alike;
+    every time taken also goes into `samples` when given."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for fn in fns.values():
         fn()  # warm-up: loads LoRAs into the cache, fills allocator pools
@@ -32,11 +35,19 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], runs: int) -> dict
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
+    if samples is not None:
+        samples.update(times)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def measure(
-    model: Path, loras: list[Path], body: dict, runs: int, work: Path, device: str = "cpu"
+    model: Path,
+    loras: list[Path],
+    body: dict,
+    runs: int,
+    work: Path,
+    device: str = "cpu",
+    samples: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
     """Median seconds of one generation four ways: a direct `pipe(...)` call in this process,
     `POST /generate` to a real engine on the same model, and over HTTP with no LoRA and with
@@ -65,10 +76,14 @@ def measure(
             # that has never loaded a LoRA, then no LoRA vs the cached stack (alternating, so
             # every call also pays for switching adapters on or off).
             t = interleaved_medians(
-                {"direct": lambda: render(direct_pipe, params), "http": lambda: post({})}, runs
+                {"direct": lambda: render(direct_pipe, params), "http": lambda: post({})},
+                runs,
+                samples,
             )
             t |= interleaved_medians(
-                {"no_lora": lambda: post({}), "stack": lambda: post({"loras": stack})}, runs
+                {"no_lora": lambda: post({}), "stack": lambda: post({"loras": stack})},
+                runs,
+                samples,
             )
     finally:
         engine.stop()

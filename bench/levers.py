@@ -1,9 +1,9 @@
-"""The levers for a cached LoRA stack (#17), measured in-process on one pipe, one after another:
-the stack as the engine runs it (unfused PEFT adapters, `set_adapters`), the same stack fused
-into the base weights, and channels_last, each against no LoRA on the same pipe. Fusing pays
-off only for a stack that stays the same across requests, so its one-off cost (fuse, then
-unfuse) is timed too, and unfusing is checked against no LoRA pixel for pixel: PEFT's unmerge
-subtracts what merge added, which in half precision need not give back the same weights.
+"""The levers for a cached LoRA stack (#17), measured in-process on one pipe, one after another,
+each against no LoRA on the same pipe: the stack as the engine runs it (fused into the base
+weights by its LoRA cache, engine/lora_fusion.py), the same stack as active PEFT adapters
+(`set_adapters`, what the engine did before), and channels_last. A stack switch costs each
+approach something once per change: a round trip (no LoRA, then the stack) is timed for both.
+And after a stack, no LoRA must draw exactly what it drew before.
 
 Used by `bench/gpu.py` for each generation case; `python -m bench.levers` runs it on a tiny
 SD model on this machine's device.
@@ -25,13 +25,14 @@ from engine.pipelines import load_model, render
 from engine.values import LoraRef, RenderParams
 
 
-def _median(fn: Callable[[], object], runs: int) -> float:
+def _median(fn: Callable[[], object], runs: int, spread: dict, name: str) -> float:
     fn()  # warm-up
     times = []
     for _ in range(runs):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
+    spread[name] = [round(min(times), 4), round(max(times), 4)]
     return statistics.median(times)
 
 
@@ -44,7 +45,7 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def levers(model: Path, loras: list[Path], params: RenderParams, runs: int, device: str) -> dict:
-    """Median seconds per image for each lever, their ratios to no LoRA, and the fuse costs."""
+    """Median seconds per image for each lever, their ratios to no LoRA, the switch costs."""
     pipe, _ = load_model(str(model), device)
     pipe.set_progress_bar_config(disable=True)
     cache = LoraCache(pipe, capacity=len(loras))
@@ -53,28 +54,33 @@ def levers(model: Path, loras: list[Path], params: RenderParams, runs: int, devi
     def draw() -> np.ndarray:
         return np.asarray(render(pipe, params)[0], dtype=np.int16)
 
+    def peft_on() -> None:
+        pipe.enable_lora()
+        pipe.set_adapters(names, adapter_weights=[r.strength for r in stack])
+
     cache.activate(stack)  # loads both adapters, so "none" below has them loaded but off
+    names = list(dict.fromkeys(n for ns in pipe.get_list_adapters().values() for n in ns))
     cache.activate([])
-    before = draw()
-    t = {"none": _median(draw, runs)}
+    before, spread = draw(), {}
+    t = {"none": _median(draw, runs, spread, "none")}
     cache.activate(stack)
-    t["unfused stack"] = _median(draw, runs)
-    names = pipe.get_active_adapters()
-    fuse_s = _timed(lambda: pipe.fuse_lora(components=["unet"], adapter_names=names))
-    t["fused stack"] = _median(draw, runs)
-    unfuse_s = _timed(pipe.unfuse_lora)
-    cache.activate([])
+    t["stack, fused (engine)"] = _median(draw, runs, spread, "stack, fused (engine)")
+    switch = {"fused (engine)": _timed(lambda: (cache.activate([]), cache.activate(stack)))}
+    cache.invalidate()  # the base weights back, for PEFT's own adapters
+    peft_on()
+    t["stack, PEFT adapters"] = _median(draw, runs, spread, "stack, PEFT adapters")
+    switch["PEFT adapters"] = _timed(lambda: (pipe.disable_lora(), peft_on()))
+    pipe.disable_lora()
     after = draw()
     pipe.unet.to(memory_format=torch.channels_last)
-    t["none, channels_last"] = _median(draw, runs)
+    t["none, channels_last"] = _median(draw, runs, spread, "none, channels_last")
     base = t["none"]
     return {
         "seconds": {k: round(v, 4) for k, v in t.items()},
+        "spread": spread,
         "ratios": {f"{k} / none": round(v / base, 4) for k, v in t.items() if k != "none"},
-        "fuse_s": round(fuse_s, 4),
-        "unfuse_s": round(unfuse_s, 4),
-        # 0 when unfusing gives back exactly what no LoRA drew
-        "unfused_vs_none_max_pixel_diff": int(np.abs(after - before).max()),
+        "switch_s": {k: round(v, 4) for k, v in switch.items()},
+        "after_stack_vs_none_max_pixel_diff": int(np.abs(after - before).max()),
     }
 
 

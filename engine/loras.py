@@ -1,7 +1,9 @@
 """Dynamic LoRA loading and stacking on the live pipeline.
 
-A LoRA file is loaded once as a named adapter and kept (LRU, keyed by user, file and mtime);
-each request then only switches the active set with `set_adapters`. Files are read with
+A LoRA file is loaded once as a named adapter and kept (LRU, keyed by user, file and mtime).
+The adapters themselves stay off: a request's stack is fused into the base weights while it
+stays the same, and taken out exactly when it changes (lora_fusion.py); only a stack that can't
+be fused (DoRA and other variants) runs as active PEFT adapters. Files are read with
 `safetensors` and handed to diffusers as a state dict, so no pickle is ever involved.
 Everything here runs on the device worker thread.
 """
@@ -16,10 +18,12 @@ from pathlib import Path
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.utils import convert_all_state_dict_to_peft, convert_state_dict_to_kohya
+from peft.tuners.lora import LoraLayer
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from engine.contract.errors import InvalidRequest
+from engine.lora_fusion import FusedStack, fusable
 from engine.values import LoraRef
 
 log = logging.getLogger(__name__)
@@ -79,7 +83,10 @@ class LoraCache:
         self.pipe = pipe
         self.capacity = capacity
         self._adapters: OrderedDict[CacheKey, str] = OrderedDict()
+        self._layers: dict[str, list[LoraLayer]] = {}  # adapter -> the layers it changes
         self._active: tuple[tuple[str, float], ...] | None = None
+        self._fused = FusedStack()
+        self._adapters_off = False
         self.hits = 0
         self.misses = 0
 
@@ -92,8 +99,11 @@ class LoraCache:
         }
 
     def invalidate(self) -> None:
-        """Forget which stack is active; someone else (training) changed adapter state."""
+        """The base weights back as loaded, and no stack active: for someone else (training)
+        who uses the model and its adapters in between."""
+        self._fused.restore()
         self._active = None
+        self._adapters_off = False
 
     def activate(self, refs: list[LoraRef]) -> None:
         """Make exactly `refs` active at their strengths; no LoRA means all disabled."""
@@ -102,17 +112,27 @@ class LoraCache:
                 f"at most {self.capacity} LoRAs can be stacked", code="too_many_loras"
             )
         names = [self._ensure_loaded(ref) for ref in refs]
-        self._evict(keep=set(names))
         wanted = tuple(zip(names, (r.strength for r in refs), strict=True))
         if wanted == self._active:
             return
-        if names:
+        self._fused.restore()
+        self._active = None
+        self._evict(keep=set(names))
+        stack = [(n, s) for n, s in wanted if s != 0]
+        if all(fusable(layer, n) for n, _ in stack for layer in self._layers[n]):
+            self._all_adapters_off()
+            self._fused.fuse([(n, s, self._layers[n]) for n, s in stack])
+        else:
             self.pipe.enable_lora()
             self.pipe.set_adapters(names, adapter_weights=[r.strength for r in refs])
-        elif any(self.pipe.get_list_adapters().values()):
-            # Not only cached LoRAs: a training adapter may be live between training steps.
-            self.pipe.disable_lora()
+            self._adapters_off = False
         self._active = wanted
+
+    def _all_adapters_off(self) -> None:
+        # Not only cached LoRAs: a training adapter may be live between training steps.
+        if not self._adapters_off and any(self.pipe.get_list_adapters().values()):
+            self.pipe.disable_lora()
+        self._adapters_off = True
 
     def _ensure_loaded(self, ref: LoraRef) -> str:
         st = ref.path.stat()
@@ -124,7 +144,6 @@ class LoraCache:
         self.misses += 1
         name = _adapter_name(key)
         state = read_lora_file(ref.path, ref.file)
-        self._active = None
         try:
             self.pipe.load_lora_weights(state, adapter_name=name)
         except Exception as exc:  # diffusers raises ValueError/RuntimeError/KeyError here
@@ -140,6 +159,14 @@ class LoraCache:
             )
         log.info("loaded LoRA %s/%s as %s", ref.user_id, ref.file, name)
         self._adapters[key] = name
+        self._layers[name] = [
+            m
+            for part in self.pipe.components.values()
+            if isinstance(part, torch.nn.Module)
+            for m in part.modules()
+            if isinstance(m, LoraLayer) and name in {*m.lora_A, *m.lora_embedding_A}
+        ]
+        self._adapters_off = False  # a new adapter may come in switched on
         return name
 
     def _evict(self, keep: set[str]) -> None:
@@ -152,6 +179,7 @@ class LoraCache:
                 self._active = None
 
     def _discard(self, name: str) -> None:
+        self._layers.pop(name, None)
         loaded = {n for names in self.pipe.get_list_adapters().values() for n in names}
         if name in loaded:
             self.pipe.delete_adapters([name])

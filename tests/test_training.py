@@ -209,6 +209,26 @@ def test_generate_during_training_runs_between_steps_and_is_unaffected(
         fresh.stop()
 
 
+def test_a_lora_stack_drawn_between_steps_leaves_the_training_as_it_was(
+    client, engine, upload_lora
+):
+    """Generations between training steps fuse their stack into the base weights
+    (engine/lora_fusion.py); the steps after them must train on the weights as loaded."""
+    stack = [{"file": upload_lora("style_a"), "strength": 1.0}]
+    learnt = []
+    for name, busy in (("quiet", False), ("busy_stack", True)):
+        job = start_training(client, [png_bytes(RED)], name=name, steps="200", seed="5",
+                             prior_preservation="false")  # fmt: skip
+        if busy:
+            wait_job(client, job["job_id"], until=lambda j: j["step"] >= 3)
+            generate(client, seed=1, loras=stack)
+            running = client.get(f"/jobs/{job['job_id']}", params=ALICE).json()
+            assert running["status"] == "running", "the generation came after the training"
+        assert wait_job(client, job["job_id"])["status"] == "succeeded"
+        learnt.append(load_file(engine.data_dir / f"loras/alice/{name}.safetensors"))
+    assert all(torch.equal(learnt[0][k], learnt[1][k]) for k in learnt[0])
+
+
 def test_jobs_listing_and_unknown_job(client, trained):
     jobs = client.get("/jobs", params={"user_id": "alice"}).json()["jobs"]
     assert trained["job"]["id"] in [j["id"] for j in jobs]

@@ -136,11 +136,17 @@ class TrainingService:
             ]
             jobs.update(job_id, samples=[*jobs.current(job_id).samples, *drawn])
 
+        def between_steps() -> None:
+            try:
+                self.rt.worker.run_pending()
+            finally:  # a stack the generations fused must not stay in the weights it trains
+                model.loras.invalidate()
+
         hooks = Hooks(
             on_step,
             lambda: jobs.cancel_requested(job_id) or self.rt.stopping.is_set(),
             lambda: self.rt.worker.has_pending(),
-            self.rt.worker.run_pending,
+            between_steps,
             on_prepare=lambda done, total: jobs.update(job_id, phase_step=done, phase_total=total),
             sample=sample,
         )
