@@ -147,7 +147,8 @@ def report(name: str, case: dict, card: str, args) -> None:
         print(f"    a switch of stacks, there and back: the engine's fusion "
               f"{lev['switch_s']['fused (engine)']:.3f} s, PEFT's set_adapters "
               f"{lev['switch_s']['PEFT adapters']:.3f} s; after a stack, no LoRA differs from "
-              f"before by {lev['after_stack_vs_none_max_pixel_diff']} levels")  # fmt: skip
+              f"before by {lev['after_stack_vs_none_max_pixel_diff']} levels; the engine's "
+              f"PNG of one image {lev['png_s'] * 1000:.1f} ms")  # fmt: skip
 
 
 def main() -> None:

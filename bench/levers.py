@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.generation import png_bytes
 from engine.loras import LoraCache
 from engine.pipelines import load_model, render
 from engine.values import LoraRef, RenderParams
@@ -74,12 +75,20 @@ def levers(model: Path, loras: list[Path], params: RenderParams, runs: int, devi
     after = draw()
     pipe.unet.to(memory_format=torch.channels_last)
     t["none, channels_last"] = _median(draw, runs, spread, "none, channels_last")
+    image = render(pipe, params)[0]
+    # What the engine adds to every image: its PNG, with the parameters in it.
+    meta = {"prompt": params.prompt, "negative_prompt": "", "loras": [], "steps": params.steps,
+            "scheduler": type(pipe.scheduler).__name__, "guidance_scale": params.guidance_scale,
+            "seed": params.seeds[0], "width": params.width, "height": params.height,
+            "model": str(model)}  # fmt: skip
+    png_s = _median(lambda: png_bytes(image, meta), runs, spread, "png")
     base = t["none"]
     return {
         "seconds": {k: round(v, 4) for k, v in t.items()},
         "spread": spread,
         "ratios": {f"{k} / none": round(v / base, 4) for k, v in t.items() if k != "none"},
         "switch_s": {k: round(v, 4) for k, v in switch.items()},
+        "png_s": round(png_s, 4),
         "after_stack_vs_none_max_pixel_diff": int(np.abs(after - before).max()),
     }
 
