@@ -217,7 +217,7 @@ def test_a_lora_stack_drawn_between_steps_leaves_the_training_as_it_was(
     stack = [{"file": upload_lora("style_a"), "strength": 1.0}]
     learnt = []
     for name, busy in (("quiet", False), ("busy_stack", True)):
-        job = start_training(client, [png_bytes(RED)], name=name, steps="200", seed="5",
+        job = start_training(client, [png_bytes(RED)], name=name, steps="60", seed="5",
                              prior_preservation="false")  # fmt: skip
         if busy:
             wait_job(client, job["job_id"], until=lambda j: j["step"] >= 3)
