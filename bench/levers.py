@@ -1,9 +1,10 @@
 """The levers for a cached LoRA stack (#17), measured in-process on one pipe, one after another,
 each against no LoRA on the same pipe: the stack as the engine runs it (fused into the base
 weights by its LoRA cache, engine/lora_fusion.py), the same stack as active PEFT adapters
-(`set_adapters`, what the engine did before), and channels_last. A stack switch costs each
-approach something once per change: a round trip (no LoRA, then the stack) is timed for both.
-And after a stack, no LoRA must draw exactly what it drew before.
+(`set_adapters`, what the engine did before), no LoRA with no adapters loaded at all (what the
+PEFT wrappers cost that stay on every layer a cached LoRA touches), and channels_last. A stack
+switch costs each approach something once per change: a round trip (no LoRA, then the stack)
+is timed for both. And after a stack, no LoRA must draw exactly what it drew before.
 
 Used by `bench/gpu.py` for each generation case; `python -m bench.levers` runs it on a tiny
 SD model on this machine's device.
@@ -73,6 +74,9 @@ def levers(model: Path, loras: list[Path], params: RenderParams, runs: int, devi
     switch["PEFT adapters"] = _timed(lambda: (pipe.disable_lora(), peft_on()))
     pipe.disable_lora()
     after = draw()
+    # What the adapters' wrappers cost with no LoRA on: the same pipe without them.
+    pipe.unload_lora_weights()
+    t["none, no adapters loaded"] = _median(draw, runs, spread, "none, no adapters loaded")
     pipe.unet.to(memory_format=torch.channels_last)
     t["none, channels_last"] = _median(draw, runs, spread, "none, channels_last")
     image = render(pipe, params)[0]
