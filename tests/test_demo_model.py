@@ -87,8 +87,8 @@ def test_demo_draws_the_background_asked_for(demo):
 # Strict: it fails loudly once a model meets the bar, so the marker can't outlive the fault.
 @pytest.mark.xfail(
     strict=True,
-    reason="#15: the shipped demo model (v3) draws triangles with concave sides and squares "
-    "with soft corners (shape 65-66 % in the evaluator; engine/demo_model/README.md)",
+    reason="#15: the shipped demo model (v4) still draws some triangles with concave sides and "
+    "squares with soft corners (shape 79 % in the evaluator; engine/demo_model/README.md)",
 )
 def test_demo_draws_the_shape_asked_for(demo):
     with demo.client() as c:
