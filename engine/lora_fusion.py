@@ -35,16 +35,20 @@ class FusedStack:
         """Fuse each (adapter, strength, its layers) into the base weights; nothing must be
         fused already."""
         assert not self._originals, "restore() before fusing another stack"
-        deltas: dict[LoraLayer, torch.Tensor] = {}
+        per_layer: dict[LoraLayer, list[tuple[str, float]]] = {}
         for adapter, strength, layers in stack:
             for layer in layers:
-                d = layer.get_delta_weight(adapter).float() * strength
-                deltas[layer] = deltas[layer] + d if layer in deltas else d
-        for layer, delta in deltas.items():
+                per_layer.setdefault(layer, []).append((adapter, strength))
+        # One layer at a time: a float32 delta for every layer at once would take SDXL's
+        # attention weights twice over (3.8 GB) on top of the model.
+        for layer, adapters in per_layer.items():
             weight = layer.get_base_layer().weight
             # Off the GPU: its memory is for the model; a copy back is one transfer per switch.
             self._originals[layer] = weight.detach().to("cpu", copy=True)
-            weight.copy_((weight.float() + delta.to(weight.device)).to(weight.dtype))
+            fused = weight.to(torch.float32, copy=True)  # a float32 weight is not summed in place
+            for adapter, strength in adapters:
+                fused += layer.get_delta_weight(adapter).float().to(weight.device) * strength
+            weight.copy_(fused.to(weight.dtype))
 
     @torch.no_grad()
     def restore(self) -> None:
