@@ -12,7 +12,6 @@ SD model on this machine's device.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.generate import interleaved_medians
 from engine.generation import png_bytes
 from engine.loras import LoraCache
 from engine.pipelines import load_model, render
@@ -28,14 +28,10 @@ from engine.values import LoraRef, RenderParams
 
 
 def _median(fn: Callable[[], object], runs: int, spread: dict, name: str) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    spread[name] = [round(min(times), 4), round(max(times), 4)]
-    return statistics.median(times)
+    samples: dict[str, list[float]] = {}
+    median = interleaved_medians({name: fn}, runs, samples)[name]
+    spread[name] = [round(min(samples[name]), 4), round(max(samples[name]), 4)]
+    return median
 
 
 def _timed(fn: Callable[[], object]) -> float:

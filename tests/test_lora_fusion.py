@@ -87,7 +87,7 @@ def test_switching_stacks_equals_the_new_stack_alone(pipe, stack, tiny_models):
     other.set_progress_bar_config(disable=True)
     LoraCache(other, capacity=4).activate(stack[1:])
     assert np.array_equal(switched, draw(other))
-    # Strength 0 is the base image, even beside a LoRA at full strength.
+    # A LoRA at strength 0 draws the base image, bit for bit.
     cache.activate([])
     base = draw(pipe)
     cache.activate([LoraRef("alice", "a", stack[0].path, 0.0)])
