@@ -25,14 +25,14 @@ class Checkpoint:
 
     def save(self, step: int, modules: dict, opt: torch.optim.Optimizer, extra=None) -> None:
         flat = {
-            f"{n}.{k}": v.detach().contiguous().clone()
+            f"{n}.{k}": v.detach().cpu().contiguous().clone()
             for n, m in modules.items()
             for k, v in m.state_dict().items()
         }
         sd = opt.state_dict()
         for idx, st in sd["state"].items():
             for k, v in st.items():
-                flat[f"optim.{idx}.{k}"] = torch.as_tensor(v).clone()
+                flat[f"optim.{idx}.{k}"] = torch.as_tensor(v).cpu().clone()
         tmp = self.tensors.with_suffix(".tmp")
         save_file(flat, tmp)
         tmp.replace(self.tensors)
