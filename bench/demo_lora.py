@@ -80,6 +80,9 @@ def main() -> None:
     runs = {"captioned": (list(CAPTIONS), score_captioned), "bare trigger": (None, score_bare)}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (captions, score) in runs.items():
+            # As the engine's training service does: the last run's LoRA is fused into the
+            # base weights, and a LoRA trained on top of it is wrong on the plain model.
+            cache.invalidate()
             state, seconds, cfg = train(pipe, info, captions, args)
             path = Path(tmp) / f"{name.replace(' ', '-')}.safetensors"
             save_file(state, str(path))

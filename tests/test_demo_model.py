@@ -84,13 +84,8 @@ def test_demo_draws_the_background_asked_for(demo):
     assert sum(backgrounds) / len(cases) >= 0.9, readings
 
 
-# Strict: it fails loudly once a model meets the bar, so the marker can't outlive the fault.
-@pytest.mark.xfail(
-    strict=True,
-    reason="#15: the shipped demo model (v4) still draws some triangles with concave sides and "
-    "squares with soft corners (shape 79 % in the evaluator; engine/demo_model/README.md)",
-)
 def test_demo_draws_the_shape_asked_for(demo):
+    # Squares and triangles: the shapes v1-v4 lost (concave sides, soft corners).
     with demo.client() as c:
         cases = [(s, bg) for s in ("square", "triangle") for bg in BACKGROUNDS]
         readings = [

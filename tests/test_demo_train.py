@@ -22,17 +22,19 @@ def test_noisy_weight_one_is_plain_v_loss_and_lower_weighs_the_noisy_end_less():
 
 
 def test_the_exported_model_records_every_run_that_made_it(tmp_path, monkeypatch):
+    tiny = ["--vae-steps", "2", "--batch", "2", "--dataset", "8", "--ckpt-every", "1"]
+
     def run(*extra: str) -> dict:
         argv = ["train", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
-        tiny = ["--vae-steps", "2", "--batch", "2", "--dataset", "8", "--ckpt-every", "1"]
-        monkeypatch.setattr(sys, "argv", [*argv, *tiny, *extra])
+        monkeypatch.setattr(sys, "argv", [*argv, *extra])
         train.main()
         return json.loads((tmp_path / "out" / "loramint.json").read_text())["training"]
 
-    first = {"from": 0, "steps": 2, "noisy_weight": 1.0}
-    assert run("--steps", "2")["stages"] == [first]
-    assert run("--steps", "2")["stages"] == [first]  # run again: nothing new was trained
-    then = run("--steps", "3", "--noisy-weight", "0.1")
+    first = {"from": 0, "steps": 2, "noisy_weight": 1.0, "batch": 2}
+    assert run(*tiny, "--steps", "2")["stages"] == [first]
+    assert run(*tiny, "--steps", "2")["stages"] == [first]  # again: nothing new was trained
+    then = run(*tiny, "--steps", "3", "--noisy-weight", "0.1")
     assert then["steps"] == 3
-    assert then["stages"] == [first, {"from": 2, "steps": 3, "noisy_weight": 0.1}]
-    assert run("--export-only")["stages"] == then["stages"]
+    assert then["stages"] == [first, {"from": 2, "steps": 3, "noisy_weight": 0.1, "batch": 2}]
+    # Exported with no options, the record is the checkpoint's, not the defaults'.
+    assert run("--export-only") == then

@@ -10,6 +10,7 @@ what the misses were read as, and the seconds per image at the model's default s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -135,9 +136,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=len(STANDARD_SEEDS), help="standard seeds")
     ap.add_argument("--held-apart", type=int, default=len(HELD_APART_SEEDS), help="0: skip")
     ap.add_argument("--sheet", help="write a contact sheet PNG of the standard cases here")
+    ap.add_argument("--steps", type=int, help="sampling steps (default: the model's)")
     args = ap.parse_args()
     pipe, info = load_model(args.model, "cpu")
-    d = info.defaults
+    d = dataclasses.replace(info.defaults, steps=args.steps or info.defaults.steps)
     print(f"model {info.model}: {d.steps} steps, guidance {d.guidance_scale}")
     seeds = STANDARD_SEEDS[: args.seeds]
     standard = run(pipe, d, cases(seeds), keep_images=bool(args.sheet))

@@ -55,7 +55,7 @@ SCHEDULE = dict(
     rescale_betas_zero_snr=True,
     prediction_type="v_prediction",
 )
-DEFAULTS = {"steps": 15, "guidance_scale": 5.0}
+DEFAULTS = {"steps": 10, "guidance_scale": 5.0}
 NAMED_SHARE = 0.25  # of the dataset's scenes: the nonsense-named shapes
 # How often each caption form is drawn; the rest of the time the caption is empty, for
 # classifier-free guidance.
@@ -67,6 +67,8 @@ CAPTION_FORMS = {
     "shape_background": 0.08,
 }
 MAX_TOKENS = 24
+# The options besides a stage's own that shaped a checkpoint; --export-only takes them from it.
+RECIPE = ("seed", "vae_steps", "vae_lr", "vae_batch", "lr", "batch", "dataset", "ema")
 PREVIEW_FIT = "engine.previews.fit_latent_rgb on 256 random_scene(Random(0)) images"
 
 
@@ -230,12 +232,13 @@ def loss_weights(sched: DDPMScheduler, k: float) -> torch.Tensor:
 
 def stages(meta: dict | None, start: int, args) -> list[dict]:
     """The runs that made a checkpoint, oldest first. Each went on from the one before with its
-    own --steps (also the length of its learning-rate schedule) and --noisy-weight, so running
-    them in order with one --work remakes it. Checkpoints from before the weight existed were
-    made in one plain v-loss run."""
+    own --steps (also the length of its learning-rate schedule), --noisy-weight and --batch, so
+    running them in order with one --work remakes it. Checkpoints from before the weight
+    existed were made in one plain v-loss run, and before --batch varied, at 32."""
     done = meta.get("stages", [{"from": 0, "steps": start, "noisy_weight": 1.0}]) if meta else []
-    now = {"steps": args.steps, "noisy_weight": args.noisy_weight}
-    if args.steps <= start or (done and {k: done[-1][k] for k in now} == now):
+    now = {"steps": args.steps, "noisy_weight": args.noisy_weight, "batch": args.batch}
+    last = {"batch": 32, **done[-1]} if done else None
+    if args.steps <= start or (last and {k: last[k] for k in now} == now):
         return done
     return [*done, {"from": start, **now}]
 
@@ -249,7 +252,7 @@ def train_unet(c: dict, data: dict, args, work: Path, device) -> None:
     modules = {"unet": unet, "text_encoder": te, "ema_unet": ema_unet, "ema_text_encoder": ema_te}
     meta = ckpt.load(modules, opt)
     start = meta["step"] if meta else 0
-    record = {"stages": stages(meta, start, args)}
+    record = {"stages": stages(meta, start, args), "recipe": {k: vars(args)[k] for k in RECIPE}}
     noise_sched = DDPMScheduler(num_train_timesteps=1000, **SCHEDULE)
     latents = data["latents"] * data["scale"]
     weights = loss_weights(noise_sched, args.noisy_weight).to(device)
@@ -391,8 +394,10 @@ def main() -> None:
     for k in ("vae", "unet", "text_encoder", "ema_unet", "ema_text_encoder"):
         c[k].to(device)
     if args.export_only:  # stop where the checkpoints are
+        meta = json.loads((args.work / "unet.json").read_text())
+        vars(args).update(meta.get("recipe", {}))
         args.vae_steps = json.loads((args.work / "vae.json").read_text())["step"]
-        args.steps = json.loads((args.work / "unet.json").read_text())["step"]
+        args.steps = meta["step"]
     started = time.time()
     train_vae(c["vae"], args, args.work, device)
     data = encode_dataset(c["vae"], args, args.work, device)

@@ -31,7 +31,7 @@ def training_defaults(family: str, n_images: int, native: int) -> dict[str, Any]
     return {
         "steps": (600 if small else 400) + 200 * (n_images - 1),
         "rank": 16 if small else (8 if family == "sdxl" else 4) * (1 if n_images <= 2 else 2),
-        "learning_rate": 2e-3 if small else 1e-4,
+        "learning_rate": 1.5e-3 if small else 1e-4,
         "resolution": min(native, 1024),
         "unet_targets": ALL_UNET_TARGETS if small else UNET_TARGETS,
         "unet_blocks": DECODER_BLOCKS if small else None,
