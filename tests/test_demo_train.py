@@ -10,7 +10,8 @@ import torch
 from diffusers import DDPMScheduler
 
 from engine.demo_model import train
-from engine.demo_model.train import SCHEDULE, loss_weights
+from engine.demo_model.components import SCHEDULE
+from engine.demo_model.train import loss_weights
 
 
 def test_noisy_weight_one_is_plain_v_loss_and_lower_weighs_the_noisy_end_less():
