@@ -25,6 +25,11 @@ def main() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # huggingface_hub gives its logger a console handler of its own on import, so each of its
+    # warnings printed twice (once bare): ours is the one.
+    import huggingface_hub.utils.logging  # noqa: F401
+
+    logging.getLogger("huggingface_hub").handlers.clear()
     if sys.argv[1:] == ["worker"]:
         from engine.queue.worker import run_worker  # Celery: only in celery mode
 
@@ -39,6 +44,7 @@ def main() -> None:
         log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_graceful_shutdown=5,
+        proxy_headers=False,  # only the orchestrator calls it; no proxy's word is trusted
     )
     EngineServer(config, app).run()
 

@@ -34,7 +34,7 @@ from engine.contract.schemas import (
     JobStatus,
 )
 from engine.jobs import Cancelled
-from engine.runtime import LoadedModel, Runtime
+from engine.runtime import STOPPING, LoadedModel, Runtime
 from engine.storage import iso, read_safetensors_metadata
 from engine.values import LoraRef, RenderParams
 
@@ -195,7 +195,7 @@ class GenerationService:
         except Cancelled:
             if hung_up.is_set():
                 raise ClientClosed("the client went away; the generation was stopped") from None
-            raise ShuttingDown("the engine is stopping; the generation was not finished") from None
+            raise ShuttingDown(STOPPING) from None
 
     def response(self, plan: Plan, results: list[ImageResult], seconds: float):
         return GenerateResponse(

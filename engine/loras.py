@@ -64,10 +64,10 @@ def kohya_bytes(path: Path, file: str) -> bytes:
     metadata.pop("lora_adapter_metadata", None)
     try:
         return save(to_kohya(state), metadata=metadata)
-    except (ValueError, KeyError, RuntimeError) as exc:  # diffusers' "not converted to PEFT"
+    except Exception as exc:  # diffusers' "not converted to PEFT", 0-d tensors, odd shapes...
         raise InvalidRequest(
-            f"LoRA {file!r} can't be converted to kohya format: its tensor names are "
-            f"neither diffusers' nor PEFT's ({exc})",
+            f"LoRA {file!r} can't be converted to kohya format: its tensors are not a "
+            f"diffusers or PEFT LoRA's ({type(exc).__name__}: {exc})",
             code="incompatible_lora",
         ) from exc
 

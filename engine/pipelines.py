@@ -9,9 +9,11 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import torch
 from diffusers import (
@@ -99,6 +101,43 @@ def _load(model: str, config_dir: str | None, dtype: torch.dtype) -> DiffusionPi
         if not (path / "model_index.json").is_file():
             raise FileNotFoundError(f"{path} is not a diffusers folder (no model_index.json)")
         return AutoPipelineForText2Image.from_pretrained(str(path), torch_dtype=dtype)
+    return _from_hub(model, dtype)
+
+
+class HubUnreachable(Exception):
+    """The model is not in the cache and the Hub can't be reached: the real cause, which
+    diffusers reports as a missing model_index.json after a minute of retries."""
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub can't be reached, from one name look-up, or None."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    host = urlsplit(constants.ENDPOINT).hostname or constants.ENDPOINT
+    try:
+        socket.getaddrinfo(host, 443)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"the name {host} can't be looked up ({exc}): this machine seems to be offline"
+    return None
+
+
+def _from_hub(model: str, dtype: torch.dtype) -> DiffusionPipeline:
+    """From the cache when it holds the model (no network needed); else downloaded, once a
+    single look-up says the Hub can be reached."""
+    try:
+        return AutoPipelineForText2Image.from_pretrained(
+            model, torch_dtype=dtype, local_files_only=True
+        )
+    except OSError:  # not (wholly) in the cache
+        pass
+    if why := hub_unreachable():
+        raise HubUnreachable(
+            f"model {model!r} is not in this machine's Hugging Face cache, and the Hub can't "
+            f"be reached: {why}. Fix: go online and restart LoraMint, or set LORAMINT_MODEL to "
+            "a local diffusers folder or a single-file .safetensors checkpoint (or builtin:demo)."
+        )
     return AutoPipelineForText2Image.from_pretrained(model, torch_dtype=dtype)
 
 
@@ -140,6 +179,8 @@ def _location(model: str) -> str:
 def _load_or_explain(model: str, config_dir: str | None, dtype: torch.dtype) -> DiffusionPipeline:
     try:
         return _load(_location(model), config_dir, dtype)
+    except HubUnreachable as exc:
+        raise ModelLoadError(str(exc)) from exc
     except Exception as exc:  # diffusers/hub raise many types; all mean "can't load"
         raise ModelLoadError(
             f"model {model!r} could not be loaded ({type(exc).__name__}: {exc}). Fix: set "
@@ -162,7 +203,7 @@ def load_model(
     except ModelLoadError as exc:
         if not fallback or model == DEMO_ID:
             raise
-        fallback_reason = f"{exc.message.split('. Fix:')[0]}; using the built-in demo model"
+        fallback_reason = f"{exc.message} Meanwhile the built-in demo model runs."
         log.warning("%s (LORAMINT_MODEL_FALLBACK=false turns this off)", fallback_reason)
         model = DEMO_ID
         pipe = _load_or_explain(model, None, dtype)

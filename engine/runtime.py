@@ -17,7 +17,7 @@ import psutil
 
 from engine.blobs import open_store
 from engine.config import EngineSettings
-from engine.contract.errors import ModelLoadError, NotReady
+from engine.contract.errors import ModelLoadError, NotReady, ShuttingDown
 from engine.contract.schemas import Job
 from engine.jobs import JobStore
 from engine.storage import UserStore
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from engine.loras import LoraCache
 
 log = logging.getLogger(__name__)
+STOPPING = "the engine is stopping; this work was not finished. Send it again once it is back"
 
 
 class Health(str, enum.Enum):
@@ -76,10 +77,17 @@ class Runtime:
 
     def begin_shutdown(self) -> None:
         """SIGTERM or the parent gone: the running generation or training step ends at its
-        next step, so the engine exits within seconds rather than after the work."""
-        if not self.stopping.is_set():
-            log.info("stopping: running work ends at its next step")
+        next step, and work still waiting is answered 503 shutting_down at once, so the
+        engine exits within seconds rather than after the work."""
+        if self.stopping.is_set():
+            return
+        log.info("stopping: waiting work is refused, running work ends at its next step")
         self.stopping.set()
+        self.worker.drain(lambda: ShuttingDown(STOPPING))
+        for job_id in list(self._queued):  # their work will never run: they say so now
+            self._queued.pop(job_id, None)
+            if not self.jobs.current(job_id).status.terminal:
+                self.jobs.update(job_id, **self.jobs.stopped(job_id))
 
     def track(self, job_id: str, future: Future[Any]) -> None:
         """Follow a job's queued work: its queue position, and withdrawing it on cancel."""

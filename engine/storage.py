@@ -252,7 +252,7 @@ def _read_cursor(cursor: str) -> tuple[int, str]:
     try:
         mtime_ns, name = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return int(mtime_ns), str(name)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:  # a forged 1e400 is an overflow
         raise InvalidRequest(
             "cursor: not one this server gave out; pass next_cursor as it came",
             code="invalid_cursor",

@@ -48,6 +48,7 @@ class DeviceWorker:
         self._cond = threading.Condition()
         self._running: str | None = None
         self._stopped = False
+        self._closed: Callable[[], BaseException] | None = None  # set by drain()
         # Called (on the worker thread) whenever a task leaves the queue: positions moved.
         self.on_dequeue: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._loop, name="device-worker", daemon=True)
@@ -95,6 +96,8 @@ class DeviceWorker:
         `owner` already has their share of it waiting: one user can't fill it for everyone."""
         task = _Task(fn, label, owner)
         with self._cond:
+            if self._closed is not None:
+                raise self._closed()
             if not background:
                 self._check_room(owner)
             (self._background if background else self._interactive).append(task)
@@ -128,6 +131,21 @@ class DeviceWorker:
             found[0].remove(found[1])
         self._dequeued()
         return future.cancel()
+
+    def drain(self, error: Callable[[], BaseException]) -> int:
+        """Fail every task still waiting with `error()`, and refuse new ones: the engine is
+        stopping, and those waiting should hear so now, not when it is gone."""
+        with self._cond:
+            self._closed = error
+            waiting = [*self._interactive, *self._background]
+            self._interactive.clear()
+            self._background.clear()
+        for task in waiting:
+            if task.future.set_running_or_notify_cancel():
+                task.future.set_exception(error())
+        if waiting:
+            self._dequeued()
+        return len(waiting)
 
     def _dequeued(self) -> None:
         if self.on_dequeue is not None:

@@ -20,7 +20,7 @@ from engine.contract.guards import (
 )
 from engine.contract.handlers import install_error_handlers
 from orchestrator.accounts.db import Database
-from orchestrator.accounts.limiter import WindowLimiter
+from orchestrator.accounts.limiter import LoginLimiter, WindowLimiter
 from orchestrator.accounts.store import Accounts
 from orchestrator.client import EngineClient
 from orchestrator.config import OrchestratorSettings, get_settings
@@ -55,8 +55,11 @@ def create_app(
         if accounts_on:
             rules = settings.Auth
             app.state.accounts = Accounts(Database(settings.database), rules.SessionDays)
-            app.state.login_limiter = WindowLimiter(
-                rules.MaxFailedLogins, rules.FailureWindowMinutes * 60
+            app.state.login_limiter = LoginLimiter(
+                rules.MaxFailedLogins,
+                rules.MaxFailedLoginsPerUser,
+                rules.MaxFailedLoginsPerClient,
+                rules.FailureWindowMinutes * 60,
             )
         app.state.generate_limiter = WindowLimiter(settings.Preview.GenerationsPerMinute, 60)
         app.state.engine = EngineClient(

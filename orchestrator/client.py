@@ -19,7 +19,13 @@ from starlette.background import BackgroundTask
 from engine.contract.errors import ClientClosed, EngineTimeout, EngineUnavailable
 from engine.contract.schemas import ENGINE_TOKEN_HEADER
 
-PASSED_HEADERS = ("content-type", "content-disposition", "cache-control", "x-accel-buffering")
+PASSED_HEADERS = (
+    "content-type",
+    "content-disposition",
+    "cache-control",
+    "x-accel-buffering",
+    "retry-after",  # on 429 queue_full / too_many_jobs and 503s: when to try again
+)
 
 
 def engine_http(base_url: str, token: Callable[[], str | None], **kwargs: Any) -> httpx.AsyncClient:

@@ -71,6 +71,13 @@ class ServerSection(BaseModel):
         None, description="TLS certificate (PEM) to serve HTTPS; with KeyFile."
     )
     KeyFile: str | None = Field(None, description="The certificate's private key (PEM).")
+    TrustForwardedFor: bool = Field(
+        False,
+        description="Tell clients apart (sign-in limits, a preview's generations per client) by "
+        "the address the proxy in front appends to X-Forwarded-For (a Hugging Face Space's "
+        "does), not by the proxy's own address. Only behind such a proxy: anyone else can "
+        "write that header. Off, both servers ignore forwarding headers altogether.",
+    )
     PublishedHost: str | None = Field(
         None,
         description="Where the port is really reachable, when that differs from Host: in a "
@@ -89,8 +96,21 @@ class AuthSection(BaseModel):
     MaxFailedLogins: int = Field(
         5,
         ge=1,
-        description="Failed logins allowed per user name, and per client address, within "
-        "FailureWindowMinutes; more get 429 until the oldest failure is that old.",
+        description="Failed sign-ins allowed per user name from one client address within "
+        "FailureWindowMinutes; more get 429 until the oldest failure is that old. Other "
+        "addresses may still sign in as that user.",
+    )
+    MaxFailedLoginsPerUser: int = Field(
+        50,
+        ge=1,
+        description="Failed sign-ins allowed per user name from all addresses together "
+        "within FailureWindowMinutes: caps guessing spread over many addresses.",
+    )
+    MaxFailedLoginsPerClient: int = Field(
+        20,
+        ge=1,
+        description="Failed sign-ins allowed per client address, whatever the names, within "
+        "FailureWindowMinutes: caps one address trying many accounts.",
     )
     FailureWindowMinutes: float = Field(15, gt=0, description="See MaxFailedLogins.")
 
@@ -98,12 +118,6 @@ class AuthSection(BaseModel):
 class PreviewSection(BaseModel):
     GenerationsPerMinute: int = Field(
         6, ge=1, description="Mode preview: generations one client may ask for per minute."
-    )
-    TrustForwardedFor: bool = Field(
-        False,
-        description="Mode preview: count clients by the address the proxy in front appends to "
-        "X-Forwarded-For (a Hugging Face Space's does), not by the proxy's own address. Only "
-        "behind such a proxy: anyone else can write that header.",
     )
 
 
@@ -215,6 +229,20 @@ class OrchestratorSettings(BaseSettings):
                 "NAME --admin), or bind LORAMINT_SERVER__HOST=127.0.0.1."
             )
         return None
+
+    def urls(self) -> list[str]:
+        """Where a person can open the app: each allowed host name with the port, and
+        127.0.0.1 when that is served too (a wildcard or loopback bind)."""
+        scheme = "https" if self.tls else "http"
+        bound = self.Server.PublishedHost or self.Server.Host
+        names = [h for h in self.Server.AllowedHosts or () if h and not h.startswith("*")]
+        if bound in ("0.0.0.0", "::", "") or is_loopback(bound):
+            names.append("127.0.0.1")
+        else:
+            names.append(bound)
+        port = self.Server.Port
+        shown = [f"[{n}]" if ":" in n else n for n in dict.fromkeys(names)]
+        return [f"{scheme}://{n}:{port}" for n in shown]
 
     @property
     def engine_host_port(self) -> tuple[str, int]:

@@ -95,9 +95,13 @@ async def current_user(request: Request, settings: SettingsDep) -> str:
 UserDep = Annotated[str, Depends(current_user)]
 
 
-def client_address(request: Request, trust_forwarded_for: bool) -> str:
-    """Who is asking, by address: behind a trusted proxy, the address it appended last."""
-    forwarded = request.headers.get("x-forwarded-for", "") if trust_forwarded_for else ""
+def client_address(request: Request) -> str:
+    """Who is asking, by address: behind a trusted proxy (Server.TrustForwardedFor), the
+    address it appended last; else the peer's. uvicorn's own proxy handling is off (it would
+    believe X-Forwarded-For from any loopback client), so this is the one place it is read."""
+    settings: OrchestratorSettings = request.app.state.settings
+    trusted = settings.Server.TrustForwardedFor
+    forwarded = request.headers.get("x-forwarded-for", "") if trusted else ""
     if forwarded.strip():
         return forwarded.split(",")[-1].strip()
     return request.client.host if request.client else ""
@@ -108,7 +112,7 @@ async def preview_quota(request: Request, settings: SettingsDep) -> None:
     if settings.Mode != "preview":
         return
     limiter = request.app.state.generate_limiter
-    key = client_address(request, settings.Preview.TrustForwardedFor)
+    key = client_address(request)
     if wait := limiter.retry_after(key):
         raise RateLimited(
             f"this preview makes {settings.Preview.GenerationsPerMinute} generations a minute "

@@ -42,6 +42,14 @@ def own_group() -> dict[str, Any]:
     return {"start_new_session": True}
 
 
+def ask_to_stop(proc: subprocess.Popen) -> None:
+    """The graceful stop signal to the child's process group (Windows: CTRL_BREAK_EVENT)."""
+    if WINDOWS:
+        proc.send_signal(signal.CTRL_BREAK_EVENT)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+
+
 def stop_tree(proc: subprocess.Popen, timeout: float) -> None:
     """Graceful stop, then kill the whole tree; no orphan survives."""
     if proc.poll() is not None:
@@ -51,10 +59,7 @@ def stop_tree(proc: subprocess.Popen, timeout: float) -> None:
     except psutil.Error:
         tree = []
     try:
-        if WINDOWS:
-            proc.send_signal(signal.CTRL_BREAK_EVENT)
-        else:
-            os.killpg(proc.pid, signal.SIGTERM)
+        ask_to_stop(proc)
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         log.warning("engine ignored the stop request; killing its process tree")

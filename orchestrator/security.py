@@ -22,6 +22,8 @@ HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
+# Served over HTTPS, browsers are told to come back only that way (a year; not preloaded).
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 def cross_site(scope: Scope) -> str | None:
@@ -50,9 +52,11 @@ class BrowserGuard:
             await self.app(scope, receive, send)
             return
 
+        extra = [*HEADERS, HSTS] if scope.get("scheme") == "https" else HEADERS
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *HEADERS]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         if reason := cross_site(scope):

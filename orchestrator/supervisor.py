@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import enum
 import hashlib
 import logging
@@ -28,7 +29,7 @@ import httpx
 
 from orchestrator.client import engine_http
 from orchestrator.config import OrchestratorSettings
-from orchestrator.processes import own_group, port_in_use, stop_tree, venv_python
+from orchestrator.processes import ask_to_stop, own_group, port_in_use, stop_tree, venv_python
 
 log = logging.getLogger("loramint.supervisor")
 engine_log = logging.getLogger("loramint.engine")
@@ -277,6 +278,15 @@ class EngineSupervisor:
             await asyncio.sleep(1.0)
 
     # -- stopping ------------------------------------------------------------------------
+    def begin_shutdown(self) -> None:
+        """The orchestrator was told to stop: the engine is told at once, so it answers the
+        requests waiting on it (503 shutting_down) while our server waits for them, and is
+        not restarted."""
+        self._stopping = True
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                ask_to_stop(self.proc)
+
     def terminate(self) -> None:
         if self.proc is not None:
             stop_tree(self.proc, self.s.Engine.StopTimeoutSeconds)

@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from orchestrator.accounts.limiter import WindowLimiter
+from orchestrator.accounts.limiter import LoginLimiter, LoginRefused, WindowLimiter
 from tests.engine_process import ROOT, TEAM, OrchestratorProcess, team_app
 from tests.helpers import FAST, assert_error, png_bytes, start_training, wait_job
 
@@ -219,6 +220,28 @@ def test_a_new_password_ends_every_other_session(team):
     assert team.cli("users", "passwd", "bob", stdin=PASSWORDS["bob"] + "\n").returncode == 0
 
 
+def test_tokens_survive_a_new_password_until_revoked_all_at_once(team):
+    assert team.cli("users", "add", "tess", stdin="tess-password\n").returncode == 0
+    with browser_login(team, "tess", "tess-password") as c:
+        tokens = [c.post("/account/tokens", json={"label": f"t{i}"}).json() for i in range(2)]
+        change = {"current_password": "tess-password", "new_password": "tess-password-2"}
+        assert c.post("/account/password", json=change).status_code == 200
+        for t in tokens:  # as the page says: a new password leaves them working
+            with team.client() as script:
+                script.headers["authorization"] = f"Bearer {t['token']}"
+                assert script.get("/account/me").json()["name"] == "tess"
+        listed = c.post("/account/tokens/revoke-all").json()["tokens"]
+        assert len(listed) == 2 and all(t["revoked"] for t in listed)
+        for t in tokens:
+            with team.client() as script:
+                script.headers["authorization"] = f"Bearer {t['token']}"
+                assert_error(script.get("/account/me"), 401, "not_authenticated")
+        page = c.get("/account").text
+        assert "not your API tokens" in page and "Revoke all tokens" in page
+    with as_user(team, "bob") as bob:  # another user's tokens are untouched
+        assert bob.get("/account/me").status_code == 200
+
+
 def test_admins_manage_users_and_see_their_storage(team):
     with as_user(team, "bob") as bob:
         assert_error(bob.get("/admin/users"), 403, "forbidden")
@@ -279,30 +302,103 @@ def test_the_login_limiter_counts_per_key_inside_its_window():
     assert limiter.retry_after("user:bob", "client:a") is None and not limiter._events
 
 
+def _try(limiter: LoginLimiter, user: str, client: str, right: bool = False) -> int:
+    try:
+        with limiter.attempt(user, client) as succeeded:
+            if right:
+                succeeded()
+    except LoginRefused as refused:
+        return refused.retry_after
+    return 0
+
+
+def test_sign_ins_are_limited_per_user_and_client_with_looser_ceilings():
+    now = [0.0]
+    limiter = LoginLimiter(2, 5, 4, 60, clock=lambda: now[0])
+    assert [_try(limiter, "Alice", "a") for _ in range(3)] == [0, 0, 60]
+    assert _try(limiter, "alice", "b", right=True) == 0  # another place still signs in
+    assert _try(limiter, "alice", "b", right=True) == 0  # and a right password counts nothing
+    for client in ("c", "c", "d"):
+        assert _try(limiter, "alice", client) == 0
+    assert _try(limiter, "alice", "e", right=True) == 60  # five failures: the name's ceiling
+    for name in ("u1", "u2", "u3", "u4"):
+        _try(limiter, name, "f")
+    assert _try(limiter, "bob", "f", right=True) == 60  # one address, many names
+    now[0] += 60
+    assert _try(limiter, "alice", "a", right=True) == 0
+
+
+def test_one_check_at_a_time_per_user_and_client():
+    limiter = LoginLimiter(5, 50, 20, 60)
+    with limiter.attempt("alice", "a"):
+        assert _try(limiter, "alice", "a") == 1  # in flight: refused before any check
+        assert _try(limiter, "alice", "b") == 0
+    assert _try(limiter, "alice", "a") == 0
+
+
 def _login_from(app: OrchestratorProcess, address: str, name: str, password: str) -> httpx.Response:
     transport = httpx.HTTPTransport(local_address=address)
     with httpx.Client(base_url=app.url, transport=transport) as c:
         return c.post("/login", data={"username": name, "password": password})
 
 
-def test_repeated_failed_logins_are_refused_per_user_and_per_client(tmp_path):
-    """Its own app (no engine needed to sign in); clients differ by loopback address."""
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """An app with no engine (none is needed to sign in) and low limits; clients differ by
+    loopback address."""
     app = team_app(
-        "unused", tmp_path, LORAMINT_ENGINE__AUTOSTART="false", LORAMINT_AUTH__MAXFAILEDLOGINS="3"
+        "unused",
+        tmp_path_factory.mktemp("guarded"),
+        LORAMINT_ENGINE__AUTOSTART="false",
+        LORAMINT_AUTH__MAXFAILEDLOGINS="3",
+        LORAMINT_AUTH__MAXFAILEDLOGINSPERCLIENT="3",
     )
     app.start(lambda h: "engine" in h, timeout=60)
-    try:
-        for _ in range(3):  # guessing alice's password from one place...
-            assert _login_from(app, "127.0.0.2", "alice", "guess-guess").status_code == 401
-        r = _login_from(app, "127.0.0.3", "alice", PASSWORDS["alice"])  # ...locks her name
-        assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 15 * 60
-        assert "Too many failed sign-ins" in r.text
-        for name in ("u1", "u2", "u3"):  # many names from one client locks that client
-            assert _login_from(app, "127.0.0.4", name, "guess-guess").status_code == 401
-        assert _login_from(app, "127.0.0.4", "bob", PASSWORDS["bob"]).status_code == 429
-        assert _login_from(app, "127.0.0.5", "bob", PASSWORDS["bob"]).status_code == 303
-    finally:
-        app.stop()
+    yield app
+    app.stop()
+
+
+def test_repeated_failed_logins_are_refused_per_user_and_client(guarded):
+    for _ in range(3):  # guessing alice's password from one place locks that place...
+        assert _login_from(guarded, "127.0.0.2", "alice", "guess-guess").status_code == 401
+    r = _login_from(guarded, "127.0.0.2", "alice", PASSWORDS["alice"])
+    assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 15 * 60
+    assert "Too many failed sign-ins" in r.text
+    assert "strict-transport-security" not in r.headers  # plain HTTP: no HSTS
+    # ...not alice herself, elsewhere.
+    assert _login_from(guarded, "127.0.0.3", "alice", PASSWORDS["alice"]).status_code == 303
+    for name in ("u1", "u2", "u3"):  # many names from one client locks that client
+        assert _login_from(guarded, "127.0.0.4", name, "guess-guess").status_code == 401
+    assert _login_from(guarded, "127.0.0.4", "bob", PASSWORDS["bob"]).status_code == 429
+    assert _login_from(guarded, "127.0.0.5", "bob", PASSWORDS["bob"]).status_code == 303
+
+
+def test_parallel_guesses_are_counted_before_they_are_checked(guarded):
+    """40 wrong passwords at once were all checked (40 x 401) against a limit of 5."""
+    with ThreadPoolExecutor(40) as pool:
+        codes = list(
+            pool.map(
+                lambda _: _login_from(guarded, "127.0.0.6", "bob", "guess-guess").status_code,
+                range(40),
+            )
+        )
+    assert codes.count(401) <= 3 and codes.count(429) >= 37, codes
+
+
+def test_a_forwarded_for_header_does_not_make_a_new_client(guarded):
+    """uvicorn believed X-Forwarded-For from loopback, so each guess could name a new
+    client; without Server.TrustForwardedFor the header is ignored."""
+    transport = httpx.HTTPTransport(local_address="127.0.0.7")
+    with httpx.Client(base_url=guarded.url, transport=transport) as c:
+        codes = [
+            c.post(
+                "/login",
+                data={"username": f"n{i}", "password": "guess-guess"},
+                headers={"x-forwarded-for": f"198.51.100.{i}"},
+            ).status_code
+            for i in range(5)
+        ]
+    assert codes == [401, 401, 401, 429, 429]
 
 
 def test_without_accounts_it_refuses_to_listen_beyond_this_machine(tmp_path):
@@ -360,6 +456,7 @@ def test_over_https_the_session_cookie_is_secure(tmp_path):
                     time.sleep(0.2)
             r = c.post("/login", data={"username": "bob", "password": PASSWORDS["bob"]})
             assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+            assert r.headers["strict-transport-security"] == "max-age=31536000"
         assert "https://127.0.0.1" in app.log_path.read_text()
     finally:
         app.stop()

@@ -183,3 +183,33 @@ def _phone_error(page) -> None:
     page.get_by_role("button", name="Generate").click()
     page.get_by_text("multiple of 8").wait_for()
     shot(page, "6-phone-error")
+
+
+def test_accounts_on_a_lan_name_still_open_on_this_machine(browser, tmp_path):
+    """Allowing only `gpubox.lan` once answered invalid_host to 127.0.0.1 and localhost, and
+    the start line printed a URL no one could open."""
+    lan = team_app(
+        "unused",
+        tmp_path,
+        LORAMINT_ENGINE__AUTOSTART="false",
+        LORAMINT_SERVER__ALLOWEDHOSTS='["gpubox.lan"]',
+    )
+    lan.start(lambda h: "engine" in h, timeout=60)
+    try:
+        port = lan.url.rsplit(":", 1)[1]
+        line = next(ln for ln in lan.log_path.read_text().splitlines() if "starting at" in ln)
+        assert f"http://gpubox.lan:{port}" in line and f"http://127.0.0.1:{port}" in line
+        for base in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):
+            with watched_page(browser, base) as page:
+                page.goto("/account")
+                page.get_by_label("User name").fill("bob")
+                page.get_by_label("Password").fill(PASSWORDS["bob"])
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_url(lambda url: url.endswith("/account"))
+                page.get_by_role("heading", name="API tokens").wait_for()
+        with lan.client() as c:  # the LAN name itself, and still nothing else
+            assert c.get("/health", headers={"host": f"gpubox.lan:{port}"}).status_code == 200
+            r = c.get("/health", headers={"host": "rebound.example"})
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_host"
+    finally:
+        lan.stop()

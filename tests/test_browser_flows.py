@@ -137,6 +137,29 @@ def test_training_with_captions_samples_chart_and_reattaching(page, tmp_path):
     assert page.get_by_label("Replace an existing LoRA of this name").is_visible()
 
 
+def test_training_starts_while_an_image_renders(page, app, tmp_path):
+    """A generation still rendering once made training answer "you already have 1 training
+    job(s)": generate, then train at once."""
+    page.goto("/generate")
+    page.get_by_label("Prompt", exact=True).fill("a green circle on a black background")
+    advanced(page, SLOW_RENDER)
+    page.get_by_role("button", name="Generate").click()
+    page.locator("section.batch").first.get_by_text("Step ").wait_for(timeout=60_000)
+    page.goto("/train-lora")
+    page.get_by_label("Reference images").set_input_files(_files(tmp_path)[:1])
+    page.get_by_label("Name", exact=True).fill("while_rendering")
+    advanced(page, {"Steps": "3000"})
+    page.get_by_role("button", name="Start training").click()
+    page.locator("#progress-card").wait_for()
+    assert page.locator("#train-error").is_hidden()
+    shot(page, "flow-4b-train-while-rendering")
+    with app.client() as c:
+        for job in c.get("/jobs").json()["jobs"]:
+            if job["status"] in ("queued", "running"):
+                c.post(f"/jobs/{job['id']}/cancel")
+                wait_job(c, job["id"], params={}, timeout=60)
+
+
 def test_jobs_panel_cancels_with_feedback(page, tmp_path):
     page.goto("/train-lora")
     page.get_by_label("Reference images").set_input_files(_files(tmp_path)[:1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -36,6 +37,32 @@ def test_hub_model_that_cannot_be_downloaded_is_a_clear_error(tmp_path):
     try:
         reason = httpx.get(eng.url + "/health").json()["reason"]
         assert "stabilityai/sd-turbo" in reason and "Fix:" in reason
+    finally:
+        eng.stop()
+
+
+def test_offline_start_names_the_real_cause_at_once(tmp_path):
+    """Offline, the reason once blamed a missing model_index.json, after a minute of Hub
+    retries, and each retry's warning printed twice. `.invalid` never resolves (RFC 2606)."""
+    started = time.monotonic()
+    eng = _engine(
+        tmp_path,
+        "stabilityai/sd-turbo",
+        HF_ENDPOINT="https://hub.invalid",
+        HF_HUB_OFFLINE="0",
+        HF_HOME=str(tmp_path / "hf"),
+    ).start(wait_for="error")
+    try:
+        took = time.monotonic() - started
+        reason = httpx.get(eng.url + "/health").json()["reason"]
+        assert "hub.invalid can't be looked up" in reason and "offline" in reason
+        assert "go online and restart" in reason and "LORAMINT_MODEL" in reason
+        assert "model_index.json" not in reason
+        assert took < 20, f"{took:.0f} s to say it"
+        lines = [ln.split(": ", 1)[-1] for ln in eng.log_path.read_text().splitlines()]
+        assert not [
+            ln for ln in set(lines) if "Retrying" in ln or lines.count(ln) > 1 and "WARNING" in ln
+        ]
     finally:
         eng.stop()
 

@@ -205,6 +205,10 @@ def test_a_linked_user_folder_is_refused(client, engine, tmp_path):
         ({"height": 32}, "invalid_request", "height"),
         ({"width": 4096}, "invalid_request", "width"),
         ({"steps": 0}, "invalid_request", "steps"),
+        ({"steps": True}, "invalid_request", "steps"),  # once taken as 1
+        ({"steps": "3"}, "invalid_request", "steps"),
+        ({"guidance_scale": False}, "invalid_request", "guidance_scale"),
+        ({"loras": [{"file": "x.safetensors", "strength": True}]}, "invalid_request", "strength"),
         ({"steps": 1000}, "invalid_request", "steps"),
         ({"steps": 121}, "invalid_request", "steps: at most 120 on this server"),
         ({"num_images": 50}, "invalid_request", "num_images"),
@@ -272,4 +276,10 @@ def test_kohya_download_of_a_kohya_file_is_the_file_and_garbage_is_a_422(
     up = client.post("/loras", params=ALICE, files={"file": ("odd.safetensors", odd)})
     assert up.status_code == 201, up.text
     r = client.get("/loras/odd.safetensors", params={**ALICE, "format": "kohya"})
+    assert "kohya" in assert_error(r, 422, "incompatible_lora")["message"]
+    # diffusers-looking names on 0-d tensors: its converter fails with a TypeError (was a 500).
+    scalars = save({f"unet.down.lora_{ab}.weight": torch.tensor(1.0) for ab in "AB"})
+    up = client.post("/loras", params=ALICE, files={"file": ("scalars.safetensors", scalars)})
+    assert up.status_code == 201, up.text
+    r = client.get("/loras/scalars.safetensors", params={**ALICE, "format": "kohya"})
     assert "kohya" in assert_error(r, 422, "incompatible_lora")["message"]

@@ -3,6 +3,7 @@ place, and captions for training images."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -50,9 +51,11 @@ def test_images_come_a_page_at_a_time_newest_first_and_searchable(client, upload
     client.delete(f"/images/{made[4]}", params=user)
     rest = client.get("/images", params={**user, "limit": 2, "cursor": first["next_cursor"]})
     assert [im["file"] for im in rest.json()["images"]] == [made[2], made[1]]
-    assert_error(
-        client.get("/images", params={**user, "cursor": "nonsense"}), 422, "invalid_cursor"
-    )
+    forged = base64.urlsafe_b64encode(b'[1e400, "x"]').decode()  # an overflow, once a 500
+    for cursor in ("nonsense", forged):
+        assert_error(
+            client.get("/images", params={**user, "cursor": cursor}), 422, "invalid_cursor"
+        )
     assert_error(client.get("/images", params={**user, "limit": 0}), 422)
 
 

@@ -116,6 +116,23 @@ def test_jobs_captions_and_edits_through_the_orchestrator(client, app, tiny_mode
     assert client.delete("/loras/edit_me.safetensors").status_code == 200
 
 
+def test_a_rendering_generation_does_not_block_training_and_429s_keep_retry_after(client):
+    """Once a running generation job made training answer too_many_jobs; and the orchestrator
+    dropped the engine's Retry-After on 429s."""
+    slow = client.post("/generate?async=true", json={"prompt": "busy", "steps": 120})
+    assert slow.status_code == 202, slow.text
+    files = [("images", ("a.png", png_bytes((0, 90, 200)), "image/png"))]
+    long = {"name": "while_rendering", "steps": "5000", "prior_preservation": "false"}
+    first = client.post("/train-lora", files=files, data=long)
+    assert first.status_code == 202, first.text
+    second = client.post("/train-lora", files=files, data={**long, "name": "second"})
+    assert_error(second, 429, "too_many_jobs")
+    assert int(second.headers["retry-after"]) >= 1
+    assert client.post(f"/jobs/{first.json()['job_id']}/cancel").status_code == 200
+    assert wait_job(client, first.json()["job_id"], params={})["status"] == "cancelled"
+    wait_job(client, slow.json()["job_id"], params={})
+
+
 def test_bad_input_is_a_json_422_naming_the_problem(client):
     assert_error(client.post("/generate", json={"prompt": ""}), 422, "invalid_request")
     for raw, word in BAD_JSON:

@@ -134,7 +134,7 @@ def test_the_space_runs_a_preview_on_7860_as_uid_1000(monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     orch = OrchestratorSettings(Settings=str(ROOT / "orchestrator/appsettings.json"))
-    assert orch.Mode == "preview" and orch.Preview.TrustForwardedFor
+    assert orch.Mode == "preview" and orch.Server.TrustForwardedFor
     assert orch.Server.Port == front["app_port"] == 7860 and orch.Server.Host == "0.0.0.0"
     # Public and without logins, which a preview may be: it keeps nothing of anyone's.
     assert orch.serving_problem() is None

@@ -81,7 +81,7 @@ def preview_app(tiny_models, tmp_path_factory):
         tmp_path_factory.mktemp("preview-app"),
         LORAMINT_MODE="preview",
         LORAMINT_PREVIEW__GENERATIONSPERMINUTE="3",
-        LORAMINT_PREVIEW__TRUSTFORWARDEDFOR="true",
+        LORAMINT_SERVER__TRUSTFORWARDEDFOR="true",
     )
     proc.start_ready()
     yield proc

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -17,6 +18,7 @@ from orchestrator.config import OrchestratorSettings
 from orchestrator.processes import venv_python
 from orchestrator.supervisor import EngineSupervisor
 from tests.engine_process import OrchestratorProcess, free_port
+from tests.helpers import assert_error, png_bytes
 
 
 class RecordingPopen:
@@ -87,17 +89,33 @@ def test_killed_engine_is_restarted_and_serves_again(app):
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_orchestrator_leaves_no_engine_behind(tiny_models, tmp_path):
+def test_sigterm_during_renders_answers_every_client_and_is_gone_in_3_s(tiny_models, tmp_path):
+    """Four renders (one running, three queued) and a training: every waiting client gets a
+    503 shutting_down JSON answer, and no process is left 3 s after SIGTERM."""
     proc = OrchestratorProcess(str(tiny_models["sd"].folder), tmp_path).start_ready()
     engine_pid = proc.health()["engine"]["pid"]
     family = [engine_pid] + [c.pid for c in psutil.Process(engine_pid).children(recursive=True)]
-    started = time.monotonic()
-    proc.proc.send_signal(signal.SIGTERM)
-    proc.proc.wait(15)
-    deadline = started + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in family):
-        time.sleep(0.1)
+    render = {"prompt": "busy", "steps": 150, "num_images": 2}
+    with ThreadPoolExecutor(4) as pool, proc.client(timeout=60) as c:
+        files = [("images", ("a.png", png_bytes((200, 0, 0)), "image/png"))]
+        training = c.post("/train-lora", files=files, data={"name": "t", "steps": "5000"})
+        assert training.status_code == 202, training.text
+        waiting = [pool.submit(c.post, "/generate", json=render) for _ in range(4)]
+        deadline = time.monotonic() + 30
+        while proc.health()["engine"]["health"]["queue_depth"] < 3:
+            assert time.monotonic() < deadline, proc.log_tail()
+            time.sleep(0.05)
+        started = time.monotonic()
+        proc.proc.send_signal(signal.SIGTERM)
+        answers = [f.result() for f in waiting]
+        proc.proc.wait(10)
+        while any(_alive(p) for p in family) and time.monotonic() - started < 10:
+            time.sleep(0.05)
+        gone_after = time.monotonic() - started
+    for r in answers:
+        assert_error(r, 503, "shutting_down")
     assert not any(_alive(p) for p in family), "engine processes survived the orchestrator"
+    assert gone_after <= 3.0, f"took {gone_after:.1f} s\n{proc.log_tail()}"
 
 
 def _alive(pid: int) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from engine.contract.schemas import RequestBody
+from engine.contract.schemas import JsonBody
 
 PASSWORD = {"min_length": 8, "max_length": 1024}
 
@@ -15,12 +15,12 @@ class Me(BaseModel):
     is_admin: bool
 
 
-class PasswordChange(RequestBody):
+class PasswordChange(JsonBody):
     current_password: str = Field(..., max_length=1024)
     new_password: str = Field(..., description="8 to 1024 characters.", **PASSWORD)
 
 
-class TokenRequest(RequestBody):
+class TokenRequest(JsonBody):
     label: str = Field("api", min_length=1, max_length=100, description="What it is for.")
 
 
@@ -61,11 +61,11 @@ class UserList(BaseModel):
     users: list[UserEntry]
 
 
-class NewUser(RequestBody):
+class NewUser(JsonBody):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Also the storage id.")
     password: str = Field(..., description="8 to 1024 characters.", **PASSWORD)
     admin: bool = False
 
 
-class UserChange(RequestBody):
+class UserChange(JsonBody):
     disabled: bool

@@ -64,7 +64,9 @@ def allowed_hosts(configured: Iterable[str] | None, bound: str) -> frozenset[str
 
 class HostGuard:
     """Answers 400 to a `Host` it does not serve: a DNS-rebinding page's requests carry the
-    attacker's name. `*` allows any host; `*.example.org` any subdomain of it."""
+    attacker's name. `*` allows any host; `*.example.org` any subdomain of it. The loopback
+    names are always served to a loopback peer: configuring a LAN name must not lock out
+    this machine's own browser and scripts (a rebinding page never sends a loopback name)."""
 
     def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
         self.app = app
@@ -72,14 +74,17 @@ class HostGuard:
         self.exact = {h for h in hosts if not h.startswith("*")}
         self.suffixes = tuple(h[1:] for h in hosts if h.startswith("*."))
 
-    def serves(self, host: str | None) -> bool:
+    def serves(self, host: str | None, peer: str | None = None) -> bool:
         if self.any:
             return True
         name = host_name(host or "")
+        if name in LOOPBACK_HOSTS and peer and is_loopback(peer):
+            return True
         return name in self.exact or (bool(self.suffixes) and name.endswith(self.suffixes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and not self.serves(header(scope, b"host")):
+        peer = (scope.get("client") or (None,))[0]
+        if scope["type"] in ("http", "websocket") and not self.serves(header(scope, b"host"), peer):
             host = header(scope, b"host")
             response = error_response(
                 400,

@@ -44,6 +44,13 @@ class RequestBody(BaseModel):
         return data
 
 
+class JsonBody(RequestBody):
+    """A JSON body: numbers must be numbers (`"steps": true` or `"3"` is refused, not taken
+    as 1 or 3); an int is still a valid float."""
+
+    model_config = ConfigDict(strict=True)
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable and machine-readable, e.g. invalid_request.")
     message: str = Field(description="What is wrong, in words a person can act on.")
@@ -63,12 +70,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 # -- generation ----------------------------------------------------------------------------
-class LoraSpec(RequestBody):
+class LoraSpec(JsonBody):
     file: str = Field(..., min_length=1, max_length=140, description="LoRA file in your folder.")
     strength: float = Field(1.0, ge=-2.0, le=2.0, description="Adapter weight, -2..2.")
 
 
-class GenerateRequest(RequestBody):
+class GenerateRequest(JsonBody):
     prompt: str = Field(..., max_length=MAX_PROMPT, description="What to draw; not blank.")
     negative_prompt: str = Field("", max_length=MAX_PROMPT, description="What to avoid.")
     loras: list[LoraSpec] = Field(
@@ -341,7 +348,7 @@ class Captions(BaseModel):
     captioner: str = Field(description="Which captioner wrote them.")
 
 
-class LoraPatch(RequestBody):
+class LoraPatch(JsonBody):
     """`PATCH /loras/{file}`: fields to change in the file's metadata (tensors untouched)."""
 
     trigger_word: str | None = Field(None, min_length=1, max_length=64)

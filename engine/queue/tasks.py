@@ -22,7 +22,7 @@ from celery.exceptions import Ignore, Reject
 from PIL import Image
 
 from engine.captions import CaptionService
-from engine.contract.errors import ApiError, ClientClosed, NotFound
+from engine.contract.errors import ApiError, ClientClosed, NotFound, ShuttingDown
 from engine.contract.schemas import GenerateRequest, JobStatus, TrainOptions
 from engine.generation import GenerationService
 from engine.jobs import Cancelled
@@ -63,7 +63,7 @@ def generate_now(rt: Runtime, user: str, body: dict, task_id: str) -> dict[str, 
     )
     try:
         images = future.result()
-    except Cancelled:
+    except (Cancelled, ShuttingDown):  # stopped, or never started: this worker is stopping
         if hung_up():
             raise ClientClosed("the client went away; the generation was stopped") from None
         raise Reject("the worker is stopping", requeue=True) from None  # another one will
@@ -95,7 +95,8 @@ def generate_job(rt: Runtime, job_id: str, user: str, body: dict) -> None:
     params = {**req.model_dump(), **plan.base, "seed": plan.seed}
     rt.jobs.update(job_id, params=params, total_steps=plan.render.steps)
     work = rt.worker.submit(lambda: service.run_job(job_id, plan), label="generate", owner=user)
-    work.result()
+    with contextlib.suppress(ShuttingDown):  # it never started: handed back below
+        work.result()
     hand_back_if_stopping(rt, job_id)
 
 
@@ -103,6 +104,8 @@ def train_job(rt: Runtime, job_id: str, user: str, uploads: list[str]) -> None:
     try:
         if not rt.jobs.current(job_id).status.terminal:  # else cancelled while it waited
             _train(rt, job_id, user, uploads)
+    except ShuttingDown:  # it never started: handed back below
+        pass
     except ApiError as exc:  # its images or options can't be used: the job says why
         _fail(rt, job_id, exc)
     finally:

@@ -84,7 +84,10 @@ class TrainingService:
     def _check_share(self, user: str) -> None:
         """At most `user_training_jobs` jobs per user at once, and room in their quota."""
         limit = self.rt.settings.user_training_jobs
-        active = [j for j in self.rt.jobs.list(user) if not j.status.terminal]
+        # Only trainings count: a generation still rendering must not block one.
+        active = [
+            j for j in self.rt.jobs.list(user) if j.kind == "train-lora" and not j.status.terminal
+        ]
         if len(active) >= limit:
             wait = max((j.eta_s or 60.0) for j in active)
             raise QueueFull(

@@ -193,6 +193,14 @@ class Accounts:
             raise NotFound(f"no token {token_id!r}")
         return self._token(token_id)
 
+    def revoke_all_tokens(self, user: User) -> int:
+        """Revoke every active token of the user's (after a leaked password, say); how many."""
+        with self.db.connect() as conn:
+            return conn.execute(
+                "UPDATE tokens SET revoked = ? WHERE user_id = ? AND revoked IS NULL",
+                (_now(), user.id),
+            ).rowcount
+
     def token_user(self, token: str) -> User | None:
         with self.db.connect() as conn:
             row = conn.execute(

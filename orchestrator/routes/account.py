@@ -56,7 +56,8 @@ def change_password(
     accounts: AccountsDep,
     settings: SettingsDep,
 ) -> Me:
-    """Set a new password. Every session of yours ends; this browser gets a new one."""
+    """Set a new password. Every session of yours ends; this browser gets a new one. API
+    tokens stay valid: `POST /account/tokens/revoke-all` ends them too."""
     if accounts.verify_password(user.name, body.current_password) is None:
         raise InvalidRequest("current_password: that is not your password", code="wrong_password")
     accounts.set_password(user.name, body.new_password)
@@ -75,6 +76,13 @@ def create_token(body: TokenRequest, user: AccountDep, accounts: AccountsDep) ->
     """A new API token; the answer is the only time it is shown."""
     info, token = accounts.create_token(user, body.label)
     return NewToken(**vars(info), token=token)
+
+
+@router.post("/account/tokens/revoke-all")
+def revoke_all_tokens(user: AccountDep, accounts: AccountsDep) -> TokenList:
+    """Revoke every token of yours at once: a new password does not end them."""
+    accounts.revoke_all_tokens(user)
+    return TokenList(tokens=[_entry(t) for t in accounts.tokens(user)])
 
 
 @router.delete("/account/tokens/{token_id}")

@@ -2,7 +2,8 @@
 
 A login is a server-side session: a random id in an HttpOnly, SameSite=Lax cookie (Secure under
 HTTPS), stored hashed; logging out, disabling the user or a new password ends it. Repeated
-failures are refused per user name and per client address (429 with Retry-After)."""
+failures are refused per user name and client address, with looser ceilings per name and per
+address (429 with Retry-After; `LoginLimiter`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from engine.contract.handlers import ContractRoute
+from orchestrator.accounts.limiter import LoginLimiter, LoginRefused
 from orchestrator.accounts.store import User
-from orchestrator.deps import SESSION_COOKIE, AccountsDep, SettingsDep, signed_in
+from orchestrator.deps import (
+    SESSION_COOKIE,
+    AccountsDep,
+    SettingsDep,
+    client_address,
+    signed_in,
+)
 from orchestrator.routes.pages import templates
 
 router = APIRouter(include_in_schema=False, route_class=ContractRoute)
@@ -75,16 +83,19 @@ def login(
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form(max_length=2000)] = HOME,
 ) -> Response:
-    limiter = request.app.state.login_limiter
-    keys = (f"user:{username.lower()}", f"client:{request.client.host if request.client else ''}")
-    if wait := limiter.retry_after(*keys):
+    limiter: LoginLimiter = request.app.state.login_limiter
+    client = client_address(request)
+    try:
+        with limiter.attempt(username, client) as succeeded:
+            user: User | None = accounts.verify_password(username, password)
+            if user is not None:
+                succeeded()
+    except LoginRefused as refused:
+        wait = refused.retry_after
         error = f"Too many failed sign-ins; try again in {wait} s."
         return _login_page(request, next, error, 429, wait, username)
-    user: User | None = accounts.verify_password(username, password)
     if user is None:
-        limiter.record(*keys)
         return _login_page(request, next, "Wrong user name or password.", 401, None, username)
-    limiter.forget(keys[0])
     response = RedirectResponse(safe_next(next), 303)
     return with_session(response, request, accounts.start_session(user), settings.Auth.SessionDays)
 

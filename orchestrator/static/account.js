@@ -1,4 +1,4 @@
-// Your account: change the password, create and revoke API tokens.
+// Your account: change the password, create and revoke API tokens (one by one, or all).
 import { api, el, showError } from "./lib.js";
 
 const tokBody = document.querySelector("#tok-table tbody");
@@ -25,6 +25,12 @@ async function revoke(id) {
   catch (err) { showError(tokError, err); }
 }
 
+document.getElementById("tok-revoke-all").addEventListener("click", async () => {
+  if (!confirm("Revoke every API token? Every script using one stops working at once.")) return;
+  try { await api("POST", "/account/tokens/revoke-all"); await loadTokens(); }
+  catch (err) { showError(tokError, err); }
+});
+
 document.getElementById("tok-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const label = document.getElementById("tok-label");
@@ -45,7 +51,8 @@ document.getElementById("pw-form").addEventListener("submit", async (ev) => {
   try {
     await api("POST", "/account/password", body);
     form.reset();
-    status.textContent = "Password changed. Your other sign-ins have ended.";
+    status.textContent = "Password changed. Your other sign-ins have ended; your API tokens " +
+      "still work (Revoke all tokens below ends them).";
     showError(document.getElementById("pw-error"), null);
   } catch (err) { status.textContent = ""; showError(document.getElementById("pw-error"), err); }
 });
