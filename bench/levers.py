@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from bench.generate import interleaved_medians
+from engine.contract.records import ImageParameters
 from engine.generation import png_bytes
 from engine.loras import LoraCache
 from engine.pipelines import load_model, render
@@ -77,10 +78,12 @@ def levers(model: Path, loras: list[Path], params: RenderParams, runs: int, devi
     t["none, channels_last"] = _median(draw, runs, spread, "none, channels_last")
     image = render(pipe, params)[0]
     # What the engine adds to every image: its PNG, with the parameters in it.
-    meta = {"prompt": params.prompt, "negative_prompt": "", "loras": [], "steps": params.steps,
-            "scheduler": type(pipe.scheduler).__name__, "guidance_scale": params.guidance_scale,
-            "seed": params.seeds[0], "width": params.width, "height": params.height,
-            "model": str(model)}  # fmt: skip
+    meta = ImageParameters(
+        user_id="bench", prompt=params.prompt, negative_prompt="", loras=[], model=str(model),
+        family="sd", scheduler=type(pipe.scheduler).__name__, steps=params.steps,
+        guidance_scale=params.guidance_scale, width=params.width, height=params.height,
+        seed=params.seeds[0],
+    )  # fmt: skip
     png_s = _median(lambda: png_bytes(image, meta), runs, spread, "png")
     base = t["none"]
     return {

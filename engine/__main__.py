@@ -51,16 +51,15 @@ def main() -> None:
 
 class EngineServer(uvicorn.Server):
     """uvicorn waits for running requests before it stops; a render holds its request for
-    minutes. So the signal also tells the runtime to stop work at its next step."""
+    minutes. So the signal also tells the work queue: waiting work is answered at once and
+    running work stops at its next step."""
 
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
         self.app = app
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        runtime = getattr(self.app.state, "runtime", None)
-        if runtime is not None:
-            runtime.begin_shutdown()
+        self.app.state.work.begin_shutdown()
         super().handle_exit(sig, frame)
 
 

@@ -19,36 +19,27 @@ from engine.contract.guards import (
 )
 from engine.contract.handlers import install_error_handlers
 from engine.routes import files, generate, training
-from engine.runtime import Runtime
+from engine.work import open_queue
 
 # All a preview engine serves; its /generate refuses ?async=true (no jobs) itself.
 PREVIEW = {("GET", "/livez"), ("GET", "/health"), ("POST", "/generate")}
 
 
-def dispatcher(settings: EngineSettings) -> Runtime:
-    from engine.queue.dispatch import DispatchRuntime  # Celery: only in celery mode
-
-    return DispatchRuntime(settings)  # type: ignore[return-value]
-
-
 def create_app(settings: EngineSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    work = open_queue(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings) if settings.queue.Mode == "local" else dispatcher(settings)
-        runtime.jobs.bind_loop(asyncio.get_running_loop())
-        app.state.runtime = runtime
-        runtime.start()
+        work.bind_loop(asyncio.get_running_loop())
+        work.start()
         yield
-        runtime.stop()
+        work.stop()
 
     app = FastAPI(title="LoraMint engine", version="0.1.0", lifespan=lifespan)
+    app.state.work = work
     install_error_handlers(app)
-    if settings.queue.Mode == "celery":
-        from engine.queue.dispatch import install_queue_errors
-
-        install_queue_errors(app, settings)
+    work.install(app)
     # Added last runs first: the host, then the token, then the body's size.
     app.add_middleware(BodyLimit, limit_for=body_limit)
     if settings.mode == "preview":

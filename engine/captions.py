@@ -66,7 +66,7 @@ class ModelCaptioner:
         return [f"{trigger}, {text}" if text else trigger for text in texts]
 
 
-class CaptionService:
+class CaptionWork:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 

@@ -168,6 +168,21 @@ class EngineSettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _tasks_are_signed(self) -> EngineSettings:
+        if self.queue.Mode == "celery" and self.queue_secret is None:
+            raise ValueError(
+                "celery mode signs every task with a secret the dispatcher and its workers "
+                "share: set LORAMINT_QUEUE__SECRET (the same on every one of them)"
+            )
+        return self
+
+    @property
+    def queue_secret(self) -> str | None:
+        """What signs the tasks (celery mode): the queue's secret, else the engine token."""
+        secret = self.queue.Secret or self.engine_token
+        return secret.get_secret_value() if secret else None
+
+    @model_validator(mode="after")
     def _not_a_side_door(self) -> EngineSettings:
         if not is_loopback(self.engine_host) and self.engine_token is None:
             raise ValueError(

@@ -9,57 +9,29 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from engine.captions import CaptionService
 from engine.contract.names import check_user_id
-from engine.generation import GenerationService
-from engine.runtime import Runtime
+from engine.front import Front
 from engine.storage import UserStore
-from engine.training.service import TrainingService
+from engine.work import WorkQueue
 
 
-async def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+async def get_work(request: Request) -> WorkQueue:
+    return request.app.state.work
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+WorkDep = Annotated[WorkQueue, Depends(get_work)]
 
 
-async def get_store(rt: RuntimeDep) -> UserStore:
-    return rt.store
+async def get_store(work: WorkDep) -> UserStore:
+    return work.store
 
 
-def queued(rt: Runtime) -> bool:
-    """Celery mode: the runtime is a DispatchRuntime and the work goes onto the queue (imported
-    only then: the default install has no Celery)."""
-    return rt.settings.queue.Mode == "celery"
-
-
-async def get_generation(rt: RuntimeDep) -> GenerationService:
-    if queued(rt):
-        from engine.queue.dispatch import QueuedGeneration
-
-        return QueuedGeneration(rt)  # type: ignore[arg-type, return-value]
-    return GenerationService(rt)
-
-
-async def get_training(rt: RuntimeDep) -> TrainingService:
-    if queued(rt):
-        from engine.queue.dispatch import QueuedTraining
-
-        return QueuedTraining(rt)  # type: ignore[arg-type, return-value]
-    return TrainingService(rt)
-
-
-async def get_captions(rt: RuntimeDep) -> CaptionService:
-    if queued(rt):
-        from engine.queue.dispatch import QueuedCaptions
-
-        return QueuedCaptions(rt)  # type: ignore[arg-type, return-value]
-    return CaptionService(rt)
+async def get_front(work: WorkDep) -> Front:
+    return Front(work)
 
 
 async def get_user_id(
-    rt: RuntimeDep,
+    work: WorkDep,
     user_id: Annotated[
         str | None,
         Query(
@@ -68,11 +40,9 @@ async def get_user_id(
         ),
     ] = None,
 ) -> str:
-    return check_user_id(rt.settings.default_user if user_id is None else user_id)
+    return check_user_id(work.settings.default_user if user_id is None else user_id)
 
 
 StoreDep = Annotated[UserStore, Depends(get_store)]
-GenerationDep = Annotated[GenerationService, Depends(get_generation)]
+FrontDep = Annotated[Front, Depends(get_front)]
 UserIdDep = Annotated[str, Depends(get_user_id)]
-TrainingDep = Annotated[TrainingService, Depends(get_training)]
-CaptionDep = Annotated[CaptionService, Depends(get_captions)]

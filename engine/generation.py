@@ -1,64 +1,47 @@
-"""Text-to-image requests: resolve defaults and LoRAs, render on the worker, save PNGs.
+"""Text-to-image work, on the model's side of the line: resolve the model's defaults and the
+LoRAs into a plan, render it on the device worker, save the PNGs with what they were made with.
 
-A request is answered in one of two ways: synchronously (the images in the answer; the work
-stops if the client hangs up), or as a job (`?async=true`) whose events carry the queue
-position, the step and a preview of the latents, and which can be cancelled."""
+Where the work is queued and how its caller waits is the work queue's (`engine.work`); the
+checks that need no model are the front's (`engine.front`)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
 import logging
 import secrets
-import threading
 import time
-from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from engine.contract.errors import ApiError, ClientClosed, InvalidRequest, ShuttingDown
+from engine.contract.errors import ApiError, InvalidRequest
 from engine.contract.names import check_file_name
+from engine.contract.records import ImageParameters, LoraUse
 from engine.contract.schemas import (
     MAX_SEED,
-    GenerateAccepted,
     GenerateRequest,
     GenerateResponse,
     ImageResult,
     JobPhase,
-    JobStatus,
 )
 from engine.jobs import Cancelled
-from engine.runtime import STOPPING, LoadedModel, Runtime
-from engine.storage import iso, read_safetensors_metadata
+from engine.runtime import LoadedModel, Runtime
+from engine.storage import read_safetensors_metadata
 from engine.values import LoraRef, RenderParams
 
 log = logging.getLogger(__name__)
-GONE_POLL_S = 0.25  # how often a waiting request checks that its client is still there
 
 
-def a1111_parameters(p: dict[str, Any]) -> str:
-    """The `parameters` text A1111, ComfyUI and image browsers read from a PNG."""
-    tags = "".join(
-        f" <lora:{lo['file'].removesuffix('.safetensors')}:{lo['strength']:g}>" for lo in p["loras"]
-    )
-    fields = (
-        f"Steps: {p['steps']}, Sampler: {p['scheduler']}, CFG scale: {p['guidance_scale']:g}, "
-        f"Seed: {p['seed']}, Size: {p['width']}x{p['height']}, Model: {p['model']}"
-    )
-    return f"{p['prompt']}{tags}\nNegative prompt: {p['negative_prompt']}\n{fields}"
-
-
-def png_bytes(image: Image.Image, params: dict[str, Any]) -> bytes:
+def png_bytes(image: Image.Image, params: ImageParameters) -> bytes:
     """The PNG with its parameters embedded, as A1111 and LoraMint's gallery read them."""
     info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", a1111_parameters(params))
-    info.add_text("loramint", json.dumps(params, sort_keys=True))
+    info.add_text("parameters", params.text())
+    info.add_text("loramint", json.dumps(params.record(), sort_keys=True))
     buf = io.BytesIO()
     image.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
@@ -72,18 +55,26 @@ class Plan:
     model: LoadedModel
     refs: list[LoraRef]
     render: RenderParams
-    base: dict[str, Any]  # the parameters saved in each PNG, but the seed
+    params: ImageParameters  # what each PNG records, but its seed and time
 
     @property
     def seed(self) -> int:
         return self.render.seeds[0]
 
-    def image_parameters(self, seed: int) -> dict[str, Any]:
+    def image_parameters(self, seed: int) -> ImageParameters:
         """What one image records of how it was made (PNG text, gallery, answer)."""
-        return {**self.base, "seed": seed, "created": datetime.now(timezone.utc).isoformat()}
+        return self.params.model_copy(
+            update={"seed": seed, "created": datetime.now(timezone.utc).isoformat()}
+        )
+
+    def job_parameters(self) -> ImageParameters:
+        """What a job records: the request's, with its first seed and its image count."""
+        return self.params.model_copy(
+            update={"seed": self.seed, "num_images": len(self.render.seeds)}
+        )
 
 
-class GenerationService:
+class GenerationWork:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
@@ -121,23 +112,23 @@ class GenerationService:
             refs.append(LoraRef(user, file, path, spec.strength))
         seed = secrets.randbelow(MAX_SEED + 1) if req.seed is None else req.seed
         seeds = tuple((seed + i) % (MAX_SEED + 1) for i in range(req.num_images))
-        params = RenderParams(
+        render = RenderParams(
             req.prompt, req.negative_prompt, steps, guidance, width, height, seeds
         )
-        base = {
-            "user_id": user,
-            "model": model.info.model,
-            "family": model.info.family,
-            "scheduler": type(model.pipe.scheduler).__name__,
-            "prompt": req.prompt,
-            "negative_prompt": req.negative_prompt,
-            "steps": steps,
-            "guidance_scale": guidance,
-            "width": width,
-            "height": height,
-            "loras": [{"file": r.file, "strength": r.strength} for r in refs],
-        }
-        return Plan(user, model, refs, params, base)
+        params = ImageParameters(
+            user_id=user,
+            model=model.info.model,
+            family=model.info.family,
+            scheduler=type(model.pipe.scheduler).__name__,
+            prompt=req.prompt,
+            negative_prompt=req.negative_prompt,
+            steps=steps,
+            guidance_scale=guidance,
+            width=width,
+            height=height,
+            loras=[LoraUse(file=r.file, strength=r.strength) for r in refs],
+        )
+        return Plan(user, model, refs, render, params)
 
     def render_images(
         self, plan: Plan, stop: Callable[[], bool], on_step=None
@@ -161,47 +152,9 @@ class GenerationService:
             plan.model.loras.activate(plan.refs)
             return render(plan.model.pipe, r, step)
 
-    # -- synchronous ---------------------------------------------------------------------
-    async def generate(
-        self, user: str, req: GenerateRequest, gone: Callable[[], Awaitable[bool]]
-    ) -> GenerateResponse:
-        """The images in the answer. If the client hangs up, queued work is dropped and
-        running work stops at its next step; nothing is saved."""
-        plan = self.plan(user, req)
-        started = time.perf_counter()
-        hung_up = threading.Event()
-        future = self.rt.worker.submit(
-            lambda: self.render_images(plan, hung_up.is_set), label="generate", owner=user
-        )
-        images = await self._wait(future, gone, hung_up)
-        keep = self.inline_all if self.rt.settings.mode == "preview" else self.save_all
-        results = await asyncio.to_thread(keep, plan, images)
-        return self.response(plan, results, time.perf_counter() - started)
-
-    async def _wait(self, future: Future, gone, hung_up: threading.Event) -> list[Image.Image]:
-        waiting = asyncio.wrap_future(future)
-        while True:
-            done, _ = await asyncio.wait({waiting}, timeout=GONE_POLL_S)
-            if done:
-                break
-            if not hung_up.is_set() and await gone():
-                hung_up.set()
-                if self.rt.worker.withdraw(future):
-                    log.info("dropped a queued generation: its client went away")
-                    raise ClientClosed("the client went away before its generation started")
-                log.info("stopping a running generation: its client went away")
-        try:
-            return waiting.result()
-        except Cancelled:
-            if hung_up.is_set():
-                raise ClientClosed("the client went away; the generation was stopped") from None
-            raise ShuttingDown(STOPPING) from None
-
     def response(self, plan: Plan, results: list[ImageResult], seconds: float):
         return GenerateResponse(
-            images=results,
-            parameters={**plan.base, "seed": plan.seed, "num_images": len(plan.render.seeds)},
-            seconds=round(seconds, 3),
+            images=results, parameters=plan.job_parameters().record(), seconds=round(seconds, 3)
         )
 
     def save_all(self, plan: Plan, images: list[Image.Image]) -> list[ImageResult]:
@@ -213,11 +166,8 @@ class GenerationService:
             name = f"{stamp}-{i}-{seed}.png"
             with self.rt.store.writing("outputs", user, name) as tmp:
                 tmp.write_bytes(png_bytes(image, params))
-            results.append(
-                ImageResult(
-                    file=name, url=f"/images/{name}?user_id={user}", seed=seed, parameters=params
-                )
-            )
+            url = f"/images/{name}?user_id={user}"
+            results.append(ImageResult(file=name, url=url, seed=seed, parameters=params.record()))
         return results
 
     def inline_all(self, plan: Plan, images: list[Image.Image]) -> list[ImageResult]:
@@ -231,41 +181,25 @@ class GenerationService:
                     file=f"{seed}.png",
                     url=f"data:image/png;base64,{data}",
                     seed=seed,
-                    parameters=params,
+                    parameters=params.record(),
                 )
             )
         return results
 
     # -- as a job ------------------------------------------------------------------------
-    def start_job(self, user: str, req: GenerateRequest) -> GenerateAccepted:
-        plan = self.plan(user, req)
-        params = {**req.model_dump(), **plan.base, "seed": plan.seed}
-        job = self.rt.jobs.create("generate", user, plan.render.steps, params)
-        future = self.rt.worker.submit(
-            lambda: self.run_job(job.id, plan), label="generate", owner=user
-        )
-        self.rt.track(job.id, future)
-        job = self.rt.jobs.current(job.id)
-        return GenerateAccepted(job_id=job.id, status_url=f"/jobs/{job.id}", job=job)
-
     def run_job(self, job_id: str, plan: Plan) -> None:
+        """On the worker: the job's images, its progress and previews on the way."""
         from engine.previews import data_url
 
         jobs, total = self.rt.jobs, plan.render.steps
-        if jobs.current(job_id).status.terminal:  # cancelled while it waited
+        if not jobs.start(job_id, JobPhase.GENERATING):  # cancelled while it waited
             return
         started = time.perf_counter()
-        jobs.update(
-            job_id,
-            status=JobStatus.RUNNING,
-            phase=JobPhase.GENERATING,
-            started=iso(time.time()),
-        )
 
         def on_step(step: int, latents: Any) -> None:
             preview = plan.model.preview(latents)
             per_step = (time.perf_counter() - started) / step
-            jobs.update(
+            jobs.progress(
                 job_id,
                 step=step,
                 progress=round(step / total, 4),
@@ -277,19 +211,16 @@ class GenerationService:
             images = self.render_images(plan, lambda: jobs.cancel_requested(job_id), on_step)
             results = self.save_all(plan, images)
         except Cancelled:
-            jobs.update(job_id, **jobs.stopped(job_id), preview=None)
+            jobs.stop(job_id)
             return
         except Exception as exc:  # the job records why; the engine keeps serving
             log.exception("generation job %s failed", job_id)
-            message = exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"
-            jobs.update(job_id, status=JobStatus.FAILED, finished=iso(time.time()), error=message)
+            jobs.fail(job_id, failure_message(exc))
             return
         answer = self.response(plan, results, time.perf_counter() - started)
-        jobs.update(
-            job_id,
-            status=JobStatus.SUCCEEDED,
-            finished=iso(time.time()),
-            eta_s=0.0,
-            preview=None,
-            result=answer.model_dump(),
-        )
+        jobs.succeed(job_id, answer.model_dump(mode="json"))
+
+
+def failure_message(exc: Exception) -> str:
+    """What a failed job says: a contract error's own words, else the error's type and text."""
+    return exc.message if isinstance(exc, ApiError) else f"{type(exc).__name__}: {exc}"

@@ -20,6 +20,7 @@ from engine.config import EngineSettings
 from engine.contract.errors import ModelLoadError, NotReady, ShuttingDown
 from engine.contract.schemas import Job
 from engine.jobs import JobStore
+from engine.lifecycle import JobLifecycle, JobRecords
 from engine.storage import UserStore
 from engine.values import ModelInfo
 from engine.worker import DeviceWorker
@@ -48,12 +49,12 @@ class LoadedModel:
 
 
 class Runtime:
-    def __init__(self, settings: EngineSettings, jobs: JobStore | None = None) -> None:
+    def __init__(self, settings: EngineSettings, jobs: JobRecords | None = None) -> None:
         self.settings = settings
         blobs = open_store(settings.storage, settings.data_dir)
         self.store = UserStore(blobs, settings.data_dir / ".cache")
         self.worker = DeviceWorker(settings.queue_size, settings.user_queue_size)
-        self.jobs = jobs or JobStore(settings.data_dir / "jobs", settings.job_history)
+        self.jobs = JobLifecycle(jobs or JobStore(settings.data_dir / "jobs", settings.job_history))
         self.worker.on_dequeue = self._queue_moved
         self._queued: dict[str, Future[Any]] = {}  # job id -> its work, while it waits
         # Set when the engine is told to stop: running work ends at its next step.
@@ -83,16 +84,15 @@ class Runtime:
             return
         log.info("stopping: waiting work is refused, running work ends at its next step")
         self.stopping.set()
+        waiting = list(self._queued)
         self.worker.drain(lambda: ShuttingDown(STOPPING))
-        for job_id in list(self._queued):  # their work will never run: they say so now
-            self._queued.pop(job_id, None)
-            if not self.jobs.current(job_id).status.terminal:
-                self.jobs.update(job_id, **self.jobs.stopped(job_id))
+        for job_id in waiting:  # their work will never run: they say so now
+            self.jobs.stop(job_id)
 
     def track(self, job_id: str, future: Future[Any]) -> None:
         """Follow a job's queued work: its queue position, and withdrawing it on cancel."""
         self._queued[job_id] = future
-        self.jobs.update(job_id, queue_position=self.worker.position(future))
+        self.jobs.progress(job_id, queue_position=self.worker.position(future))
 
     def _queue_moved(self) -> None:
         for job_id, future in list(self._queued.items()):
@@ -100,11 +100,11 @@ class Runtime:
             if position is None:  # it left the queue: it runs now, or was withdrawn
                 self._queued.pop(job_id, None)
             if self.jobs.current(job_id).queue_position != position:
-                self.jobs.update(job_id, queue_position=position)
+                self.jobs.progress(job_id, queue_position=position)
 
     def cancel_job(self, job_id: str, owner: str) -> Job:
         """Queued: taken out of the queue. Running: it stops at its next step."""
-        job = self.jobs.request_cancel(job_id, owner)
+        job = self.jobs.cancel(job_id, owner)
         future = self._queued.pop(job_id, None)
         if future is not None:
             self.worker.withdraw(future)

@@ -219,6 +219,11 @@ class OrchestratorSettings(BaseSettings):
                 "Mode preview serves everyone without accounts and keeps nothing, so it has no "
                 "sign-in pages: set LORAMINT_AUTH__MODE=none, or LORAMINT_MODE=full for accounts."
             )
+        if self.Queue.Mode == "celery" and not (self.Queue.Secret or self.Engine.Token):
+            return (
+                "Queue.Mode is celery, whose workers run only tasks signed with a secret they "
+                "share with the engine: set LORAMINT_QUEUE__SECRET, here and for every worker."
+            )
         reachable = self.Server.PublishedHost or self.Server.Host
         # A preview keeps nothing of anyone's, so it may face the world without logins.
         if self.Auth.Mode == "none" and self.Mode == "full" and not is_loopback(reachable):

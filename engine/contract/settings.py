@@ -74,10 +74,19 @@ class QueueSettings(BaseModel):
         "gone) waits before Redis hands it to another worker.",
     )
 
+    Secret: SecretStr | None = Field(
+        None,
+        description="Celery mode: the secret that signs every task, the same for the "
+        "dispatcher and every worker; workers refuse tasks it did not sign. Default: the "
+        "engine token (LORAMINT_ENGINE_TOKEN), when that is fixed and shared.",
+    )
+
     def environment(self) -> dict[str, str]:
         """This section as the environment variables another process reads it from."""
+        secret = self.Secret
         return {
             "LORAMINT_QUEUE__MODE": self.Mode,
             "LORAMINT_QUEUE__BROKERURL": self.BrokerUrl,
             "LORAMINT_QUEUE__VISIBILITYSECONDS": str(self.VisibilitySeconds),
+            **({"LORAMINT_QUEUE__SECRET": secret.get_secret_value()} if secret else {}),
         }

@@ -21,16 +21,17 @@ from celery import Celery, Task
 from celery.exceptions import Ignore, Reject
 from PIL import Image
 
-from engine.captions import CaptionService
+from engine.captions import CaptionWork
 from engine.contract.errors import ApiError, ClientClosed, NotFound, ShuttingDown
-from engine.contract.schemas import GenerateRequest, JobStatus, TrainOptions
-from engine.generation import GenerationService
+from engine.contract.records import TrainingRecord
+from engine.contract.schemas import GenerateRequest
+from engine.generation import GenerationWork
 from engine.jobs import Cancelled
 from engine.queue.celery_app import CAPTION, GENERATE, GENERATE_JOB, TRAIN
 from engine.queue.presence import Presence
+from engine.queue.signing import verify
 from engine.runtime import Runtime
-from engine.storage import iso
-from engine.training.service import TrainingService
+from engine.training.service import TrainingWork
 from engine.uploads import decode_training_image
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def answer(run: Callable[[], Any]) -> dict[str, Any]:
 
 
 def generate_now(rt: Runtime, user: str, body: dict, task_id: str) -> dict[str, Any]:
-    service = GenerationService(rt)
+    service = GenerationWork(rt)
     plan = service.plan(user, GenerateRequest.model_validate(body))
     started = time.perf_counter()
     hung_up = lambda: rt.jobs.cancel_requested(task_id)  # noqa: E731 - the dispatcher sets it
@@ -74,26 +75,21 @@ def generate_now(rt: Runtime, user: str, body: dict, task_id: str) -> dict[str, 
 def hand_back_if_stopping(rt: Runtime, job_id: str) -> None:
     """A worker told to stop ends its job at the next step; the job (queued again by
     `RedisJobStore.stopped`) goes back to the queue for another worker."""
-    if rt.stopping.is_set() and not rt.jobs.current(job_id).status.terminal:
+    if rt.stopping.is_set() and not rt.jobs.ended(job_id):
         log.info("job %s: this worker is stopping; handed back to the queue", job_id)
         raise Reject("the worker is stopping", requeue=True)
 
 
-def _fail(rt: Runtime, job_id: str, exc: ApiError) -> None:
-    rt.jobs.update(job_id, status=JobStatus.FAILED, finished=iso(time.time()), error=exc.message)
-
-
 def generate_job(rt: Runtime, job_id: str, user: str, body: dict) -> None:
-    if rt.jobs.current(job_id).status.terminal:  # cancelled while it waited
+    if rt.jobs.ended(job_id):  # cancelled while it waited
         return
-    service = GenerationService(rt)
-    req = GenerateRequest.model_validate(body)
+    service = GenerationWork(rt)
     try:
-        plan = service.plan(user, req)
+        plan = service.plan(user, GenerateRequest.model_validate(body))
     except ApiError as exc:
-        return _fail(rt, job_id, exc)
-    params = {**req.model_dump(), **plan.base, "seed": plan.seed}
-    rt.jobs.update(job_id, params=params, total_steps=plan.render.steps)
+        rt.jobs.fail(job_id, exc.message)
+        return
+    rt.jobs.record(job_id, plan.job_parameters(), total_steps=plan.render.steps)
     work = rt.worker.submit(lambda: service.run_job(job_id, plan), label="generate", owner=user)
     with contextlib.suppress(ShuttingDown):  # it never started: handed back below
         work.result()
@@ -102,14 +98,14 @@ def generate_job(rt: Runtime, job_id: str, user: str, body: dict) -> None:
 
 def train_job(rt: Runtime, job_id: str, user: str, uploads: list[str]) -> None:
     try:
-        if not rt.jobs.current(job_id).status.terminal:  # else cancelled while it waited
+        if not rt.jobs.ended(job_id):  # else cancelled while it waited
             _train(rt, job_id, user, uploads)
     except ShuttingDown:  # it never started: handed back below
         pass
     except ApiError as exc:  # its images or options can't be used: the job says why
-        _fail(rt, job_id, exc)
+        rt.jobs.fail(job_id, exc.message)
     finally:
-        if rt.jobs.current(job_id).status.terminal:  # a worker that died keeps them for the next
+        if rt.jobs.ended(job_id):  # a worker that died keeps them for the next
             for name in uploads:
                 with contextlib.suppress(NotFound):
                     rt.store.delete("uploads", user, name)
@@ -122,29 +118,35 @@ def _train(rt: Runtime, job_id: str, user: str, uploads: list[str]) -> None:
         decode_training_image(rt.store.local_file("uploads", user, name).read_bytes(), name)
         for name in uploads
     ]
-    service = TrainingService(rt)
+    service = TrainingWork(rt)
     model = rt.require_model()
-    cfg, params = service.plan(model, images, TrainOptions.model_validate(job.params["options"]))
-    rt.jobs.update(job_id, total_steps=cfg.steps, params={**job.params, **params})
+    # The record the dispatcher made: the hashes are of the uploads, not of these copies.
+    cfg, record = service.plan(model, len(images), TrainingRecord.model_validate(job.params))
+    rt.jobs.record(job_id, record, total_steps=cfg.steps)
     log.info("training job %s: started", job_id)
-    file_name = params["file"]
-    run = lambda: service.run(job_id, model, images, cfg, user, file_name)  # noqa: E731
-    rt.worker.submit(run, label=f"train {file_name}", background=True).result()
+    run = lambda: service.run(job_id, model, images, cfg, record)  # noqa: E731
+    rt.worker.submit(run, label=f"train {record.file}", background=True).result()
 
 
 def caption_now(rt: Runtime, user: str, images: list[str], trigger: str | None) -> dict:
     decoded = [Image.open(io.BytesIO(base64.b64decode(im))).convert("RGB") for im in images]
-    captions = asyncio.run(CaptionService(rt).caption(user, decoded, trigger))
+    captions = asyncio.run(CaptionWork(rt).caption(user, decoded, trigger))
     return captions.model_dump(mode="json")
 
 
-def register(app: Celery, rt: Runtime, presence: Presence) -> None:
-    """The worker's tasks. Each runs under a lease (presence.py), so a copy of a task that is
-    still running elsewhere waits in the queue instead of running twice."""
+def register(app: Celery, rt: Runtime, presence: Presence, secret: str) -> None:
+    """The worker's tasks. Each runs only if the dispatcher signed it (signing.py), and under
+    a lease (presence.py), so a copy of a task that is still running elsewhere waits in the
+    queue instead of running twice."""
     training = threading.Lock()  # at most one training on this worker at a time
 
-    def leased(task: Task, run: Callable[[], Any]) -> Any:
+    def leased(task: Task, args: list[Any], signature: Any, run: Callable[[], Any]) -> Any:
         task_id = task.request.id
+        if not verify(secret, task.name, task_id, args, signature):
+            log.warning(
+                "refused task %s %s: not signed with this queue's secret", task.name, task_id
+            )
+            raise Reject("not signed with the queue's secret", requeue=False)
         if not presence.claim(task_id):
             raise task.retry(countdown=RETRY_S)
         try:
@@ -157,22 +159,31 @@ def register(app: Celery, rt: Runtime, presence: Presence) -> None:
             presence.release(task_id)
 
     @app.task(name=GENERATE, bind=True, max_retries=None)
-    def generate(self: Task, user: str, body: dict) -> dict:
-        return leased(self, lambda: answer(lambda: generate_now(rt, user, body, self.request.id)))
+    def generate(self: Task, user: str, body: dict, signature: str | None = None) -> dict:
+        run = lambda: answer(lambda: generate_now(rt, user, body, self.request.id))  # noqa: E731
+        return leased(self, [user, body], signature, run)
 
     @app.task(name=GENERATE_JOB, bind=True, max_retries=None)
-    def generate_as_job(self: Task, job_id: str, user: str, body: dict) -> None:
-        leased(self, lambda: generate_job(rt, job_id, user, body))
+    def generate_as_job(
+        self: Task, job_id: str, user: str, body: dict, signature: str | None = None
+    ) -> None:
+        leased(self, [job_id, user, body], signature, lambda: generate_job(rt, job_id, user, body))
 
     @app.task(name=CAPTION, bind=True, max_retries=None)
-    def caption(self: Task, user: str, images: list[str], trigger: str | None) -> dict:
-        return leased(self, lambda: answer(lambda: caption_now(rt, user, images, trigger)))
+    def caption(
+        self: Task, user: str, images: list[str], trigger: str | None, signature: str | None = None
+    ) -> dict:
+        run = lambda: answer(lambda: caption_now(rt, user, images, trigger))  # noqa: E731
+        return leased(self, [user, images, trigger], signature, run)
 
     @app.task(name=TRAIN, bind=True, max_retries=None)
-    def train(self: Task, job_id: str, user: str, uploads: list[str]) -> None:
+    def train(
+        self: Task, job_id: str, user: str, uploads: list[str], signature: str | None = None
+    ) -> None:
         if not training.acquire(blocking=False):  # this worker trains already: another may
             raise self.retry(countdown=RETRY_S)
         try:
-            leased(self, lambda: train_job(rt, job_id, user, uploads))
+            run = lambda: train_job(rt, job_id, user, uploads)  # noqa: E731
+            leased(self, [job_id, user, uploads], signature, run)
         finally:
             training.release()

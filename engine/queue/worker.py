@@ -52,7 +52,7 @@ def run_worker(settings: EngineSettings) -> None:
     name = settings.worker_name or f"{socket.gethostname()}:{os.getpid()}"
     presence = Presence(jobs.redis, name, lambda: card(rt))
     app = make_celery(settings.queue)
-    register(app, rt, presence)
+    register(app, rt, presence, settings.queue_secret or "")
     # Celery's warm shutdown waits for running tasks: stop them at their next step instead.
     worker_shutting_down.connect(lambda **_: rt.begin_shutdown(), weak=False)
     presence.start()

@@ -27,7 +27,7 @@ from engine.contract.schemas import (
     LoraList,
     LoraPatch,
 )
-from engine.deps import RuntimeDep, StoreDep, UserIdDep
+from engine.deps import StoreDep, UserIdDep, WorkDep
 from engine.storage import UserStore
 from engine.uploads import save_lora_upload
 
@@ -42,12 +42,12 @@ def list_loras(store: StoreDep, user_id: UserIdDep) -> LoraList:
 
 @router.post("/loras", status_code=201)
 async def upload_lora(
-    rt: RuntimeDep,
+    work: WorkDep,
     user_id: UserIdDep,
     form: Annotated[LoraImportForm, Form(media_type=MULTIPART)],
 ) -> LoraImported:
-    quota = rt.settings.user_quota_mb
-    return await save_lora_upload(rt.store, user_id, form.file, form.name, form.overwrite, quota)
+    quota = work.settings.user_quota_mb
+    return await save_lora_upload(work.store, user_id, form.file, form.name, form.overwrite, quota)
 
 
 @router.get("/loras/{file:path}", response_model=None)

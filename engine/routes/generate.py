@@ -15,7 +15,7 @@ from engine.contract.schemas import (
     GenerateRequest,
     GenerateResponse,
 )
-from engine.deps import GenerationDep, RuntimeDep, UserIdDep
+from engine.deps import FrontDep, UserIdDep, WorkDep
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
 
@@ -27,9 +27,9 @@ def livez() -> dict[str, str]:
 
 
 @router.get("/health")
-def health(rt: RuntimeDep) -> dict[str, Any]:
+def health(work: WorkDep) -> dict[str, Any]:
     """Status (starting/ready/busy/error) with its reason, the model, device and queue."""
-    return rt.health()
+    return work.health()
 
 
 @router.post(
@@ -41,8 +41,7 @@ async def generate(
     req: GenerateRequest,
     request: Request,
     user: UserIdDep,
-    service: GenerationDep,
-    rt: RuntimeDep,
+    front: FrontDep,
     as_job: Annotated[
         bool,
         Query(
@@ -55,8 +54,8 @@ async def generate(
     """Text to image, with an optional stack of the user's LoRAs. Without ?async=true, work
     whose client hangs up is dropped if it waits, or stopped at its next step if it runs."""
     if as_job:
-        if rt.settings.mode == "preview":
+        if front.settings.mode == "preview":
             raise PreviewOnly("generating as a job (?async=true)")
-        accepted = service.start_job(user, req)
+        accepted = front.start_generation(user, req)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
-    return await service.generate(user, req, request.is_disconnected)
+    return await front.generate(user, req, request.is_disconnected)

@@ -17,7 +17,7 @@ from engine.contract.schemas import (
     TrainAccepted,
     TrainForm,
 )
-from engine.deps import CaptionDep, RuntimeDep, TrainingDep, UserIdDep
+from engine.deps import FrontDep, UserIdDep, WorkDep
 from engine.uploads import read_training_images
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
@@ -25,47 +25,47 @@ router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
 
 @router.post("/train-lora", status_code=202)
 async def train_lora(
-    service: TrainingDep,
+    front: FrontDep,
     user_id: UserIdDep,
     form: Annotated[TrainForm, Form(media_type="multipart/form-data")],
 ) -> TrainAccepted:
     """Start training; answers at once with the job to follow."""
     images = await read_training_images(form.images)
-    job = service.submit(user_id, images, form)
+    job = front.train(user_id, images, form)
     return TrainAccepted(job_id=job.id, status_url=f"/jobs/{job.id}", job=job)
 
 
 @router.post("/caption")
 async def caption(
-    service: CaptionDep,
+    front: FrontDep,
     user_id: UserIdDep,
     form: Annotated[CaptionForm, Form(media_type="multipart/form-data")],
 ) -> Captions:
     """One caption per image, with the trigger word, to edit before training."""
     images = await read_training_images(form.images)
-    return await service.caption(user_id, [im.image for im in images], form.trigger_word)
+    return await front.caption(user_id, [im.image for im in images], form.trigger_word)
 
 
 @router.get("/jobs")
-def list_jobs(rt: RuntimeDep, user_id: UserIdDep) -> JobList:
+def list_jobs(work: WorkDep, user_id: UserIdDep) -> JobList:
     """Newest first, without their samples, preview and loss history (GET /jobs/{id})."""
     light = {"samples": [], "preview": None, "loss_history": []}
-    return JobList(jobs=[job.model_copy(update=light) for job in rt.jobs.list(user_id)])
+    return JobList(jobs=[job.model_copy(update=light) for job in work.jobs.list(user_id)])
 
 
 @router.get("/jobs/{job_id}")
-def get_job(rt: RuntimeDep, job_id: str, user_id: UserIdDep) -> Job:
-    return rt.jobs.get(job_id, user_id)
+def get_job(work: WorkDep, job_id: str, user_id: UserIdDep) -> Job:
+    return work.jobs.get(job_id, user_id)
 
 
 @router.get("/jobs/{job_id}/events")
-async def job_events(rt: RuntimeDep, job_id: str, user_id: UserIdDep) -> EventSourceResponse:
+async def job_events(work: WorkDep, job_id: str, user_id: UserIdDep) -> EventSourceResponse:
     """Server-Sent Events: the job's state now and after every change, until it ends."""
-    rt.jobs.get(job_id, user_id)
-    return EventSourceResponse(rt.jobs.events(job_id, user_id), ping=10)
+    work.jobs.get(job_id, user_id)
+    return EventSourceResponse(work.jobs.events(job_id, user_id), ping=10)
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(rt: RuntimeDep, job_id: str, user_id: UserIdDep) -> Job:
+def cancel_job(work: WorkDep, job_id: str, user_id: UserIdDep) -> Job:
     """A queued job leaves the queue; a running one stops at its next step."""
-    return rt.cancel_job(job_id, user_id)
+    return work.cancel(job_id, user_id)

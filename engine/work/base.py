@@ -1,0 +1,71 @@
+"""Where the engine's work runs: the one interface, two backends (`local.py`: this process's
+device; `engine.queue.dispatch`: Celery workers), picked once by `engine.work.open_queue`.
+
+Routes and the front talk to a `WorkQueue` only; no other code asks which mode it is in."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from PIL import Image
+
+from engine.config import EngineSettings
+from engine.contract.records import TrainingRecord
+from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse, Job
+from engine.lifecycle import JobLifecycle
+from engine.storage import UserStore
+from engine.uploads import TrainingImage
+
+Gone = Callable[[], Awaitable[bool]]  # whether the client that waits has hung up
+
+
+class WorkQueue(ABC):
+    settings: EngineSettings
+    store: UserStore
+    jobs: JobLifecycle
+
+    def install(self, app: FastAPI) -> None:  # noqa: B027 - most backends add nothing
+        """Anything the backend adds to the app (error handlers for its own failures)."""
+
+    def bind_loop(self, loop: Any) -> None:
+        """The event loop that job events are delivered on."""
+        self.jobs.records.bind_loop(loop)
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def begin_shutdown(self) -> None:
+        """Told to stop: waiting work is answered 503 shutting_down (or handed back), running
+        work ends at its next step."""
+
+    @abstractmethod
+    def health(self) -> dict[str, Any]:
+        """`GET /health`: status (starting/waiting/ready/busy/error) with its reason, the
+        model, and the queue."""
+
+    @abstractmethod
+    async def generate(self, user: str, req: GenerateRequest, gone: Gone) -> GenerateResponse:
+        """The images, once made; stopped (and nothing saved) if `gone()` turns true."""
+
+    @abstractmethod
+    def start_generation(self, user: str, req: GenerateRequest) -> Job:
+        """A generation job, queued."""
+
+    @abstractmethod
+    def start_training(self, user: str, images: list[TrainingImage], record: TrainingRecord) -> Job:
+        """A training job, queued, for the front's checked request."""
+
+    @abstractmethod
+    async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
+        """One caption per image, with the trigger word."""
+
+    @abstractmethod
+    def cancel(self, job_id: str, owner: str) -> Job:
+        """Queued: it leaves the queue. Running: it stops at its next step."""

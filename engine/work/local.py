@@ -1,0 +1,110 @@
+"""The default: this process loads the model and runs all work on its one device thread
+(`engine.worker.DeviceWorker`), jobs kept as files in the data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from PIL import Image
+
+from engine.captions import CaptionWork
+from engine.config import EngineSettings
+from engine.contract.errors import ClientClosed, ShuttingDown
+from engine.contract.records import TrainingRecord
+from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse, Job
+from engine.generation import GenerationWork
+from engine.jobs import Cancelled
+from engine.runtime import STOPPING, Runtime
+from engine.training.service import TrainingWork
+from engine.uploads import TrainingImage
+from engine.work.base import Gone, WorkQueue
+
+log = logging.getLogger(__name__)
+GONE_POLL_S = 0.25  # how often a waiting request checks that its client is still there
+
+
+class LocalQueue(WorkQueue):
+    def __init__(self, settings: EngineSettings) -> None:
+        self.rt = Runtime(settings)
+        self.settings, self.store, self.jobs = settings, self.rt.store, self.rt.jobs
+
+    def start(self) -> None:
+        self.rt.start()
+
+    def stop(self) -> None:
+        self.rt.stop()
+
+    def begin_shutdown(self) -> None:
+        self.rt.begin_shutdown()
+
+    def health(self) -> dict[str, Any]:
+        return self.rt.health()
+
+    def cancel(self, job_id: str, owner: str) -> Job:
+        return self.rt.cancel_job(job_id, owner)
+
+    async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
+        return await CaptionWork(self.rt).caption(user, images, trigger)
+
+    # -- generation ----------------------------------------------------------------------
+    async def generate(self, user: str, req: GenerateRequest, gone: Gone) -> GenerateResponse:
+        """If the client hangs up, queued work is dropped and running work stops at its
+        next step; nothing is saved."""
+        work = GenerationWork(self.rt)
+        plan = work.plan(user, req)
+        started = asyncio.get_running_loop().time()
+        hung_up = threading.Event()
+        future = self.rt.worker.submit(
+            lambda: work.render_images(plan, hung_up.is_set), label="generate", owner=user
+        )
+        images = await self._wait(future, gone, hung_up)
+        keep = work.inline_all if self.settings.mode == "preview" else work.save_all
+        results = await asyncio.to_thread(keep, plan, images)
+        return work.response(plan, results, asyncio.get_running_loop().time() - started)
+
+    async def _wait(self, future: Future, gone: Gone, hung_up: threading.Event) -> list:
+        waiting = asyncio.wrap_future(future)
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=GONE_POLL_S)
+            if done:
+                break
+            if not hung_up.is_set() and await gone():
+                hung_up.set()
+                if self.rt.worker.withdraw(future):
+                    log.info("dropped a queued generation: its client went away")
+                    raise ClientClosed("the client went away before its generation started")
+                log.info("stopping a running generation: its client went away")
+        try:
+            return waiting.result()
+        except Cancelled:
+            if hung_up.is_set():
+                raise ClientClosed("the client went away; the generation was stopped") from None
+            raise ShuttingDown(STOPPING) from None
+
+    def start_generation(self, user: str, req: GenerateRequest) -> Job:
+        work = GenerationWork(self.rt)
+        plan = work.plan(user, req)  # the model's own refusals come before any job
+        job = self.jobs.create("generate", user, plan.render.steps, plan.job_parameters())
+        future = self.rt.worker.submit(
+            lambda: work.run_job(job.id, plan), label="generate", owner=user
+        )
+        self.rt.track(job.id, future)
+        return self.jobs.current(job.id)
+
+    # -- training ------------------------------------------------------------------------
+    def start_training(self, user: str, images: list[TrainingImage], record: TrainingRecord) -> Job:
+        model = self.rt.require_model()
+        work = TrainingWork(self.rt)
+        cfg, record = work.plan(model, len(images), record)
+        job = self.jobs.create("train-lora", user, cfg.steps, record)
+        future = self.rt.worker.submit(
+            lambda: work.run(job.id, model, images, cfg, record),
+            label=f"train {record.file}",
+            background=True,
+        )
+        self.rt.track(job.id, future)
+        return self.jobs.current(job.id)
