@@ -179,8 +179,10 @@ class EngineSettings(BaseSettings):
     @property
     def queue_secret(self) -> str | None:
         """What signs the tasks (celery mode): the queue's secret, else the engine token."""
-        secret = self.queue.Secret or self.engine_token
-        return secret.get_secret_value() if secret else None
+        for secret in (self.queue.Secret, self.engine_token):
+            if secret is not None and secret.get_secret_value():  # compose passes "" unset
+                return secret.get_secret_value()
+        return None
 
     @model_validator(mode="after")
     def _not_a_side_door(self) -> EngineSettings:

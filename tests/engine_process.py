@@ -175,6 +175,9 @@ def team_app(model: str, workdir: Path, **env: str) -> OrchestratorProcess:
     return proc
 
 
+QUEUE_SECRET = "test-queue-secret"  # what signs a test cluster's tasks
+
+
 class QueueWorker:
     """`python -m engine worker` (celery mode) on the model and store given; it is ready once
     its dispatcher's /health lists it by `name`."""
@@ -222,7 +225,11 @@ class QueueCluster:
         self, model: str, redis_url: str, work: Path, workers: int = 2, **env: str
     ) -> None:
         self.model, self.work = model, work
-        self.env = {"LORAMINT_QUEUE__BROKERURL": redis_url, **env}
+        self.env = {
+            "LORAMINT_QUEUE__BROKERURL": redis_url,
+            "LORAMINT_QUEUE__SECRET": QUEUE_SECRET,
+            **env,
+        }
         self.dispatcher = EngineProcess(
             model, work / "data", work / "dispatcher.log", LORAMINT_QUEUE__MODE="celery", **self.env
         ).start(wait_for="waiting")

@@ -137,6 +137,16 @@ def test_training_with_captions_samples_chart_and_reattaching(page, tmp_path):
     assert page.get_by_label("Replace an existing LoRA of this name").is_visible()
 
 
+def start_long_training(page, tmp_path, name: str) -> None:
+    """A 3000-step training of one image from the Train page, left running."""
+    page.goto("/train-lora")
+    page.get_by_label("Reference images").set_input_files(_files(tmp_path)[:1])
+    page.get_by_label("Name", exact=True).fill(name)
+    advanced(page, {"Steps": "3000"})
+    page.get_by_role("button", name="Start training").click()
+    page.locator("#progress-card").wait_for()
+
+
 def test_training_starts_while_an_image_renders(page, app, tmp_path):
     """A generation still rendering once made training answer "you already have 1 training
     job(s)": generate, then train at once."""
@@ -145,12 +155,7 @@ def test_training_starts_while_an_image_renders(page, app, tmp_path):
     advanced(page, SLOW_RENDER)
     page.get_by_role("button", name="Generate").click()
     page.locator("section.batch").first.get_by_text("Step ").wait_for(timeout=60_000)
-    page.goto("/train-lora")
-    page.get_by_label("Reference images").set_input_files(_files(tmp_path)[:1])
-    page.get_by_label("Name", exact=True).fill("while_rendering")
-    advanced(page, {"Steps": "3000"})
-    page.get_by_role("button", name="Start training").click()
-    page.locator("#progress-card").wait_for()
+    start_long_training(page, tmp_path, "while_rendering")
     assert page.locator("#train-error").is_hidden()
     shot(page, "flow-4b-train-while-rendering")
     with app.client() as c:
@@ -161,12 +166,7 @@ def test_training_starts_while_an_image_renders(page, app, tmp_path):
 
 
 def test_jobs_panel_cancels_with_feedback(page, tmp_path):
-    page.goto("/train-lora")
-    page.get_by_label("Reference images").set_input_files(_files(tmp_path)[:1])
-    page.get_by_label("Name", exact=True).fill("to_cancel")
-    advanced(page, {"Steps": "3000"})
-    page.get_by_role("button", name="Start training").click()
-    page.locator("#progress-card").wait_for()
+    start_long_training(page, tmp_path, "to_cancel")
     page.goto("/my-jobs")
     job = page.locator("li.job", has_text="Training to_cancel")
     job.wait_for()

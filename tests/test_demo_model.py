@@ -1,5 +1,5 @@
 """The built-in demo model: selection and fallback, prompt adherence, and a LoRA that teaches
-it a shape it has never seen (the acceptance test from the README)."""
+it a shape it has never seen (the acceptance test of docs/demo-model.md)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.engine_process import OrchestratorProcess
@@ -167,6 +169,10 @@ def test_openapi_describes_every_public_route(client):
         "/health",
     ]:
         assert path in paths, path
+    for path, operations in paths.items():  # a fuzzer reaches only declared parameters
+        for method, op in operations.items():
+            declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert set(re.findall(r"{(\w+)}", path)) <= declared, (method, path)
     spec = client.get("/openapi.json").json()
     schemas = spec["components"]["schemas"]
     body = paths["/generate"]["post"]["requestBody"]["content"]["application/json"]["schema"]

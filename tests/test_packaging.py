@@ -162,8 +162,14 @@ def test_compose_scale_profile_runs_one_worker_per_gpu_beside_the_dispatcher(mon
     gpus = [s["deploy"]["resources"]["reservations"]["devices"][0] for s in workers.values()]
     assert len({tuple(g["device_ids"]) for g in gpus}) == len(gpus)  # no GPU shared
     assert {"redis", "azurite"} <= {n for n, s in services.items() if s.get("profiles")}
-    assert "--appendonly" in services["redis"]["command"]
-    values = {"LORAMINT_ENGINE_TOKEN": "t", "LORAMINT_QUEUE__MODE": "celery"}
+    redis = services["redis"]
+    assert "--appendonly" in redis["command"][-1] and "--requirepass" in redis["command"][-1]
+    assert "ports" not in redis  # only this stack's network reaches it
+    values = {
+        "LORAMINT_ENGINE_TOKEN": "t",
+        "LORAMINT_QUEUE__MODE": "celery",
+        "LORAMINT_REDIS_PASSWORD": "pw",
+    }
     engine_env = _compose_env(services["engine"], values)
     for name, worker in workers.items():
         assert worker["command"] == ["python", "-m", "engine", "worker"]
@@ -174,7 +180,8 @@ def test_compose_scale_profile_runs_one_worker_per_gpu_beside_the_dispatcher(mon
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         s = EngineSettings()
-        assert s.queue.Mode == "celery" and s.queue.BrokerUrl == "redis://redis:6379/0"
+        assert s.queue.Mode == "celery" and s.queue.BrokerUrl == "redis://:pw@redis:6379/0"
+        assert s.queue_secret == "t"  # tasks signed with the engine token they share
     assert (
         _compose_env(services["engine"], {"LORAMINT_ENGINE_TOKEN": "t"})["LORAMINT_QUEUE__MODE"]
         == "local"
@@ -196,6 +203,11 @@ def test_queue_settings_are_checked_before_anything_starts(monkeypatch):
     monkeypatch.setenv("LORAMINT_QUEUE__MODE", "celery")
     with pytest.raises(ValidationError, match="LORAMINT_QUEUE__MODE=local"):
         EngineSettings()
+    monkeypatch.delenv("LORAMINT_MODE")
+    with pytest.raises(ValidationError, match="LORAMINT_QUEUE__SECRET"):  # tasks are signed
+        EngineSettings()
+    monkeypatch.setenv("LORAMINT_QUEUE__SECRET", "s")
+    assert EngineSettings().queue_secret == "s"
     monkeypatch.setenv("LORAMINT_QUEUE__BROKERURL", "http://not-redis")
     with pytest.raises(ValidationError, match="BrokerUrl"):
         EngineSettings()

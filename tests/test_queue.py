@@ -5,6 +5,8 @@ container (Azurite) instead."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import threading
@@ -14,7 +16,7 @@ import uuid
 import numpy as np
 import pytest
 
-from tests.engine_process import OrchestratorProcess, QueueCluster
+from tests.engine_process import QUEUE_SECRET, OrchestratorProcess, QueueCluster
 from tests.helpers import ALICE, generate, pixels, png_bytes, start_training, wait_job
 
 pytestmark = pytest.mark.slow  # starts and kills a dozen processes: ~5 minutes
@@ -74,14 +76,43 @@ def test_bad_requests_come_back_as_the_same_4xx(cluster):
         assert c.get("/jobs/0123456789abcdef", params=ALICE).status_code == 404
 
 
+def test_a_task_put_straight_into_redis_is_refused(cluster):
+    """Sent to Redis by anyone but the dispatcher, `loramint.generate` once wrote an image into
+    alice's folder: unsigned, wrongly signed and altered tasks are refused and logged."""
+    from engine.contract.settings import QueueSettings
+    from engine.queue.celery_app import GENERATE, make_celery
+    from engine.queue.signing import sign
+
+    url = cluster.env["LORAMINT_QUEUE__BROKERURL"]
+    sender = make_celery(QueueSettings(Mode="celery", BrokerUrl=url))
+    body = {"prompt": "forged", "steps": 2, "seed": 777001}
+    for_bob = sign(QUEUE_SECRET, GENERATE, "t-altered", ["bob", body])
+    for args, kwargs, task_id in (
+        (["alice", body], {}, "t-unsigned"),
+        (["alice", body], {"signature": "0" * 64}, "t-wrong"),
+        (["alice", body], {"signature": for_bob}, "t-altered"),  # signed for bob
+    ):
+        sender.send_task(GENERATE, args=args, kwargs=kwargs, task_id=task_id)
+    deadline = time.monotonic() + 60
+    refused = lambda: sum(w.log().count("refused task") for w in cluster.workers.values())  # noqa: E731
+    while refused() < 3:
+        assert time.monotonic() < deadline, "the forged tasks were not refused"
+        time.sleep(0.2)
+    assert not list((cluster.work / "data" / "outputs").glob("*/*-777001.png"))
+
+
 def test_a_lora_trained_on_one_worker_is_used_on_the_other(cluster):
     with cluster.dispatcher.client() as c:
         plain = pixels(c, generate(c, seed=5)["images"][0])
         learn = {"steps": "40", "learning_rate": "0.01", "rank": "16", "sample_every": "0"}
-        job = start_training(
-            c, [png_bytes((250, 20, 20))], name="red", prior_preservation="false", **learn
-        )
+        upload = png_bytes((250, 20, 20), fmt="JPEG")  # the dispatcher keeps a PNG copy
+        job = start_training(c, [upload], name="red", prior_preservation="false", **learn)
         assert wait_job(c, job["job_id"])["status"] == "succeeded"
+        # What the user uploaded, not the dispatcher's PNG copy of it, is what the LoRA records.
+        meta = c.get("/loras", params=ALICE).json()["loras"]
+        red = next(lo for lo in meta if lo["file"] == "red.safetensors")["metadata"]
+        uploaded = hashlib.sha256(upload).hexdigest()
+        assert json.loads(red["loramint.image_sha256"]) == [uploaded]
         started = f"training job {job['job_id']}: started"
         trainer = next(w for w in cluster.workers.values() if started in w.log())
         trainer.stop()  # only the other worker is left to use it
@@ -227,6 +258,7 @@ def test_without_redis_the_dispatcher_says_so_at_once(tiny_models, tmp_path):
     eng = EngineProcess(
         str(tiny_models["sd"].folder), tmp_path / "data", tmp_path / "d.log",
         LORAMINT_QUEUE__MODE="celery", LORAMINT_QUEUE__BROKERURL=nobody,
+        LORAMINT_QUEUE__SECRET=QUEUE_SECRET,
     ).start(wait_for="waiting")  # fmt: skip
     try:
         assert "can't be reached" in eng.health()["reason"]

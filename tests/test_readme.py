@@ -1,5 +1,6 @@
-"""The README's curl examples, run as written, in order, against a fresh app on the built-in
-demo model: the public API they show can't drift from the one that exists."""
+"""The README's API block (bash and Python) and docs/api.md's examples, run as written, in
+order, against a fresh app on the built-in demo model: the public API they show can't drift
+from the one that exists."""
 
 from __future__ import annotations
 
@@ -18,41 +19,64 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed"),
     pytest.mark.slow,
 ]
+URL = "http://127.0.0.1:5001"
 
 
-def readme_examples() -> str:
-    """Every bash block from "## REST API" up to "### Training defaults" (the run order)."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## REST API") : text.index("### Training defaults")]
-    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
-    assert len(blocks) == 2 and "O=http://127.0.0.1:5001" in blocks[0]
-    return "\n".join(blocks)
+def blocks(doc: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", (ROOT / doc).read_text(), re.S)
 
 
-def test_the_readme_examples_run_in_order(tmp_path):
-    (tmp_path / "app").mkdir()
-    app = OrchestratorProcess("builtin:demo", tmp_path / "app").start_ready()
-    try:
-        work = tmp_path / "work"
-        work.mkdir()
-        for i, image in enumerate(star_images()[:3], 1):
-            image.save(work / f"star{i}.png")
-        script = readme_examples().replace("O=http://127.0.0.1:5001", f"O={app.url}")
-        # Each command must succeed, and curl must fail on an HTTP error status.
-        script = 'set -euo pipefail\ncurl() { command curl --fail-with-body "$@"; }\n' + script
-        env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
-        run = subprocess.run(
-            ["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=900
-        )
-        assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
-        out = run.stdout
-        assert '"status":"ready"' in out.replace(" ", "")
-        assert "event: succeeded" in out
-        assert (work / "circle.png").read_bytes().startswith(b"\x89PNG")
-        assert "zxq on a" in out  # the captions
-        assert "five-pointed stars" in out  # the edited metadata, listed
-        assert (work / "red_star_kohya.safetensors").stat().st_size > 1000
-        loras = app.data_dir / "loras" / "local"
-        assert sorted(p.name for p in loras.iterdir()) == ["red_star.safetensors"]
-    finally:
-        app.stop()
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    proc = OrchestratorProcess("builtin:demo", tmp_path_factory.mktemp("app")).start_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def work(tmp_path):
+    for i, image in enumerate(star_images()[:3], 1):
+        image.save(tmp_path / f"star{i}.png")
+    return tmp_path
+
+
+def run(script: str, app: OrchestratorProcess, work: Path, shell: list[str]) -> str:
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    done = subprocess.run(
+        [*shell, script.replace(URL, app.url)],
+        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def bash(script: str) -> str:
+    # Each command must succeed, and curl must fail on an HTTP error status.
+    return 'set -euo pipefail\ncurl() { command curl --fail-with-body "$@"; }\n' + script
+
+
+def test_the_readme_api_block_and_python_example_run(app, work):
+    api = [b for b in blocks("README.md", "bash") if f"O={URL}" in b]
+    assert len(api) == 1
+    out = run(bash(api[0]), app, work, ["bash", "-c"])
+    assert '"status":"ready"' in out.replace(" ", "") and "event: succeeded" in out
+    assert (work / "circle.png").read_bytes().startswith(b"\x89PNG")
+    assert not (app.data_dir / "loras" / "local" / "my_star.safetensors").exists()  # deleted
+    (python,) = blocks("README.md", "python")
+    out = run(python, app, work, [sys.executable, "-c"])
+    assert out.split()[1] == "builtin:demo"
+    assert (work / "square.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_api_doc_examples_run_in_order(app, work):
+    examples = blocks("docs/api.md", "bash")
+    assert len(examples) == 2 and f"O={URL}" in examples[0]
+    out = run(bash("\n".join(examples)), app, work, ["bash", "-c"])
+    assert '"status":"ready"' in out.replace(" ", "")
+    assert "event: succeeded" in out
+    assert (work / "circle.png").read_bytes().startswith(b"\x89PNG")
+    assert "zxq on a" in out  # the captions
+    assert "five-pointed stars" in out  # the edited metadata, listed
+    assert (work / "red_star_kohya.safetensors").stat().st_size > 1000
+    loras = app.data_dir / "loras" / "local"
+    assert sorted(p.name for p in loras.iterdir()) == ["red_star.safetensors"]

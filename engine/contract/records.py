@@ -45,11 +45,7 @@ class ImageParameters(BaseModel):
     @classmethod
     def requested(cls, user_id: str, req: GenerateRequest) -> ImageParameters:
         """A job's params before a worker plans it: what was asked."""
-        return cls(
-            user_id=user_id,
-            **req.model_dump(include={"prompt", "negative_prompt", "loras", "seed"}),
-            **req.model_dump(include={"steps", "guidance_scale", "width", "height", "num_images"}),
-        )
+        return cls(user_id=user_id, **req.model_dump(include=set(cls.model_fields)))
 
     def record(self) -> dict[str, Any]:
         """As written in PNGs, jobs and answers: the fields that have a value."""

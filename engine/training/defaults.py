@@ -1,4 +1,4 @@
-"""The training defaults table (README, "Training defaults") and how a request's form
+"""The training defaults table (docs/training.md, "Training defaults") and how a request's form
 becomes the `TrainConfig` a run trains with."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SMALL_PRIOR_EVERY = 3
 
 
 def training_defaults(family: str, n_images: int, native: int) -> dict[str, Any]:
-    """The documented defaults table (README, "Training defaults")."""
+    """The documented defaults table (docs/training.md, "Training defaults")."""
     # Small models (the built-in demo model, test models) have few weights per layer: they
     # need every layer, a higher rank and rate, and prior preservation to learn a new shape
     # without forgetting colours (measured in engine/demo_model/README.md).

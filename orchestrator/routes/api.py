@@ -9,6 +9,7 @@ forwarded."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -173,11 +174,33 @@ def _forwarder(route: Forwarded):
     return handler
 
 
-def _multipart(form: type[BaseModel]) -> dict[str, Any]:
-    schema = form.model_json_schema()
-    return {
-        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+PATH_PARAMETERS = {
+    "file": "The file's name in your folder, as listed (e.g. my_style.safetensors).",
+    "job_id": "The job's id, as `POST /train-lora` or `/generate?async=true` answered it.",
+}
+
+
+def _openapi_extra(route: Forwarded) -> dict[str, Any]:
+    """What FastAPI can't see of a forwarded route: its path parameters (the handler reads
+    them from the request) and its multipart body."""
+    names = re.findall(r"{(\w+)(?::path)?}", route.path)
+    extra: dict[str, Any] = {
+        "parameters": [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": PATH_PARAMETERS[name],
+            }
+            for name in names
+        ]
     }
+    if route.form is not None:
+        schema = route.form.model_json_schema()
+        content = {"multipart/form-data": {"schema": schema}}
+        extra["requestBody"] = {"required": True, "content": content}
+    return extra
 
 
 for _route in FORWARDED:
@@ -191,5 +214,5 @@ for _route in FORWARDED:
         description=_route.doc,
         summary=_route.doc.split(";")[0].split(":")[0].rstrip("."),
         name=f"{_route.method} {_route.path}",
-        openapi_extra=_multipart(_route.form) if _route.form else None,
+        openapi_extra=_openapi_extra(_route),
     )
