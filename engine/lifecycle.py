@@ -59,11 +59,15 @@ class JobLifecycle:
 
     # -- the life ------------------------------------------------------------------------
     def create(self, kind: str, user_id: str, total_steps: int, params: BaseModel) -> Job:
-        return self.records.create(kind, user_id, total_steps, params.model_dump(mode="json"))
+        return self.records.create(
+            kind, user_id, total_steps, params.model_dump(mode="json", exclude_none=True)
+        )
 
     def record(self, job_id: str, params: BaseModel, **changes: Any) -> Job:
         """What the job was planned as, once the model decided it (steps, sizes...)."""
-        return self._change(job_id, params=params.model_dump(mode="json"), **changes)
+        return self._change(
+            job_id, params=params.model_dump(mode="json", exclude_none=True), **changes
+        )
 
     def start(self, job_id: str, phase: JobPhase) -> bool:
         """Its work begins; False if the job ended while it waited (it was cancelled)."""
@@ -87,7 +91,7 @@ class JobLifecycle:
     def stop(self, job_id: str) -> Job:
         """Its work stopped early: cancelled if someone asked, else as its store says (a
         stopping local engine fails it; a stopping worker hands it back to the queue)."""
-        return self._change(job_id, **self.records.stopped(job_id), preview=None)
+        return self._change(job_id, **{"preview": None, **self.records.stopped(job_id)})
 
     def cancel(self, job_id: str, owner: str) -> Job:
         """Ask it to stop: a queued job ends at once, a running one at its next step."""

@@ -1,4 +1,5 @@
-"""The demo model's LoRA acceptance case (docs/demo-model.md; tests/test_demo_model.py; bench/demo_lora.py).
+"""The demo model's LoRA acceptance case (docs/demo-model.md; tests/test_demo_model.py;
+bench/demo_lora.py).
 
 Three drawn stars, a shape the demo model never saw, captioned the way the Train page's
 captioner writes them, with the trigger word in place of a shape name. With the LoRA at
