@@ -386,9 +386,9 @@ def test_parallel_guesses_are_counted_before_they_are_checked(guarded):
 
 
 def test_a_forwarded_for_header_does_not_make_a_new_client(guarded):
-    """uvicorn believed X-Forwarded-For from loopback, so each guess could name a new
+    """uvicorn believed X-Forwarded-For from 127.0.0.1, so each guess could name a new
     client; without Server.TrustForwardedFor the header is ignored."""
-    transport = httpx.HTTPTransport(local_address="127.0.0.7")
+    transport = httpx.HTTPTransport(local_address="127.0.0.1")
     with httpx.Client(base_url=guarded.url, transport=transport) as c:
         codes = [
             c.post(
