@@ -10,6 +10,7 @@ from orchestrator.supervisor import EngineState
 
 DEMO = "builtin:demo"
 DEMO_TEXT = "the built-in 64 px demo model: it draws coloured shapes on plain backgrounds"
+HUB_UNREACHABLE = "the Hub can't be reached"  # engine.pipelines.HubUnreachable's words
 
 
 def banner(status: dict[str, Any]) -> dict[str, str] | None:
@@ -48,8 +49,12 @@ def banner(status: dict[str, Any]) -> dict[str, str] | None:
         return {"text": f"Running {DEMO_TEXT}.", "details": "", "level": "info"}
     wanted = re.search(r"model '([^']+)'", fallback)
     name = wanted.group(1) if wanted else "the configured model"
+    if HUB_UNREACHABLE in fallback:  # the engine knows the cause: say it plainly
+        text = f"Offline: {name} is not on this machine and can't be downloaded"
+    else:
+        text = f"{name} could not be loaded"
     return {
-        "text": f"Offline? {name} could not be loaded, so LoraMint is running {DEMO_TEXT}.",
+        "text": f"{text}, so LoraMint is running {DEMO_TEXT}. The details say what to do.",
         "details": fallback,
         "level": "warning",
     }

@@ -54,10 +54,12 @@ def test_banner_says_in_words_what_happened(page):
     banner = page.locator("#engine-banner")
     banner.wait_for()
     text = page.locator("#banner-text").inner_text()
-    assert text.startswith("Offline? stabilityai/sd-turbo could not be loaded")
+    assert text.startswith("Offline: stabilityai/sd-turbo is not on this machine")
     assert "built-in 64 px demo model" in text and "Error" not in text
     page.get_by_text("Details").click()
-    assert "could not be loaded" in page.locator("#banner-more").inner_text()
+    details = page.locator("#banner-more").inner_text()
+    assert "go online and restart" in details and "LORAMINT_MODEL" in details
+    assert "model_index.json" not in details
     # Nothing went wrong on this page, so no error box.
     assert page.locator("#gen-error").is_hidden()
     steps = json.loads((WEIGHTS_DIR / "loramint.json").read_text())["defaults"]["steps"]

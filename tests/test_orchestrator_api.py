@@ -224,3 +224,19 @@ def test_the_banner_says_when_no_queue_worker_is_connected():
     b = banner({"state": "starting", "reason": reason, "health": health})
     assert b is not None and b["level"] == "warning" and b["details"] == reason
     assert b["text"].startswith("No engine worker is connected yet")
+
+
+def test_the_banner_names_the_cause_of_a_fallback():
+    from orchestrator.banner import banner
+
+    def fallback(reason: str) -> str:
+        health = {"status": "ready", "model": "builtin:demo", "fallback_reason": reason}
+        return banner({"state": "ready", "reason": None, "health": health})["text"]
+
+    offline = (
+        "model 'stabilityai/sd-turbo' is not in this machine's Hugging Face cache, and the Hub "
+        "can't be reached: the name huggingface.co can't be looked up. Fix: go online..."
+    )
+    assert fallback(offline).startswith("Offline: stabilityai/sd-turbo is not on this machine")
+    broken = "model '/models/x' could not be loaded (OSError: bad file). Fix: ..."
+    assert fallback(broken).startswith("/models/x could not be loaded, so LoraMint is running")
