@@ -59,7 +59,7 @@ def test_the_readme_api_block_and_python_example_run(app, work):
     api = [b for b in blocks("README.md", "bash") if f"O={URL}" in b]
     assert len(api) == 1
     out = run(bash(api[0]), app, work, ["bash", "-c"])
-    assert '"status":"ready"' in out.replace(" ", "") and "event: succeeded" in out
+    assert '"state":"ready"' in out.replace(" ", "") and "event: succeeded" in out
     assert (work / "circle.png").read_bytes().startswith(b"\x89PNG")
     assert not (app.data_dir / "loras" / "local" / "my_star.safetensors").exists()  # deleted
     (python,) = blocks("README.md", "python")
@@ -72,7 +72,7 @@ def test_the_api_doc_examples_run_in_order(app, work):
     examples = blocks("docs/api.md", "bash")
     assert len(examples) == 2 and f"O={URL}" in examples[0]
     out = run(bash("\n".join(examples)), app, work, ["bash", "-c"])
-    assert '"status":"ready"' in out.replace(" ", "")
+    assert '"state":"ready"' in out.replace(" ", "")
     assert "event: succeeded" in out
     assert (work / "circle.png").read_bytes().startswith(b"\x89PNG")
     assert "zxq on a" in out  # the captions
