@@ -56,8 +56,9 @@ def test_banner_says_in_words_what_happened(page):
     text = page.locator("#banner-text").inner_text()
     assert text.startswith("Offline: stabilityai/sd-turbo is not on this machine")
     assert "built-in 64 px demo model" in text and "Error" not in text
-    page.get_by_text("Details").click()
+    page.get_by_text("Details", exact=True).click()
     details = page.locator("#banner-more").inner_text()
+    shot(page, "flow-0-offline-banner")
     assert "go online and restart" in details and "LORAMINT_MODEL" in details
     assert "model_index.json" not in details
     # Nothing went wrong on this page, so no error box.
