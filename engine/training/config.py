@@ -40,6 +40,7 @@ class TrainConfig:
     prior: Prior | None = None  # see prior.py
     sample_every: int = 0  # draw the sample prompts every this many steps (0: never)
     sample_prompts: tuple[str, ...] = ()
+    checkpoint_every: int = 0  # keep what it takes to go on every this many steps (0: never)
     # False re-encodes image and caption every step, as diffusers' examples do; kept only so
     # bench/train.py can measure what caching saves.
     cache_inputs: bool = True

@@ -30,6 +30,7 @@ from engine.training.data import embed, preprocess, text_encoders
 from engine.training.lean import LeanForward
 from engine.training.prior import PriorBank, draw_prior_images
 from engine.training.probe import LossProbe, target_for
+from engine.training.state import TrainingState
 from engine.training.targets import TEXT_TARGETS, target_modules
 
 ADAPTER = "loramint_training"  # never "train": PEFT would shadow nn.Module.train
@@ -45,6 +46,8 @@ class Hooks:
     on_prepare: Callable[[int, int], None] = lambda done, total: None
     # Sample images with the training adapter, after this step.
     sample: Callable[[int], None] = lambda step: None
+    # Every `cfg.checkpoint_every` steps: all it takes to go on from here (state.py).
+    checkpoint: Callable[[TrainingState], None] = lambda state: None
 
 
 @dataclass
@@ -84,7 +87,7 @@ class LoraTrainer:
                 vae.to(torch.float16)
         return dist.mean.float(), dist.std.float()
 
-    def _add_adapters(self) -> list[torch.nn.Parameter]:
+    def _add_adapters(self) -> dict[str, torch.nn.Parameter]:
         torch.manual_seed(self.cfg.seed)  # LoRA A is initialised from the global RNG
         unet_cfg = LoraConfig(
             r=self.cfg.rank,
@@ -107,7 +110,12 @@ class LoraTrainer:
         self._activate()
         if self.gpu:
             cast_training_params(modules, dtype=torch.float32)
-        return [p for m in modules for n, p in m.named_parameters() if ADAPTER in n]
+        return {
+            f"{i}.{n}": p
+            for i, m in enumerate(modules)
+            for n, p in m.named_parameters()
+            if ADAPTER in n
+        }
 
     def _activate(self) -> None:
         """Only the training adapter on; the pipeline may have run other LoRAs in between."""
@@ -130,7 +138,8 @@ class LoraTrainer:
                 enc.to(where)
 
     # -- the loop ----------------------------------------------------------------------
-    def run(self, images: list[Image.Image]) -> TrainResult:
+    def run(self, images: list[Image.Image], resume: TrainingState | None = None) -> TrainResult:
+        """Train, from the start or from `resume` (a checkpoint of the same run's settings)."""
         started = time.perf_counter()
         self.pipe.disable_lora()  # captions and latents of the base model, no user LoRA
         self.pixels = self._pixels(images)
@@ -143,7 +152,8 @@ class LoraTrainer:
         self.bank = self.cfg.prior and self._prior_bank(n, embeds, pooled)
         self.threads = torch.get_num_threads()
         self._threads(training=True)
-        params = self._add_adapters()
+        named = self._add_adapters()
+        params = list(named.values())
         trained = [
             self.pipe.unet,
             *(text_encoders(self.pipe) if self.cfg.train_text_encoder else []),
@@ -159,6 +169,8 @@ class LoraTrainer:
         lr_decay = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda k: 0.1 + 0.45 * (1 + math.cos(math.pi * k / max(1, self.cfg.steps)))
         )
+        if resume is not None:
+            resume.restore(named, opt, lr_decay, self.gen)
         sched = DDPMScheduler.from_config(self.pipe.scheduler.config)
         if self.gpu:
             self.pipe.unet.enable_gradient_checkpointing()
@@ -169,7 +181,7 @@ class LoraTrainer:
         )
         try:
             result.probe_before = probe.loss(self._predict, embeds, pooled)
-            for step in range(self.cfg.steps):
+            for step in range(resume.step if resume else 0, self.cfg.steps):
                 if self.hooks.should_cancel():
                     raise Cancelled()
                 if self.hooks.has_pending():
@@ -181,6 +193,10 @@ class LoraTrainer:
                 every = self.cfg.sample_every
                 if every and ((step + 1) % every == 0 or step + 1 == self.cfg.steps):
                     self._outside_step(functools.partial(self.hooks.sample, step + 1))
+                every = self.cfg.checkpoint_every
+                if every and (step + 1) % every == 0 and step + 1 < self.cfg.steps:
+                    state = TrainingState.capture(step + 1, named, opt, lr_decay, self.gen)
+                    self.hooks.checkpoint(state)
             result.probe_after = probe.loss(self._predict, embeds, pooled)
             result.state, result.adapter_metadata = self._export()
             result.seconds = time.perf_counter() - started
