@@ -21,7 +21,9 @@ from tests.helpers import ALICE, generate, pixels, png_bytes, start_training, wa
 
 pytestmark = pytest.mark.slow  # starts and kills a dozen processes: ~5 minutes
 
-SLOW = {"steps": 60, "num_images": 4}  # long enough on the tiny model to be caught running
+# Long enough on the tiny model (~5 s) to be caught running: a worker's card is refreshed every
+# 3 s, and 60 steps once finished in 2 s, unseen.
+SLOW = {"steps": 150, "num_images": 4}
 
 
 @pytest.fixture(scope="module")
