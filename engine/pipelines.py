@@ -10,6 +10,7 @@ import gc
 import json
 import logging
 import socket
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,9 @@ from engine.demo_model import WEIGHTS_DIR as DEMO_WEIGHTS
 from engine.values import ModelDefaults, ModelInfo, RenderParams
 
 log = logging.getLogger(__name__)
+# diffusers passes huggingface_hub an argument it no longer uses; the warning is for diffusers'
+# authors, and a person starting LoraMint can do nothing about it.
+warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*", category=UserWarning)
 
 
 def pick_device(choice: str) -> tuple[torch.device, torch.dtype]:
