@@ -21,9 +21,10 @@ def main() -> None:
     except ValidationError as exc:  # say what to fix, not a traceback
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         sys.exit(f"LoraMint engine can't start: {problems}")
+    # Supervised, the orchestrator logs each line with its own time: one timestamp is enough.
+    stamp = "" if settings.parent_pid else "%(asctime)s "
     logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=settings.log_level.upper(), format=f"{stamp}%(levelname)s %(name)s: %(message)s"
     )
     # huggingface_hub gives its logger a console handler of its own on import, so each of its
     # warnings printed twice (once bare): ours is the one.
