@@ -51,7 +51,10 @@ def test_progress_events_arrive_in_order_and_end_in_succeeded(trained):
 
 
 def test_phases_tell_what_the_job_is_doing(trained):
-    phases = [d["phase"] for name, d in trained["events"]]
+    sampling = [d for _, d in trained["events"] if d["phase"] == "sampling"]
+    # Drawing samples says so, one image of the two at a time (they interrupt the steps).
+    assert sampling and {(d["phase_step"], d["phase_total"]) for d in sampling} <= {(1, 2), (2, 2)}
+    phases = [d["phase"] for name, d in trained["events"] if d["phase"] != "sampling"]
     order = ["queued", "preparing", "training", "saving", "done"]
     seen = [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]]
     assert [p for p in order if p in seen] == seen and seen[-1] == "done", seen

@@ -267,6 +267,7 @@ class JobPhase(str, enum.Enum):
     QUEUED = "queued"
     PREPARING = "preparing"  # training: encoding the images, drawing the prior images
     TRAINING = "training"
+    SAMPLING = "sampling"  # training: drawing sample images (phase_step of phase_total)
     SAVING = "saving"  # training: the last check, the thumbnail, writing the file
     GENERATING = "generating"
     DONE = "done"

@@ -10,25 +10,57 @@ CHART_POINTS = 200
 SMOOTHING = 0.1  # each step's weight in the charted loss: one step's loss is mostly noise
 
 
+def images_left(step: int, total: int, every: int, prompts: int) -> int:
+    """Images a run still draws once `step` is reported (its samples come after the report):
+    `prompts` at every `every`-th step and at the last, then the finished LoRA's thumbnail."""
+    events = 0
+    if every and prompts:
+        events = total // every - (step - 1) // every + (1 if total % every else 0)
+    return max(0, events) * prompts + 1
+
+
 class Progress:
-    def __init__(self, total: int) -> None:
+    """`images_left(step)`: how many images the run still draws after `step` (its samples and
+    the finished LoRA's thumbnail), each of `image_steps` sampling steps: they count in the
+    time left, at the rate measured when one was drawn (before that, a sampling step priced as
+    a third of a training step, which is a forward pass against forward and backward)."""
+
+    def __init__(self, total: int, images_left=lambda step: 0, image_steps: int = 0) -> None:
         self.total = total
+        self.images_left = images_left
+        self.image_steps = image_steps
         self.every = max(1, math.ceil(total / CHART_POINTS))
         self.history: list[tuple[int, float]] = []
         self._smoothed: float | None = None
         self._first: float | None = None  # when step 1 ended
+        self._drawing = 0.0  # seconds spent drawing images since step 1 ended
+        self._drawn = 0
+        self._image_s = 0.0  # a drawn image's seconds, smoothed
+        self._per_step: float | None = None
+
+    def drew(self, seconds: float) -> None:
+        """One image was drawn in `seconds` (not training time)."""
+        if self._first is not None:
+            self._drawing += seconds
+        self._drawn += 1
+        self._image_s = seconds if self._drawn == 1 else self._image_s * 0.7 + seconds * 0.3
 
     def eta(self, step: int, now: float | None = None) -> float | None:
         """Seconds left from the rate measured since step 1 ended (so the first step's
-        warm-up and the preparing before it do not count); None until ETA_AFTER steps."""
+        warm-up and the preparing before it do not count), the images still to draw
+        included; None until ETA_AFTER steps."""
         now = time.monotonic() if now is None else now
         if self._first is None or step <= 1:
-            self._first = now
+            self._first, self._drawing = now, 0.0
             return None
         if step < ETA_AFTER:
             return None
-        per_step = (now - self._first) / (step - 1)
-        return round(per_step * (self.total - step), 1)
+        self._per_step = (now - self._first - self._drawing) / (step - 1)
+        return round(self._per_step * (self.total - step) + self._images_s(step), 1)
+
+    def _images_s(self, step: int) -> float:
+        per_image = self._image_s if self._drawn else (self._per_step or 0.0) * self.image_steps / 3
+        return per_image * self.images_left(step)
 
     def add(self, step: int, loss: float) -> list[tuple[int, float]]:
         """The loss curve so far, smoothed (each step's loss comes from one random noise

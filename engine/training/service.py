@@ -18,11 +18,16 @@ from engine.runtime import LoadedModel, Runtime
 from engine.storage import iso
 from engine.training.config import TrainConfig
 from engine.training.defaults import train_config
-from engine.training.progress import Progress
+from engine.training.progress import Progress, images_left
 from engine.uploads import TrainingImage
 from engine.values import RenderParams
 
 log = logging.getLogger(__name__)
+
+
+def sample_steps(model: LoadedModel) -> int:
+    """Sampling steps of a sample image or thumbnail: the model's default, at most 30."""
+    return min(model.info.defaults.steps, 30)
 
 
 class TrainingWork:
@@ -109,7 +114,13 @@ class TrainingWork:
         """How a run reports its steps and samples, stops, and lets generations in."""
         from engine.training.trainer import Hooks
 
-        jobs, progress = self.rt.jobs, Progress(cfg.steps)
+        jobs, prompts = self.rt.jobs, cfg.sample_prompts
+        progress = Progress(
+            cfg.steps,
+            lambda step: images_left(step, cfg.steps, cfg.sample_every, len(prompts)),
+            sample_steps(model),
+        )
+        stop = lambda: jobs.cancel_requested(job_id) or self.rt.stopping.is_set()  # noqa: E731
 
         def on_step(step: int, loss: float) -> None:
             last = step == cfg.steps  # then the check, the thumbnail and the file
@@ -126,11 +137,17 @@ class TrainingWork:
             )
 
         def sample(step: int) -> None:
-            drawn = [
-                JobSample(step=step, prompt=p, seed=cfg.seed, image=self._draw(model, p, cfg.seed))
-                for p in cfg.sample_prompts
-            ]
-            jobs.progress(job_id, samples=[*jobs.current(job_id).samples, *drawn])
+            phase, drawn = jobs.current(job_id).phase, []
+            for i, prompt in enumerate(prompts, 1):
+                jobs.progress(
+                    job_id, phase=JobPhase.SAMPLING, phase_step=i, phase_total=len(prompts)
+                )
+                started = time.monotonic()
+                image = self._draw(model, prompt, cfg.seed, stop)  # a cancel stops it mid-image
+                progress.drew(time.monotonic() - started)
+                drawn.append(JobSample(step=step, prompt=prompt, seed=cfg.seed, image=image))
+            samples = [*jobs.current(job_id).samples, *drawn]
+            jobs.progress(job_id, phase=phase, phase_step=None, phase_total=None, samples=samples)
 
         def between_steps() -> None:
             try:
@@ -140,7 +157,7 @@ class TrainingWork:
 
         return Hooks(
             on_step,
-            lambda: jobs.cancel_requested(job_id) or self.rt.stopping.is_set(),
+            stop,
             lambda: self.rt.worker.has_pending(),
             between_steps,
             on_prepare=lambda done, total: jobs.progress(
@@ -149,16 +166,23 @@ class TrainingWork:
             sample=sample,
         )
 
-    def _draw(self, model: LoadedModel, prompt: str, seed: int) -> str:
+    def _draw(self, model: LoadedModel, prompt: str, seed: int, stop=lambda: False) -> str:
         """A small image from the pipeline as it is (the LoRA being trained active), as a
-        data URL: the samples and the finished LoRA's thumbnail."""
+        data URL: the samples and the finished LoRA's thumbnail. Cancelled at the first
+        sampling step after `stop()`."""
         from engine.pipelines import render
         from engine.previews import data_url
 
+        def step(_i: int, _latents: Any) -> None:
+            if stop():
+                raise Cancelled()
+
         d = model.info.defaults
         side = min(d.width, 512)
-        params = RenderParams(prompt, "", min(d.steps, 30), d.guidance_scale, side, side, (seed,))
-        image = render(model.pipe, params)[0]
+        params = RenderParams(
+            prompt, "", sample_steps(model), d.guidance_scale, side, side, (seed,)
+        )
+        image = render(model.pipe, params, step)[0]
         image.thumbnail((128, 128))
         return data_url(image)
 

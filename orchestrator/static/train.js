@@ -111,6 +111,9 @@ function phaseText(job) {
     const count = job.phase_total ? ` (${job.phase_step} of ${job.phase_total})` : "";
     return `Preparing: reading your images and drawing the model's own pictures to keep${count}…`;
   }
+  if (job.phase === "sampling") {
+    return `Step ${job.step} of ${job.total_steps}: drawing sample ${job.phase_step} of ${job.phase_total}${left}`;
+  }
   if (job.phase === "saving") return "Saving: a last check, a sample and the file…";
   return `Step ${job.step} of ${job.total_steps} (${pct} %)${loss}${left}`;
 }
