@@ -5,26 +5,35 @@ same answers. It then hands the work to the work queue (`engine.work`), whicheve
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable
 
 from PIL import Image
 
-from engine.contract.errors import Conflict, QueueFull
+from engine.contract.errors import Conflict, NotFound, QueueFull
 from engine.contract.names import check_file_name
 from engine.contract.records import TrainingRecord
 from engine.contract.schemas import (
     Captions,
+    CheckpointSave,
+    ContinueForm,
     GenerateAccepted,
     GenerateRequest,
     GenerateResponse,
     Job,
+    JobStatus,
     TrainOptions,
 )
+from engine.contract.training import ResumedFrom
+from engine.jobs import TRAINING
+from engine.storage import iso
 from engine.training.defaults import checked_captions, trigger_word
+from engine.training.files import JobFiles
 from engine.uploads import TrainingImage
 from engine.work.base import WorkQueue
 
-TRAINING = "train-lora"
+# "the engine stopped", "engine restarted": a job the engine's end cut short, as its store says
+CUT_SHORT = ("engine stopped", "engine restarted")
 
 
 class Front:
@@ -32,6 +41,7 @@ class Front:
         self.work = work
         self.store = work.store
         self.settings = work.settings
+        self.files = JobFiles(work.store)
 
     # -- generation ----------------------------------------------------------------------
     def _check_generation(self, user: str, req: GenerateRequest) -> None:
@@ -61,7 +71,114 @@ class Front:
         captions = checked_captions(opts, len(images))
         sha256s = [im.sha256 for im in images]  # of what was uploaded, recorded once here
         record = TrainingRecord.requested(opts, file, trigger_word(opts), captions, sha256s)
-        return self.work.start_training(user, images, record)
+        self.files.prune(user, self.work.jobs.list(user))
+        self.files.keep_images(user, images)
+        return self.work.start_training(user, record)
+
+    def resume(self, user: str, job_id: str) -> Job:
+        """A cancelled training, or one the engine's end cut short, from its last checkpoint
+        to its original total."""
+        job = self._training_job(user, job_id)
+        resumable = job.status == JobStatus.CANCELLED or (
+            job.status == JobStatus.FAILED and any(w in (job.error or "") for w in CUT_SHORT)
+        )
+        if not resumable:
+            raise Conflict(
+                f"job {job_id!r} {job.status.value}"
+                + (f" ({job.error})" if job.error else "")
+                + ": only a cancelled training, or one the engine's end cut short, is resumed",
+                code="not_resumable",
+            )
+        kept = [c for c in job.checkpoints if c.kept]
+        if not kept or self.files.state(user, job_id) is None:
+            raise Conflict(
+                f"job {job_id!r} stopped before its first checkpoint: nothing to resume; "
+                "train again",
+                code="no_checkpoint",
+            )
+        self._check_share(user)
+        step = kept[-1].step
+        record = TrainingRecord.model_validate(job.params)
+        return self.work.start_training(
+            user,
+            record,
+            resumed_from=ResumedFrom(job_id=job_id, step=step),
+            checkpoints=[c for c in job.checkpoints if c.step <= step],
+            samples=[s for s in job.samples if s.step <= step],
+        )
+
+    def continue_lora(self, user: str, file: str, form: ContinueForm) -> Job:
+        """`form.steps` more steps on a LoRA trained here, with its kept training state, or
+        from its weights with a fresh optimizer if the state is gone."""
+        file = check_file_name(file, "loras")
+        meta = self.store.lora_entry(user, file).get("metadata") or {}  # 404s
+        job = self._source_job(user, meta.get("loramint.job_id"), file)
+        record = TrainingRecord.model_validate(job.params)
+        if job.status != JobStatus.SUCCEEDED or record.steps is None:
+            raise Conflict(f"the training of {file!r} did not finish", code="not_continuable")
+        self._check_share(user)
+        total = record.steps + form.steps
+        options = {**record.options, "steps": total, "overwrite": True}
+        if form.learning_rate:
+            options["learning_rate"] = form.learning_rate
+        state = self.files.state(user, job.id)
+        # A job's state is its last checkpoint's: the finished LoRA's only if it is at the end.
+        last = job.checkpoints[-1].step if job.checkpoints else None
+        fresh = state is None or last != record.steps
+        new = record.model_copy(update={"options": options, "overwrite": True, "file": file})
+        return self.work.start_training(
+            user,
+            new,
+            resumed_from=ResumedFrom(
+                job_id=job.id,
+                step=record.steps,
+                how="continue",
+                fresh_optimizer=fresh,
+                lora=file if fresh else None,
+            ),
+        )
+
+    def save_checkpoint(self, user: str, job_id: str, step: int, body: CheckpointSave) -> str:
+        """A kept checkpoint becomes one of the user's LoRAs, usable at once."""
+        job = self._training_job(user, job_id)
+        self.store.check_quota(user, self.settings.user_quota_mb)
+        recommended = job.report.recommended if job.report else None
+        strength = (
+            body.strength
+            if body.strength is not None
+            else (recommended.strength if recommended else 1.0)
+        )
+        changes = {
+            "loramint.step": str(step),
+            "loramint.preferred_strength": f"{strength:g}",
+            "loramint.created": iso(time.time()),
+        }
+        file = self.files.save_as_lora(user, job, step, body.name, changes, body.overwrite)
+        points = [
+            c.model_copy(update={"saved_as": file}) if c.step == step else c
+            for c in job.checkpoints
+        ]
+        self.work.jobs.progress(job_id, checkpoints=points)
+        return file
+
+    def _training_job(self, user: str, job_id: str) -> Job:
+        job = self.work.jobs.get(job_id, user)  # another user's: the same 404 as none
+        if job.kind != TRAINING:
+            raise NotFound(f"job {job_id!r} is not a training")
+        return job
+
+    def _source_job(self, user: str, job_id: str | None, file: str) -> Job:
+        """The training that made a LoRA, while it is remembered."""
+        try:
+            if job_id:
+                return self._training_job(user, job_id)
+        except NotFound:
+            pass
+        raise Conflict(
+            f"{file!r} was not trained here, or its training was forgotten: the images it was "
+            "trained on are not kept, so it can't be continued; train a new LoRA",
+            code="not_continuable",
+        )
 
     def _check_share(self, user: str) -> None:
         """At most `user_training_jobs` trainings per user at once, and room in their quota.

@@ -25,6 +25,11 @@ from engine.storage import iso
 
 log = logging.getLogger(__name__)
 PERSIST_EVERY_S = 2.0
+# Job kinds.
+TRAINING = "train-lora"
+GENERATION = "generate"
+# Changes kept on disk at once, not within PERSIST_EVERY_S: a resume after a crash needs them.
+DURABLE = {"status", "checkpoints", "report"}
 
 
 class Cancelled(Exception):
@@ -112,7 +117,7 @@ class JobStore:
             job = self._jobs[job_id].model_copy(update=changes)
             self._jobs[job_id] = job
             due = time.monotonic() - self._saved_at.get(job_id, 0) > PERSIST_EVERY_S
-            if "status" in changes or due:
+            if due or DURABLE & changes.keys():
                 self._persist(job)
         self._notify(job_id)
         return job

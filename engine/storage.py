@@ -67,6 +67,8 @@ class UserStore:
 
     @staticmethod
     def _missing(kind: Kind, user_id: str, name: str) -> NotFound:
+        if kind not in SUFFIX:  # the engine's own files (training state): named by the engine
+            return NotFound(f"{name!r} not found for user {user_id!r}")
         label = "LoRA" if kind == "loras" else "image"
         return NotFound(f"{label} {check_file_name(name, kind)!r} not found for user {user_id!r}")
 
@@ -148,7 +150,7 @@ class UserStore:
                 blob_key(kind, user_id, blob.name)
             except InvalidRequest:
                 continue
-            if blob.name.endswith(SUFFIX[kind]):
+            if blob.name.endswith(SUFFIX.get(kind, "")):
                 out.append(blob)
         return out
 
@@ -192,9 +194,10 @@ class UserStore:
             )
 
     def usage(self, user_id: str) -> dict[str, int]:
-        """How many LoRAs and images the user keeps, and their bytes."""
+        """How many LoRAs, images and training files (checkpoints, training states, the
+        images kept for a resume) the user keeps, and their bytes."""
         out = {}
-        for kind, label in (("loras", "loras"), ("outputs", "images")):
+        for kind, label in (("loras", "loras"), ("outputs", "images"), ("jobs", "training")):
             files = self._files(kind, user_id)  # type: ignore[arg-type]
             out[label] = len(files)
             out[f"{label}_bytes"] = sum(b.size for b in files)

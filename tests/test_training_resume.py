@@ -35,7 +35,7 @@ def config(**changes):
     opts = TrainOptions(name="r", trigger_word="zxq", steps=12, seed=3, sample_every=0)
     cfg = train_config(opts, len(IMAGES), info)
     assert cfg.prior is not None  # a small model's default
-    return dataclasses.replace(cfg, checkpoint_every=4, **changes)
+    return dataclasses.replace(cfg, **{"checkpoint_every": 4, **changes})
 
 
 def train(pipe, cfg, resume=None, stop_after=None):
@@ -47,7 +47,7 @@ def train(pipe, cfg, resume=None, stop_after=None):
         should_cancel=lambda: stop_after is not None and len(done) >= stop_after,
         has_pending=lambda: False,
         run_pending=lambda: None,
-        checkpoint=states.append,
+        checkpoint=lambda point: states.append(point.state),
     )
     trainer = LoraTrainer(pipe, cfg, hooks)
     try:
@@ -60,17 +60,29 @@ def train(pipe, cfg, resume=None, stop_after=None):
 
 def test_a_run_stopped_and_resumed_ends_with_the_same_lora(pipe):
     whole, result = train(pipe, config())
-    assert [s.step for s in whole] == [4, 8]  # none at the last step: the LoRA is saved then
+    assert [s.step for s in whole] == [4, 8, 12]  # and the last: a LoRA can be continued
     stopped, nothing = train(pipe, config(), stop_after=6)
     assert nothing is None and [s.step for s in stopped] == [4]
     saved = stopped[-1].to_bytes()  # as a checkpoint file holds it
     resumed_states, resumed = train(pipe, config(), resume=TrainingState.from_bytes(saved))
-    assert [s.step for s in resumed_states] == [8]
+    assert [s.step for s in resumed_states] == [8, 12]
     for name, tensor in whole[1].lora.items():  # fp32, after step 8
         torch.testing.assert_close(resumed_states[0].lora[name], tensor, rtol=0, atol=1e-6)
     assert resumed.state.keys() == result.state.keys()
     for key, tensor in result.state.items():
         torch.testing.assert_close(resumed.state[key].float(), tensor.float(), rtol=0, atol=1e-6)
+
+
+def test_a_lora_goes_on_from_its_weights_alone(pipe):
+    """No state kept (an old or imported LoRA): the weights come back, the optimizer is new."""
+    states, result = train(pipe, config(steps=4, checkpoint_every=0))
+    weights = {k: v.float() for k, v in result.state.items()}
+    more, _ = train(pipe, config(steps=5), resume=TrainingState.from_lora(4, weights))
+    assert [s.step for s in more] == [5]
+    first = next(iter(more[0].lora.values()))
+    assert torch.isfinite(first).all()
+    moved = [(more[0].lora[n] - w).abs().max() for n, w in zip(more[0].lora, weights.values())]
+    assert max(moved) > 0  # one step was trained
 
 
 def test_a_checkpoint_of_another_lora_is_refused(pipe):

@@ -16,7 +16,7 @@ from engine.contract.errors import InvalidRequest
 from engine.contract.names import SUFFIX, check_file_name, check_user_id
 
 # What lives in the store; loras and outputs keep their suffix rule (names.SUFFIX).
-KINDS = ("loras", "outputs", "jobs", "uploads")
+KINDS = ("loras", "outputs", "jobs")
 CHUNK = 1 << 20
 
 

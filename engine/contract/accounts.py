@@ -47,6 +47,8 @@ class Usage(BaseModel):
     loras_bytes: int
     images: int
     images_bytes: int
+    training: int = Field(0, description="Checkpoints, training states and kept images.")
+    training_bytes: int = 0
 
 
 class UserEntry(BaseModel):

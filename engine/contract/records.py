@@ -89,6 +89,7 @@ class TrainingRecord(BaseModel):
     prior_preservation: bool | None = None
     sample_every: int | None = None
     sample_prompts: list[str] | None = None
+    checkpoint_every: int | None = None
 
     @classmethod
     def requested(

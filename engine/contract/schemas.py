@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from engine.contract.training import JobCheckpoint, ResumedFrom, TrainingReport
+
 # full: everything. preview: a public demo that only generates (LORAMINT_MODE, both processes).
 AppMode = Literal["full", "preview"]
 MAX_SEED = 2**32 - 1
@@ -228,6 +230,14 @@ class TrainOptions(RequestBody):
         "the trigger word, so other prompts stay as they were. Default: on for small "
         "models (the demo model), off otherwise (it doubles the cost of a step).",
     )
+    checkpoint_every: int | None = Field(
+        None,
+        ge=0,
+        le=5000,
+        description="Keep the LoRA and what it takes to go on every this many steps (0: "
+        "none). Default: as sample_every.",
+    )
+    keep_checkpoints: int = Field(5, ge=1, le=50, description="The newest this many are kept.")
 
 
 def _one_to_five(v: Any) -> Any:
@@ -268,6 +278,7 @@ class JobPhase(str, enum.Enum):
     PREPARING = "preparing"  # training: encoding the images, drawing the prior images
     TRAINING = "training"
     SAMPLING = "sampling"  # training: drawing sample images (phase_step of phase_total)
+    JUDGING = "judging"  # training: scoring a checkpoint for the report card
     SAVING = "saving"  # training: the last check, the thumbnail, writing the file
     GENERATING = "generating"
     DONE = "done"
@@ -307,6 +318,13 @@ class Job(BaseModel):
         None, description="generate: the current step's latents as a small PNG data URL."
     )
     samples: list[JobSample] = Field(default_factory=list)
+    checkpoints: list[JobCheckpoint] = Field(
+        default_factory=list, description="train-lora: the LoRA as it was every few steps."
+    )
+    resumed_from: ResumedFrom | None = None
+    report: TrainingReport | None = Field(
+        None, description="train-lora: how good the LoRA is and what to do next."
+    )
     created: str
     started: str | None = None
     finished: str | None = None
@@ -347,6 +365,28 @@ class CaptionForm(RequestBody):
 class Captions(BaseModel):
     captions: list[str]
     captioner: str = Field(description="Which captioner wrote them.")
+
+
+class CheckpointSave(JsonBody):
+    """`POST /jobs/{id}/checkpoints/{step}/save`: that checkpoint becomes one of your LoRAs."""
+
+    name: str = Field(..., min_length=1, max_length=64, description="The new LoRA's name.")
+    strength: float | None = Field(
+        None, ge=-2.0, le=2.0, description="Its preferred strength (default: the recommended)."
+    )
+    overwrite: bool = Field(False, description="Replace a LoRA of the same name.")
+
+
+class CheckpointSaved(BaseModel):
+    file: str
+    url: str
+
+
+class ContinueForm(RequestBody):
+    """`POST /loras/{file}/continue`'s form: more steps on a LoRA trained here."""
+
+    steps: int = Field(..., ge=1, le=5000, description="How many more steps.")
+    learning_rate: float | None = Field(None, gt=0, le=0.01, description="Default: as before.")
 
 
 class LoraPatch(JsonBody):

@@ -28,6 +28,7 @@ from engine.contract.errors import ApiError, ClientClosed, EngineUnavailable
 from engine.contract.handlers import error_response
 from engine.contract.records import ImageParameters, TrainingRecord
 from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse, Job
+from engine.jobs import GENERATION, TRAINING
 from engine.lifecycle import JobLifecycle
 from engine.queue.celery_app import CAPTION, GENERATE, GENERATE_JOB, QUEUES, TRAIN, make_celery
 from engine.queue.presence import TTL_S, live_workers
@@ -35,7 +36,6 @@ from engine.queue.records import RedisJobStore
 from engine.queue.signing import sign
 from engine.runtime import Health
 from engine.storage import UserStore
-from engine.uploads import TrainingImage
 from engine.work.base import Gone, WorkQueue
 
 # What /health shows per worker only (the top level describes the model the workers serve).
@@ -180,23 +180,18 @@ class CeleryQueue(WorkQueue):
 
     def start_generation(self, user: str, req: GenerateRequest) -> Job:
         job = self.jobs.create(
-            "generate", user, req.steps or 0, ImageParameters.requested(user, req)
+            GENERATION, user, req.steps or 0, ImageParameters.requested(user, req)
         )
         self.send(GENERATE_JOB, [job.id, user, req.model_dump(mode="json")], task_id=job.id)
         return job
 
-    def start_training(self, user: str, images: list[TrainingImage], record: TrainingRecord) -> Job:
+    def start_training(self, user: str, record: TrainingRecord, **fields: Any) -> Job:
         """The images wait in the shared store for the worker that takes the task."""
-        batch = uuid.uuid4().hex[:12]
-        uploads = []
-        for i, im in enumerate(images):
-            name = f"{batch}-{i}.png"
-            with self.store.writing("uploads", user, name) as tmp:
-                im.image.save(tmp, format="PNG")
-            uploads.append(name)
-        job = self.jobs.create("train-lora", user, record.options.get("steps") or 0, record)
-        self.send(TRAIN, [job.id, user, uploads], task_id=job.id)
-        return job
+        job = self.jobs.create(TRAINING, user, record.options.get("steps") or 0, record)
+        if fields:
+            self.jobs.progress(job.id, **fields)
+        self.send(TRAIN, [job.id, user], task_id=job.id)
+        return self.jobs.current(job.id)
 
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
         encoded = []

@@ -22,8 +22,7 @@ from celery.exceptions import Ignore, Reject
 from PIL import Image
 
 from engine.captions import CaptionWork
-from engine.contract.errors import ApiError, ClientClosed, NotFound, ShuttingDown
-from engine.contract.records import TrainingRecord
+from engine.contract.errors import ApiError, ClientClosed, ShuttingDown
 from engine.contract.schemas import GenerateRequest
 from engine.generation import GenerationWork
 from engine.jobs import Cancelled
@@ -32,7 +31,6 @@ from engine.queue.presence import Presence
 from engine.queue.signing import verify
 from engine.runtime import Runtime
 from engine.training.service import TrainingWork
-from engine.uploads import decode_training_image
 
 log = logging.getLogger(__name__)
 RETRY_S = 3.0  # a task this worker can't take now goes back to the queue for this long
@@ -96,36 +94,15 @@ def generate_job(rt: Runtime, job_id: str, user: str, body: dict) -> None:
     hand_back_if_stopping(rt, job_id)
 
 
-def train_job(rt: Runtime, job_id: str, user: str, uploads: list[str]) -> None:
-    try:
+def train_job(rt: Runtime, job_id: str) -> None:
+    """The job's images and any checkpoint it goes on from are in the shared store."""
+    with contextlib.suppress(ShuttingDown):  # it never started: handed back below
         if not rt.jobs.ended(job_id):  # else cancelled while it waited
-            _train(rt, job_id, user, uploads)
-    except ShuttingDown:  # it never started: handed back below
-        pass
-    except ApiError as exc:  # its images or options can't be used: the job says why
-        rt.jobs.fail(job_id, exc.message)
-    finally:
-        if rt.jobs.ended(job_id):  # a worker that died keeps them for the next
-            for name in uploads:
-                with contextlib.suppress(NotFound):
-                    rt.store.delete("uploads", user, name)
+            log.info("training job %s: started", job_id)
+            work = TrainingWork(rt)
+            label = f"train job {job_id}"
+            rt.worker.submit(lambda: work.run_job(job_id), label=label, background=True).result()
     hand_back_if_stopping(rt, job_id)
-
-
-def _train(rt: Runtime, job_id: str, user: str, uploads: list[str]) -> None:
-    job = rt.jobs.current(job_id)
-    images = [
-        decode_training_image(rt.store.local_file("uploads", user, name).read_bytes(), name)
-        for name in uploads
-    ]
-    service = TrainingWork(rt)
-    model = rt.require_model()
-    # The record the dispatcher made: the hashes are of the uploads, not of these copies.
-    cfg, record = service.plan(model, len(images), TrainingRecord.model_validate(job.params))
-    rt.jobs.record(job_id, record, total_steps=cfg.steps)
-    log.info("training job %s: started", job_id)
-    run = lambda: service.run(job_id, model, images, cfg, record)  # noqa: E731
-    rt.worker.submit(run, label=f"train {record.file}", background=True).result()
 
 
 def caption_now(rt: Runtime, user: str, images: list[str], trigger: str | None) -> dict:
@@ -177,13 +154,10 @@ def register(app: Celery, rt: Runtime, presence: Presence, secret: str) -> None:
         return leased(self, [user, images, trigger], signature, run)
 
     @app.task(name=TRAIN, bind=True, max_retries=None)
-    def train(
-        self: Task, job_id: str, user: str, uploads: list[str], signature: str | None = None
-    ) -> None:
+    def train(self: Task, job_id: str, user: str, signature: str | None = None) -> None:
         if not training.acquire(blocking=False):  # this worker trains already: another may
             raise self.retry(countdown=RETRY_S)
         try:
-            run = lambda: train_job(rt, job_id, user, uploads)  # noqa: E731
-            leased(self, [job_id, user, uploads], signature, run)
+            leased(self, [job_id, user], signature, lambda: train_job(rt, job_id))
         finally:
             training.release()

@@ -12,6 +12,9 @@ from engine.contract.schemas import (
     ERROR_RESPONSES,
     CaptionForm,
     Captions,
+    CheckpointSave,
+    CheckpointSaved,
+    ContinueForm,
     Job,
     JobList,
     TrainAccepted,
@@ -69,3 +72,32 @@ async def job_events(work: WorkDep, job_id: str, user_id: UserIdDep) -> EventSou
 def cancel_job(work: WorkDep, job_id: str, user_id: UserIdDep) -> Job:
     """A queued job leaves the queue; a running one stops at its next step."""
     return work.cancel(job_id, user_id)
+
+
+@router.post("/jobs/{job_id}/resume", status_code=202)
+def resume_job(front: FrontDep, job_id: str, user_id: UserIdDep) -> TrainAccepted:
+    """A cancelled training, or one cut short by the engine's end, goes on from its last
+    checkpoint to its original total, as a new job (`resumed_from`)."""
+    job = front.resume(user_id, job_id)
+    return TrainAccepted(job_id=job.id, status_url=f"/jobs/{job.id}", job=job)
+
+
+@router.post("/jobs/{job_id}/checkpoints/{step}/save", status_code=201)
+def save_checkpoint(
+    front: FrontDep, job_id: str, step: int, body: CheckpointSave, user_id: UserIdDep
+) -> CheckpointSaved:
+    """That checkpoint becomes one of your LoRAs, with its step and preferred strength."""
+    file = front.save_checkpoint(user_id, job_id, step, body)
+    return CheckpointSaved(file=file, url=f"/loras/{file}?user_id={user_id}")
+
+
+@router.post("/loras/{file:path}/continue", status_code=202)
+async def continue_lora(
+    front: FrontDep,
+    user_id: UserIdDep,
+    file: str,
+    form: Annotated[ContinueForm, Form(media_type="multipart/form-data")],
+) -> TrainAccepted:
+    """More steps on a LoRA trained here; it is replaced by the longer-trained one."""
+    job = front.continue_lora(user_id, file, form)
+    return TrainAccepted(job_id=job.id, status_url=f"/jobs/{job.id}", job=job)

@@ -94,6 +94,7 @@ def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainCon
     resolution = opts.resolution or d["resolution"]
     prior = d["prior_preservation"] if opts.prior_preservation is None else opts.prior_preservation
     steps = opts.steps or d["steps"]
+    sample_every = math.ceil(steps / SAMPLES) if opts.sample_every is None else opts.sample_every
     return TrainConfig(
         captions=captions,
         steps=steps,
@@ -107,9 +108,8 @@ def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainCon
         unet_blocks=d["unet_blocks"],
         prior=_prior(captions, trigger, info, d["prior_every"]) if prior else None,
         cpu_threads=d["cpu_threads"],
-        sample_every=(
-            math.ceil(steps / SAMPLES) if opts.sample_every is None else opts.sample_every
-        ),
+        sample_every=sample_every,
+        checkpoint_every=(sample_every if opts.checkpoint_every is None else opts.checkpoint_every),
         sample_prompts=tuple(opts.sample_prompts or sample_prompts(captions[0], trigger, d)),
     )
 

@@ -9,15 +9,18 @@ import logging
 import time
 from typing import Any
 
-from engine.contract.errors import Conflict
+from engine.contract.errors import ApiError, Conflict, NotFound
 from engine.contract.records import TrainingRecord
 from engine.contract.schemas import JobPhase, JobSample
+from engine.contract.training import JobCheckpoint, ResumedFrom
 from engine.generation import failure_message
 from engine.jobs import Cancelled
 from engine.runtime import LoadedModel, Runtime
 from engine.storage import iso
+from engine.training.card import ReportCard
 from engine.training.config import TrainConfig
 from engine.training.defaults import train_config
+from engine.training.files import JobFiles, checkpoint_name, state_name
 from engine.training.progress import Progress, images_left
 from engine.uploads import TrainingImage
 from engine.values import RenderParams
@@ -33,6 +36,8 @@ def sample_steps(model: LoadedModel) -> int:
 class TrainingWork:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self.store = runtime.store
+        self.files = JobFiles(runtime.store)
 
     @staticmethod
     def plan(
@@ -55,7 +60,47 @@ class TrainingWork:
             prior_preservation=cfg.prior is not None,
             sample_every=cfg.sample_every,
             sample_prompts=list(cfg.sample_prompts),
+            checkpoint_every=cfg.checkpoint_every,
         )
+
+    def run_job(self, job_id: str) -> None:
+        """On the worker: the job as its record says (the images and any checkpoint it goes
+        on from are in the store, so any worker can run it)."""
+        jobs, job = self.rt.jobs, self.rt.jobs.current(job_id)
+        if job.status.terminal:  # cancelled while it waited
+            return
+        try:
+            record = TrainingRecord.model_validate(job.params)
+            images = self.files.images(job.user_id, record.image_sha256)
+            model = self.rt.require_model()
+            cfg, record = self.plan(model, len(images), record)
+            resume = self._resume_point(job.user_id, job.resumed_from)
+        except (ApiError, ValueError) as exc:  # its images or checkpoint can't be used
+            jobs.fail(job_id, getattr(exc, "message", None) or str(exc))
+            return
+        jobs.record(job_id, record, total_steps=cfg.steps)
+        self.run(job_id, model, images, cfg, record, resume)
+
+    def _resume_point(self, user: str, source: ResumedFrom | None) -> Any:
+        """The state a resumed or continued job goes on from (None: from the start)."""
+        from safetensors.torch import load
+
+        from engine.training.state import TrainingState
+
+        if source is None:
+            return None
+        if source.fresh_optimizer:
+            data = self.store.local_file("loras", user, source.lora or "").read_bytes()
+            return TrainingState.from_lora(source.step, load(data))
+        data = self.files.state(user, source.job_id)
+        if data is None:
+            raise NotFound(f"job {source.job_id!r} kept no checkpoint to go on from")
+        state = TrainingState.from_bytes(data)
+        if state.step != source.step:
+            raise Conflict(
+                f"job {source.job_id!r}'s checkpoint is at step {state.step}, not {source.step}"
+            )
+        return state
 
     def run(
         self,
@@ -64,8 +109,10 @@ class TrainingWork:
         images: list[TrainingImage],
         cfg: TrainConfig,
         record: TrainingRecord,
+        resume: Any = None,
     ) -> None:
-        """On the worker: train, then save the LoRA as the job's user; the job says how."""
+        """On the worker: train (from `resume`, a `TrainingState`, if given), then save the
+        LoRA as the job's user; the job says how."""
         from engine.pipelines import memory_guard  # torch: only on the worker
         from engine.training.trainer import LoraTrainer
 
@@ -73,23 +120,24 @@ class TrainingWork:
         user = jobs.current(job_id).user_id
         if not jobs.start(job_id, JobPhase.PREPARING):  # cancelled while it waited
             return
-        trainer = LoraTrainer(model.pipe, cfg, self._hooks(job_id, model, cfg))
+        card = ReportCard(job_id, model, record, images, jobs, sample_steps(model))
+        trainer = LoraTrainer(model.pipe, cfg, self._hooks(job_id, model, cfg, card))
         model.loras.invalidate()
         try:
             what = f"training at {cfg.resolution} px, rank {cfg.rank}"
             way_out = "lower the resolution or the rank, or turn prior preservation off"
             with memory_guard(what, way_out):
-                result = trainer.run([im.image for im in images])
+                result = trainer.run([im.image for im in images], resume)
             thumb = self._draw(model, cfg.captions[0], cfg.seed)
             extra = {
                 "created": iso(time.time()),
                 "training_seconds": round(result.seconds, 2),
                 "thumbnail": thumb,
+                "job_id": job_id,
             }
-            meta = record.lora_metadata(model.info.model, model.info.family, extra)
-            meta["lora_adapter_metadata"] = json.dumps(result.adapter_metadata, sort_keys=True)
-            meta["format"] = "pt"
+            meta = self._metadata(model, record, result.adapter_metadata, extra)
             self._save(user, record, result.state, meta)
+            jobs.progress(job_id, report=card.report(final=True))
             jobs.succeed(
                 job_id,
                 {
@@ -110,17 +158,56 @@ class TrainingWork:
             trainer.remove()
             model.loras.invalidate()
 
-    def _hooks(self, job_id: str, model: LoadedModel, cfg: TrainConfig) -> Any:
+    @staticmethod
+    def _metadata(model: LoadedModel, record: TrainingRecord, adapter: dict, extra: dict):
+        meta = record.lora_metadata(model.info.model, model.info.family, extra)
+        meta["lora_adapter_metadata"] = json.dumps(adapter, sort_keys=True)
+        meta["format"] = "pt"
+        return meta
+
+    def _checkpoint(self, job_id: str, model: LoadedModel, card: ReportCard, point) -> None:
+        """Keep the LoRA at this step and the state to go on from, drop the oldest beyond
+        `keep_checkpoints`, and judge it for the report card."""
+        from safetensors.torch import save
+
+        jobs, step = self.rt.jobs, point.state.step
+        job = jobs.current(job_id)
+        user, name = job.user_id, checkpoint_name(job_id, step)
+        extra = {"created": iso(time.time()), "step": step, "job_id": job_id}
+        meta = self._metadata(model, card.record, point.adapter_metadata, extra)
+        self.files.put(user, name, save(point.lora, metadata=meta))
+        self.files.put(user, state_name(job_id), point.state.to_bytes())
+        samples = [i for i, s in enumerate(job.samples) if s.step == step]
+        if card.images:
+            jobs.progress(job_id, phase=JobPhase.JUDGING, phase_step=None, phase_total=None)
+        scores, grid = card.judge(point.strength)
+        point = JobCheckpoint(step=step, samples=samples, file=name, scores=scores, grid=grid)
+        points = [*job.checkpoints, point]
+        keep = card.record.train_options().keep_checkpoints
+        kept = sorted(c.step for c in points if c.kept)[-keep:]
+        for old in points:
+            if old.kept and old.step not in kept:
+                self.files.drop(user, old.file or "")
+        points = [c.model_copy(update={"kept": c.kept and c.step in kept}) for c in points]
+        jobs.progress(job_id, phase=job.phase, checkpoints=points)
+        jobs.progress(job_id, report=card.report(final=False))
+
+    def _hooks(self, job_id: str, model: LoadedModel, cfg: TrainConfig, card) -> Any:
         """How a run reports its steps and samples, stops, and lets generations in."""
         from engine.training.trainer import Hooks
 
         jobs, prompts = self.rt.jobs, cfg.sample_prompts
         progress = Progress(
             cfg.steps,
-            lambda step: images_left(step, cfg.steps, cfg.sample_every, len(prompts)),
+            lambda step: (
+                images_left(step, cfg.steps, cfg.sample_every, len(prompts))
+                + images_left(step, cfg.steps, cfg.checkpoint_every, card.images)
+                - 1
+            ),  # the thumbnail, counted by both
             sample_steps(model),
         )
         stop = lambda: jobs.cancel_requested(job_id) or self.rt.stopping.is_set()  # noqa: E731
+        card.stop, card.drawn = stop, progress.drew
 
         def on_step(step: int, loss: float) -> None:
             last = step == cfg.steps  # then the check, the thumbnail and the file
@@ -164,6 +251,7 @@ class TrainingWork:
                 job_id, phase_step=done, phase_total=total
             ),
             sample=sample,
+            checkpoint=lambda point: self._checkpoint(job_id, model, card, point),
         )
 
     def _draw(self, model: LoadedModel, prompt: str, seed: int, stop=lambda: False) -> str:

@@ -29,9 +29,15 @@ def header(data: bytes) -> dict[str, str]:
 class TrainingState:
     step: int  # steps done
     lora: dict[str, torch.Tensor]  # trainable parameter name -> its values
-    optimizer: dict[str, Any]  # torch.optim state_dict
-    scheduler: dict[str, Any]  # lr_scheduler state_dict
-    rng: torch.Tensor  # the data generator's state
+    optimizer: dict[str, Any] | None  # torch.optim state_dict; None: a fresh optimizer
+    scheduler: dict[str, Any] | None  # lr_scheduler state_dict
+    rng: torch.Tensor | None  # the data generator's state
+
+    @classmethod
+    def from_lora(cls, step: int, tensors: dict[str, torch.Tensor]) -> TrainingState:
+        """Going on from a LoRA file's weights alone (its training state was not kept): the
+        optimizer starts afresh. `tensors` are named as in the file."""
+        return cls(step=step, lora=tensors, optimizer=None, scheduler=None, rng=None)
 
     @classmethod
     def capture(cls, step: int, named, opt, lr_decay, gen: torch.Generator) -> TrainingState:
@@ -44,14 +50,18 @@ class TrainingState:
             rng=gen.get_state(),
         )
 
-    def restore(self, named, opt, lr_decay, gen: torch.Generator) -> None:
-        """Put a freshly set-up run (adapters added, optimizer and schedule made) here."""
+    def restore(self, named, opt, lr_decay, gen: torch.Generator, file_name=None) -> None:
+        """Put a freshly set-up run (adapters added, optimizer and schedule made) here.
+        `file_name` maps a parameter's name to a LoRA file's (for `from_lora`)."""
+        rename = file_name if self.optimizer is None else (lambda n: n)
         shapes = {n: tuple(t.shape) for n, t in self.lora.items()}
-        if shapes != {n: tuple(p.shape) for n, p in named.items()}:
+        if shapes != {rename(n): tuple(p.shape) for n, p in named.items()}:
             raise ValueError("the checkpoint is of another LoRA: its layers differ from this run's")
         with torch.no_grad():
             for n, p in named.items():
-                p.copy_(self.lora[n].to(p.device, p.dtype))
+                p.copy_(self.lora[rename(n)].to(p.device, p.dtype))
+        if self.optimizer is None:
+            return
         opt.load_state_dict(self.optimizer)
         lr_decay.load_state_dict(dict(self.scheduler))
         gen.set_state(self.rng)

@@ -10,6 +10,7 @@ inactive."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -46,8 +47,17 @@ class Hooks:
     on_prepare: Callable[[int, int], None] = lambda done, total: None
     # Sample images with the training adapter, after this step.
     sample: Callable[[int], None] = lambda step: None
-    # Every `cfg.checkpoint_every` steps: all it takes to go on from here (state.py).
-    checkpoint: Callable[[TrainingState], None] = lambda state: None
+    # Every `cfg.checkpoint_every` steps and at the last: the LoRA and all it takes to go on.
+    checkpoint: Callable[[Checkpoint], None] = lambda point: None
+
+
+@dataclass
+class Checkpoint:
+    state: TrainingState  # to go on from here (state.py)
+    lora: dict[str, torch.Tensor]  # the LoRA file's tensors at this step
+    adapter_metadata: dict[str, object]
+    # `with point.strength(0.8):` renders with the training adapter at that strength.
+    strength: Callable[[float], contextlib.AbstractContextManager[None]]
 
 
 @dataclass
@@ -170,7 +180,7 @@ class LoraTrainer:
             opt, lambda k: 0.1 + 0.45 * (1 + math.cos(math.pi * k / max(1, self.cfg.steps)))
         )
         if resume is not None:
-            resume.restore(named, opt, lr_decay, self.gen)
+            resume.restore(named, opt, lr_decay, self.gen, self._exported_name)
         sched = DDPMScheduler.from_config(self.pipe.scheduler.config)
         if self.gpu:
             self.pipe.unet.enable_gradient_checkpointing()
@@ -194,9 +204,10 @@ class LoraTrainer:
                 if every and ((step + 1) % every == 0 or step + 1 == self.cfg.steps):
                     self._outside_step(functools.partial(self.hooks.sample, step + 1))
                 every = self.cfg.checkpoint_every
-                if every and (step + 1) % every == 0 and step + 1 < self.cfg.steps:
+                if every and ((step + 1) % every == 0 or step + 1 == self.cfg.steps):
                     state = TrainingState.capture(step + 1, named, opt, lr_decay, self.gen)
-                    self.hooks.checkpoint(state)
+                    point = Checkpoint(state, *self._export(), self._strength)
+                    self._outside_step(functools.partial(self.hooks.checkpoint, point))
             result.probe_after = probe.loss(self._predict, embeds, pooled)
             result.state, result.adapter_metadata = self._export()
             result.seconds = time.perf_counter() - started
@@ -316,6 +327,32 @@ class LoraTrainer:
                 {f"{prefix}.{k}": sorted(v) if isinstance(v, set) else v for k, v in cfg.items()}
             )
         return state, meta
+
+    def _exported_name(self, name: str) -> str:
+        """A trainable parameter's name (`0.{module}.lora_A.{adapter}.weight`) as the LoRA
+        file calls it (`unet.{module}.lora_A.weight`)."""
+        index, rest = name.split(".", 1)
+        prefix = ("unet", "text_encoder", "text_encoder_2")[int(index)]
+        return f"{prefix}.{rest.replace(f'.{ADAPTER}.', '.')}"
+
+    @contextlib.contextmanager
+    def _strength(self, strength: float):
+        """The training adapter at `strength` for a while (the report card judges several)."""
+        from peft.tuners.lora import LoraLayer
+
+        layers = [
+            m
+            for module in [self.pipe.unet, *text_encoders(self.pipe)]
+            for m in module.modules()
+            if isinstance(m, LoraLayer) and ADAPTER in m.scaling
+        ]
+        try:
+            for layer in layers:
+                layer.set_scale(ADAPTER, strength)
+            yield
+        finally:
+            for layer in layers:
+                layer.set_scale(ADAPTER, 1.0)
 
     def remove(self) -> None:
         """Drop the training adapter from every module that has it."""

@@ -17,7 +17,6 @@ from engine.contract.records import TrainingRecord
 from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse, Job
 from engine.lifecycle import JobLifecycle
 from engine.storage import UserStore
-from engine.uploads import TrainingImage
 
 Gone = Callable[[], Awaitable[bool]]  # whether the client that waits has hung up
 
@@ -59,8 +58,10 @@ class WorkQueue(ABC):
         """A generation job, queued."""
 
     @abstractmethod
-    def start_training(self, user: str, images: list[TrainingImage], record: TrainingRecord) -> Job:
-        """A training job, queued, for the front's checked request."""
+    def start_training(self, user: str, record: TrainingRecord, **fields: Any) -> Job:
+        """A training job, queued, for the front's checked request: its images are kept in
+        the store already (`training.files`); `fields` go in the job (`resumed_from`, the
+        checkpoints it inherits)."""
 
     @abstractmethod
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:

@@ -17,10 +17,9 @@ from engine.contract.errors import ClientClosed, ShuttingDown
 from engine.contract.records import TrainingRecord
 from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse, Job
 from engine.generation import GenerationWork
-from engine.jobs import Cancelled
+from engine.jobs import GENERATION, TRAINING, Cancelled
 from engine.runtime import STOPPING, Runtime
 from engine.training.service import TrainingWork
-from engine.uploads import TrainingImage
 from engine.work.base import Gone, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,7 @@ class LocalQueue(WorkQueue):
     def start_generation(self, user: str, req: GenerateRequest) -> Job:
         work = GenerationWork(self.rt)
         plan = work.plan(user, req)  # the model's own refusals come before any job
-        job = self.jobs.create("generate", user, plan.render.steps, plan.job_parameters())
+        job = self.jobs.create(GENERATION, user, plan.render.steps, plan.job_parameters())
         future = self.rt.worker.submit(
             lambda: work.run_job(job.id, plan), label="generate", owner=user
         )
@@ -96,15 +95,15 @@ class LocalQueue(WorkQueue):
         return self.jobs.current(job.id)
 
     # -- training ------------------------------------------------------------------------
-    def start_training(self, user: str, images: list[TrainingImage], record: TrainingRecord) -> Job:
+    def start_training(self, user: str, record: TrainingRecord, **fields: Any) -> Job:
         model = self.rt.require_model()
         work = TrainingWork(self.rt)
-        cfg, record = work.plan(model, len(images), record)
-        job = self.jobs.create("train-lora", user, cfg.steps, record)
+        cfg, record = work.plan(model, record.image_count, record)
+        job = self.jobs.create(TRAINING, user, cfg.steps, record)
+        if fields:
+            self.jobs.progress(job.id, **fields)
         future = self.rt.worker.submit(
-            lambda: work.run(job.id, model, images, cfg, record),
-            label=f"train {record.file}",
-            background=True,
+            lambda: work.run_job(job.id), label=f"train {record.file}", background=True
         )
         self.rt.track(job.id, future)
         return self.jobs.current(job.id)

@@ -5,9 +5,9 @@ const usersError = document.getElementById("users-error");
 
 function usageCells(u) {
   if (!u.usage) return [el("td", { text: "?" }), el("td", { text: "?" }), el("td", { text: "?" })];
-  const { loras, images, loras_bytes, images_bytes } = u.usage;
+  const { loras, images, loras_bytes, images_bytes, training_bytes } = u.usage;
   return [el("td", { text: String(loras) }), el("td", { text: String(images) }),
-          el("td", { text: formatBytes(loras_bytes + images_bytes) })];
+          el("td", { text: formatBytes(loras_bytes + images_bytes + (training_bytes || 0)) })];
 }
 
 async function load() {

@@ -1,0 +1,116 @@
+"""What a training job keeps in the store (#28), under `jobs/{user}/`, through `UserStore` like
+every user file (atomic writes, the user's quota, local disk or the shared container):
+
+- `img-{sha256}.png`: the training images, by the hash of the upload, shared by the jobs that
+  used them (a resume or a continue trains on them again, on any worker);
+- `{job}-state.safetensors`: the latest training state of the job (`state.py`), replaced at
+  each checkpoint, so a resume goes on from its last one;
+- `{job}-{step}.safetensors`: the LoRA at a checkpoint, with a finished LoRA's metadata.
+
+A file is removed when no job that is still remembered refers to it (`prune`). Torch-free:
+the front and a celery dispatcher use it too."""
+
+from __future__ import annotations
+
+import contextlib
+
+from engine.contract.errors import Conflict, NotFound
+from engine.contract.names import check_file_name
+from engine.contract.schemas import Job
+from engine.lora_metadata import rewrite_metadata
+from engine.storage import UserStore
+from engine.uploads import TrainingImage, decode_training_image
+
+KIND = "jobs"
+
+
+def image_name(sha256: str) -> str:
+    return f"img-{sha256[:40]}.png"
+
+
+def state_name(job_id: str) -> str:
+    return f"{job_id}-state.safetensors"
+
+
+def checkpoint_name(job_id: str, step: int) -> str:
+    return f"{job_id}-{step}.safetensors"
+
+
+class JobFiles:
+    def __init__(self, store: UserStore) -> None:
+        self.store = store
+
+    # -- the images ----------------------------------------------------------------------
+    def keep_images(self, user: str, images: list[TrainingImage]) -> None:
+        for im in images:
+            name = image_name(im.sha256)
+            if self.store.exists(KIND, user, name):
+                continue
+            with self.store.writing(KIND, user, name) as tmp:
+                im.image.save(tmp, format="PNG")
+
+    def images(self, user: str, sha256s: list[str]) -> list[TrainingImage]:
+        """The images a job trained on, as they were kept; 404 if one is gone."""
+        out = []
+        for sha in sha256s:
+            name = image_name(sha)
+            try:
+                data = self.store.local_file(KIND, user, name).read_bytes()
+            except NotFound:
+                raise NotFound(
+                    "this training's images are no longer kept (its job was forgotten); "
+                    "train again with the images"
+                ) from None
+            out.append(TrainingImage(decode_training_image(data, name).image, sha))
+        return out
+
+    # -- state and checkpoints -----------------------------------------------------------
+    def put(self, user: str, name: str, data: bytes) -> None:
+        with self.store.writing(KIND, user, name) as tmp:
+            tmp.write_bytes(data)
+
+    def state(self, user: str, job_id: str) -> bytes | None:
+        """The job's latest training state, None if it kept none."""
+        try:
+            return self.store.local_file(KIND, user, state_name(job_id)).read_bytes()
+        except NotFound:
+            return None
+
+    def drop(self, user: str, name: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.store.delete(KIND, user, name)
+
+    def save_as_lora(
+        self, user: str, job: Job, step: int, name: str, changes: dict[str, str], overwrite: bool
+    ) -> str:
+        """A kept checkpoint copied into the user's LoRAs, its metadata updated on the way."""
+        point = next((c for c in job.checkpoints if c.step == step), None)
+        if point is None:
+            steps = ", ".join(str(c.step) for c in job.checkpoints if c.kept) or "none"
+            raise NotFound(f"job {job.id!r} has no checkpoint at step {step} (kept: {steps})")
+        if not point.kept or not point.file:
+            raise Conflict(
+                f"the checkpoint at step {step} was dropped (keep_checkpoints); "
+                "save one that is kept",
+                code="checkpoint_dropped",
+            )
+        file = check_file_name(name, "loras")
+        if self.store.exists("loras", user, file) and not overwrite:
+            raise Conflict(f"LoRA {file!r} already exists; send overwrite=true to replace it")
+        src = self.store.local_file(KIND, user, point.file)
+        with self.store.writing("loras", user, file, replace=overwrite) as tmp:
+            rewrite_metadata(src, tmp, {**changes, "ss_output_name": name}, repr(file))
+        return file
+
+    # -- forgetting ----------------------------------------------------------------------
+    def prune(self, user: str, jobs: list[Job]) -> None:
+        """Remove the files no remembered job refers to (their jobs were forgotten). A job
+        still running may have written a checkpoint it has not recorded yet: its files stay."""
+        wanted = {state_name(j.id) for j in jobs}
+        running = tuple(f"{j.id}-" for j in jobs if not j.status.terminal)
+        for job in jobs:
+            wanted.update(c.file for c in job.checkpoints if c.file and c.kept)
+            wanted.update(image_name(s) for s in job.params.get("image_sha256") or ())
+        for blob in self.store.blobs.list(KIND, user):
+            if blob.name not in wanted and not blob.name.startswith(running):
+                self.drop(user, blob.name)

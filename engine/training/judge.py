@@ -1,0 +1,156 @@
+"""Reading a LoRA's pictures as a person would, for the report card (#28, report.py).
+
+At each checkpoint the judge draws a few prompts with the training adapter at each strength
+and scores what it sees: `learned` (trigger prompts show the subject of the uploads),
+`follows_prompts` (the trigger in colours and backgrounds the uploads don't have: followed?),
+`keeps_rest` (prompts without the trigger: the same picture as with the LoRA off) and `copies`
+(held-out pictures that come out in an upload's own colours, or alike whatever the seed).
+
+The built-in demo model has its own reader (engine/demo_model/reading.py: shape, colour and
+background, as its evaluator reads them), so the card is checked for real in CI. Other models
+get no scores yet: the report says so and the samples still show."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from engine.contract.training import STRENGTHS, Scores
+from engine.demo_model import MODEL_ID as DEMO_ID
+from engine.demo_model.reading import Reading, classify
+from engine.demo_model.shapes import BACKGROUNDS, COLOURS
+
+# (prompt, seeds, strength) -> the pictures, the training adapter at that strength
+Draw = Callable[[str, tuple[int, ...], float], list[Image.Image]]
+SEEDS = (9001, 9002)  # seeds no sample and no training step uses
+ALIKE = 6.0  # mean RGB difference under which two seeds' pictures are the same picture
+OTHER_SHAPES = ("circle", "square")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the uploads show, as the reader sees them."""
+
+    shape: str
+    colours: tuple[str, ...]
+    backgrounds: tuple[str, ...]
+
+    @classmethod
+    def of(cls, images: list[Image.Image]) -> Subject:
+        readings = [classify(im) for im in images]
+        shape = Counter(r.shape for r in readings).most_common(1)[0][0]
+        return cls(
+            shape,
+            tuple(dict.fromkeys(r.colour for r in readings)),
+            tuple(dict.fromkeys(r.background for r in readings)),
+        )
+
+
+@dataclass
+class Cell:
+    """One (checkpoint, strength): its scores and the first held-out picture, for the grid."""
+
+    scores: Scores
+    picture: Image.Image
+
+
+class DemoJudge:
+    name = "the demo model's reader (shape, colour, background)"
+
+    def __init__(self, trigger: str, captions: list[str], images: list[Image.Image]) -> None:
+        self.subject = Subject.of(images)
+        self.trigger = trigger
+        # The bare trigger word first: it is what a hurried user types.
+        self.learn_prompts = tuple(dict.fromkeys([trigger, captions[0]]))
+        self.held_out = self._held_out()
+        self.plain = tuple(
+            f"a {c} {shape} on a {b} background"
+            for c, shape, b in zip(
+                self._others(COLOURS, self.subject.colours),
+                OTHER_SHAPES,
+                ("white", "black"),
+                strict=False,
+            )
+        )
+        self._base: dict[str, list[Reading]] = {}
+        prompts = len(self.learn_prompts) + len(self.held_out) + len(self.plain)
+        self.pictures_per_checkpoint = prompts * len(SEEDS) * len(STRENGTHS)
+
+    @property
+    def sameness(self) -> str | None:
+        """What every upload shares, in words (None if they differ in colour and ground)."""
+        s = self.subject
+        colour = s.colours[0] if len(s.colours) == 1 else None
+        ground = s.backgrounds[0] if len(s.backgrounds) == 1 else None
+        if colour is None and ground is None:
+            return None
+        thing = f"{colour + ' ' if colour else ''}{s.shape if s.shape != 'none' else 'subject'}"
+        return f"all show a {thing}" + (f" on a {ground} background" if ground else "")
+
+    @staticmethod
+    def _others(names, used) -> list[str]:
+        return [n for n in names if n not in used] or list(names)
+
+    def _held_out(self) -> tuple[tuple[str, str, str], ...]:
+        """(prompt, colour, background): the trigger in two contexts the uploads lack."""
+        colours = self._others(COLOURS, self.subject.colours)
+        grounds = self._others(BACKGROUNDS, self.subject.backgrounds)
+        pairs = [(colours[0], grounds[0]), (colours[-1], grounds[-1])]
+        return tuple((f"a {c} {self.trigger} on a {b} background", c, b) for c, b in pairs)
+
+    def judge(self, draw: Draw) -> dict[str, Cell]:
+        """Every strength of STRENGTHS at this checkpoint, and what drew the subject best."""
+        if not self._base:  # the LoRA off: the same for every checkpoint
+            self._base = {p: [classify(im) for im in draw(p, SEEDS, 0.0)] for p in self.plain}
+        return {f"{s:g}": self._cell(draw, s) for s in STRENGTHS}
+
+    def _cell(self, draw: Draw, strength: float) -> Cell:
+        learned = {
+            p: [classify(im).shape == self.subject.shape for im in draw(p, SEEDS, strength)]
+            for p in self.learn_prompts
+        }
+        follows, copies, first = [], [], None
+        upload_looks = {(c, b) for c in self.subject.colours for b in self.subject.backgrounds}
+        for prompt, colour, ground in self.held_out:
+            pictures = draw(prompt, SEEDS, strength)
+            first = first or pictures[0]
+            for r in map(classify, pictures):
+                follows.append(((r.colour == colour) + (r.background == ground)) / 2)
+                copies.append((r.colour, r.background) in upload_looks)
+            copies.append(_alike(pictures))
+        keeps = [
+            r == base
+            for p in self.plain
+            for r, base in zip(map(classify, draw(p, SEEDS, strength)), self._base[p], strict=True)
+        ]
+        best = max(learned, key=lambda p: (_share(learned[p]), p == self.trigger))
+        scores = Scores(
+            learned=_share(sum(learned.values(), [])),
+            follows_prompts=round(float(np.mean(follows)), 4),
+            keeps_rest=_share(keeps),
+            copies=_share(copies),
+            prompt=best if _share(learned[best]) > 0 else None,
+        )
+        return Cell(scores, first)
+
+
+def _alike(pictures: list[Image.Image]) -> bool:
+    a, b = (np.asarray(p.convert("RGB"), dtype=float) for p in pictures[:2])
+    return bool(np.abs(a - b).mean() < ALIKE)
+
+
+def _share(hits: list[bool]) -> float:
+    return round(sum(hits) / max(1, len(hits)), 4)
+
+
+def judge_for(model_id: str, trigger: str, captions: list[str], images: list[Image.Image]):
+    """The judge for this model, or (None, why not)."""
+    if model_id == DEMO_ID:
+        return DemoJudge(trigger, captions, images), None
+    return None, (
+        "scores are read only on the built-in demo model so far; judge this LoRA by its samples"
+    )

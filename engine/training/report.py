@@ -1,0 +1,117 @@
+"""The report card's verdict, recommendation and advice, from the judged checkpoints (#28).
+Pure: the scores come from judge.py; this only reads them, so it is tested with given figures.
+
+A (step, strength) is ranked by `Scores.overall`. The verdict: `undertrained` when no
+checkpoint draws the subject from half its trigger prompts; `overtrained` when an earlier step
+or a lower strength scores 5 points above the last step at full strength; else `good`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.contract.training import Advice, JobCheckpoint, Recommended, Scores, TrainingReport
+
+LEARNED = 0.5  # below this share of trigger pictures showing the subject: undertrained
+BETTER = 0.05  # an earlier step or lower strength this much above the last: overtrained
+KEEPS = 0.9  # plain prompts unchanged at least this often, or the strength is too high
+
+
+@dataclass(frozen=True)
+class Context:
+    judge: str
+    total_steps: int
+    trigger: str
+    first_caption: str
+    sameness: str | None = None  # what every upload shares, in words, if anything
+    unavailable: str | None = None
+
+
+def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingReport:
+    cells = [(c.step, float(s), sc) for c in points if c.kept for s, sc in c.scores.items()]
+    if not cells:
+        return TrainingReport(
+            verdict=None, judge=ctx.judge, unavailable=ctx.unavailable, final=final
+        )
+    last = max(step for step, _, _ in cells)
+    at = {(step, s): sc for step, s, sc in cells}
+    best_step, best_s, best = max(
+        cells, key=lambda c: (round(c[2].overall, 3), c[0] == last, c[1], c[0])
+    )
+    end = at.get((last, 1.0), best)
+    prompt = best.prompt or ctx.first_caption
+    advice: list[Advice] = []
+    if max(sc.learned for _, _, sc in cells) < LEARNED:
+        verdict = "undertrained"
+        more = max(100, round(ctx.total_steps / 2 / 50) * 50)
+        advice.append(
+            Advice(
+                text=f"It has not learned the subject yet: fewer than half of the trigger prompts "
+                f"draw it. Continue {more} more steps.",
+                action="continue",
+                steps=more,
+            )
+        )
+    elif (best_step, best_s) != (last, 1.0) and best.overall - end.overall >= BETTER:
+        verdict = "overtrained"
+        advice.append(
+            Advice(
+                text=f"Step {best_step} at strength {best_s:g} scores "
+                f"{round(100 * (best.overall - end.overall))} points above the last step at full "
+                f"strength: use step {best_step} at {best_s:g}. Next time, train fewer steps or at "
+                "a lower learning rate.",
+                action="save",
+                step=best_step,
+                strength=best_s,
+            )
+        )
+    else:
+        verdict = "good"
+        advice.append(
+            Advice(
+                text=f"Use step {best_step} at strength {best_s:g}.",
+                action="save" if best_step != last else None,
+                step=best_step,
+                strength=best_s,
+            )
+        )
+    if best.prompt and best.prompt != ctx.trigger:
+        advice.append(
+            Advice(
+                text=f"The trigger word alone doesn't draw it yet; a prompt like {prompt!r} does. "
+                "Captions that describe everything but the subject teach the bare word better."
+            )
+        )
+    if ctx.sameness and (best.follows_prompts < 0.9 or best.copies > 0.1):
+        advice.append(
+            Advice(
+                text=f"Your images {ctx.sameness}: it learned that too, so other colours and "
+                "backgrounds come out wrong. Add images that differ in those, or describe them in "
+                "each caption.",
+                action="retrain",
+            )
+        )
+    advice += _strength_advice(at, best_step)
+    return TrainingReport(
+        verdict=verdict,
+        recommended=Recommended(step=best_step, strength=best_s, prompt=prompt),
+        advice=advice,
+        scores={str(c.step): c.scores for c in points if c.scores},
+        judge=ctx.judge,
+        final=final,
+    )
+
+
+def _strength_advice(at: dict[tuple[int, float], Scores], step: int) -> list[Advice]:
+    """Plain prompts change above some strength: say where to stay."""
+    mine = sorted((s, sc) for (st, s), sc in at.items() if st == step)
+    safe = [s for s, sc in mine if sc.keeps_rest >= KEEPS]
+    if not safe or safe[-1] == mine[-1][0]:
+        return []
+    top = safe[-1]
+    return [
+        Advice(
+            text=f"Keep the LoRA at or below {top:g}: above it, prompts without the trigger word "
+            "change too.",
+            strength=top,
+        )
+    ]
