@@ -245,7 +245,7 @@ def render(
         hook = {"callback_on_step_end": callback, "callback_on_step_end_tensor_inputs": ["latents"]}
     with torch.inference_mode():
         out = pipe(
-            prompt=[params.prompt] * n,
+            prompt=list(params.prompt) if isinstance(params.prompt, tuple) else [params.prompt] * n,
             negative_prompt=[params.negative_prompt] * n,
             num_inference_steps=params.steps,
             guidance_scale=params.guidance_scale,

@@ -31,7 +31,9 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class RenderParams:
-    prompt: str
+    # One prompt for every seed; or one per seed (the report card draws many at once: on a
+    # small model a batch costs far less per picture).
+    prompt: str | tuple[str, ...]
     negative_prompt: str
     steps: int
     guidance_scale: float

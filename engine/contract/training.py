@@ -84,3 +84,4 @@ class TrainingReport(BaseModel):
     judge: str = Field(description="What read the pictures (the demo reader, a CLIP model).")
     unavailable: str | None = Field(None, description="Why there are no scores, if none.")
     final: bool = Field(False, description="False while the training still runs.")
+    seconds: float = Field(0.0, description="Time spent drawing and reading its pictures.")

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from engine.contract.training import STRENGTHS, Scores
+from engine.contract.training import Scores
 from engine.demo_model import MODEL_ID as DEMO_ID
 from engine.demo_model.reading import Reading, classify
 from engine.demo_model.shapes import BACKGROUNDS, COLOURS
 
-# (prompt, seeds, strength) -> the pictures, the training adapter at that strength
-Draw = Callable[[str, tuple[int, ...], float], list[Image.Image]]
+# ([(prompt, seed)...], strength) -> the pictures, the training adapter at that strength
+Draw = Callable[[list[tuple[str, int]], float], list[Image.Image]]
 SEEDS = (9001, 9002)  # seeds no sample and no training step uses
 ALIKE = 6.0  # mean RGB difference under which two seeds' pictures are the same picture
 OTHER_SHAPES = ("circle", "square")
@@ -76,9 +76,9 @@ class DemoJudge:
                 strict=False,
             )
         )
-        self._base: dict[str, list[Reading]] = {}
-        prompts = len(self.learn_prompts) + len(self.held_out) + len(self.plain)
-        self.pictures_per_checkpoint = prompts * len(SEEDS) * len(STRENGTHS)
+        self._base: dict[tuple[str, int], Reading] = {}
+        prompts = len(self.learn_prompts) + len(self.held_out)
+        self.pictures_per_strength = prompts * len(SEEDS) + len(self.plain)
 
     @property
     def sameness(self) -> str | None:
@@ -102,40 +102,49 @@ class DemoJudge:
         pairs = [(colours[0], grounds[0]), (colours[-1], grounds[-1])]
         return tuple((f"a {c} {self.trigger} on a {b} background", c, b) for c, b in pairs)
 
-    def judge(self, draw: Draw) -> dict[str, Cell]:
-        """Every strength of STRENGTHS at this checkpoint, and what drew the subject best."""
+    def judge(self, draw: Draw, strengths: tuple[float, ...]) -> dict[str, Cell]:
+        """This checkpoint at each strength, each drawn in one batch."""
         if not self._base:  # the LoRA off: the same for every checkpoint
-            self._base = {p: [classify(im) for im in draw(p, SEEDS, 0.0)] for p in self.plain}
-        return {f"{s:g}": self._cell(draw, s) for s in STRENGTHS}
+            pictures = draw(self._plain_pairs, 0.0)
+            self._base = dict(zip(self._plain_pairs, map(classify, pictures), strict=True))
+        return {f"{s:g}": self._cell(draw, s) for s in strengths}
+
+    @staticmethod
+    def _pairs(prompts) -> list[tuple[str, int]]:
+        return [(p, seed) for p in prompts for seed in SEEDS]
+
+    @property
+    def _plain_pairs(self) -> list[tuple[str, int]]:
+        """One seed each: the LoRA seldom changes a plain prompt's picture on one seed and
+        not another, and this keeps the card's cost down."""
+        return [(p, SEEDS[0]) for p in self.plain]
 
     def _cell(self, draw: Draw, strength: float) -> Cell:
+        held = [p for p, _, _ in self.held_out]
+        pairs = self._pairs([*self.learn_prompts, *held]) + self._plain_pairs
+        pictures = dict(zip(pairs, draw(pairs, strength), strict=True))
+        read = {pair: classify(im) for pair, im in pictures.items()}
         learned = {
-            p: [classify(im).shape == self.subject.shape for im in draw(p, SEEDS, strength)]
-            for p in self.learn_prompts
+            p: [read[p, s].shape == self.subject.shape for s in SEEDS] for p in self.learn_prompts
         }
-        follows, copies, first = [], [], None
-        upload_looks = {(c, b) for c in self.subject.colours for b in self.subject.backgrounds}
+        follows, copies = [], []
+        looks = {(c, b) for c in self.subject.colours for b in self.subject.backgrounds}
         for prompt, colour, ground in self.held_out:
-            pictures = draw(prompt, SEEDS, strength)
-            first = first or pictures[0]
-            for r in map(classify, pictures):
+            for seed in SEEDS:
+                r = read[prompt, seed]
                 follows.append(((r.colour == colour) + (r.background == ground)) / 2)
-                copies.append((r.colour, r.background) in upload_looks)
-            copies.append(_alike(pictures))
-        keeps = [
-            r == base
-            for p in self.plain
-            for r, base in zip(map(classify, draw(p, SEEDS, strength)), self._base[p], strict=True)
-        ]
+                copies.append((r.colour, r.background) in looks)
+            copies.append(_alike([pictures[prompt, s] for s in SEEDS]))
+        keeps = [read[pair] == self._base[pair] for pair in self._plain_pairs]
         best = max(learned, key=lambda p: (_share(learned[p]), p == self.trigger))
         scores = Scores(
-            learned=_share(sum(learned.values(), [])),
+            learned=_share(learned[best]),  # the way to call it up that works best
             follows_prompts=round(float(np.mean(follows)), 4),
             keeps_rest=_share(keeps),
             copies=_share(copies),
             prompt=best if _share(learned[best]) > 0 else None,
         )
-        return Cell(scores, first)
+        return Cell(scores, pictures[held[0], SEEDS[0]])
 
 
 def _alike(pictures: list[Image.Image]) -> bool:

@@ -180,7 +180,7 @@ class TrainingWork:
         samples = [i for i, s in enumerate(job.samples) if s.step == step]
         if card.images:
             jobs.progress(job_id, phase=JobPhase.JUDGING, phase_step=None, phase_total=None)
-        scores, grid = card.judge(point.strength)
+        scores, grid = card.judge(step, point.strength)
         point = JobCheckpoint(step=step, samples=samples, file=name, scores=scores, grid=grid)
         points = [*job.checkpoints, point]
         keep = card.record.train_options().keep_checkpoints
