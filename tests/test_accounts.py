@@ -266,6 +266,8 @@ def test_admins_manage_users_and_see_their_storage(team):
             "loras_bytes": 0,
             "images": 0,
             "images_bytes": 0,
+            "training": 0,
+            "training_bytes": 0,
         }
         added = admin.post("/admin/users", json={"name": "carol", "password": "carol-password"})
         assert added.status_code == 201 and added.json()["is_admin"] is False

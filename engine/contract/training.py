@@ -82,6 +82,9 @@ class TrainingReport(BaseModel):
         default_factory=dict, description="Step -> strength -> scores."
     )
     judge: str = Field(description="What read the pictures (the demo reader, a CLIP model).")
+    grid_prompt: str | None = Field(
+        None, description="The held-out prompt of the checkpoints' `grid` pictures."
+    )
     unavailable: str | None = Field(None, description="Why there are no scores, if none.")
     final: bool = Field(False, description="False while the training still runs.")
     seconds: float = Field(0.0, description="Time spent drawing and reading its pictures.")

@@ -51,9 +51,20 @@ async def caption(
 
 @router.get("/jobs")
 def list_jobs(work: WorkDep, user_id: UserIdDep) -> JobList:
-    """Newest first, without their samples, preview and loss history (GET /jobs/{id})."""
-    light = {"samples": [], "preview": None, "loss_history": []}
-    return JobList(jobs=[job.model_copy(update=light) for job in work.jobs.list(user_id)])
+    """Newest first, without their samples, preview, loss history, report card and
+    checkpoints' pictures (GET /jobs/{id} has them)."""
+    light = {"samples": [], "preview": None, "loss_history": [], "report": None}
+    return JobList(
+        jobs=[
+            job.model_copy(
+                update={
+                    **light,
+                    "checkpoints": [c.model_copy(update={"grid": {}}) for c in job.checkpoints],
+                }
+            )
+            for job in work.jobs.list(user_id)
+        ]
+    )
 
 
 @router.get("/jobs/{job_id}")

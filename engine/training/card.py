@@ -38,6 +38,7 @@ class ReportCard:
             trigger=record.trigger_word,
             first_caption=record.captions[0],
             sameness=getattr(self.judge_, "sameness", None),
+            grid_prompt=self.judge_.held_out[0][0] if self.judge_ else None,
             unavailable=why,
         )
         self.stop: Callable[[], bool] = lambda: False

@@ -25,6 +25,7 @@ class Context:
     trigger: str
     first_caption: str
     sameness: str | None = None  # what every upload shares, in words, if anything
+    grid_prompt: str | None = None
     unavailable: str | None = None
 
 
@@ -99,6 +100,7 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
         advice=advice,
         scores={str(c.step): c.scores for c in points if c.scores},
         judge=ctx.judge,
+        grid_prompt=ctx.grid_prompt,
         final=final,
     )
 

@@ -23,6 +23,9 @@ from engine.contract.schemas import (
     ERROR_RESPONSES,
     CaptionForm,
     Captions,
+    CheckpointSave,
+    CheckpointSaved,
+    ContinueForm,
     Deleted,
     GenerateAccepted,
     GenerateRequest,
@@ -91,6 +94,21 @@ async def edit_lora(
     return await engine.forward(request, path, user, body=await request.body())
 
 
+@router.post(
+    "/jobs/{job_id}/checkpoints/{step}/save",
+    response_class=Response,
+    status_code=201,
+    responses={201: {"model": CheckpointSaved}},
+)
+async def save_checkpoint(
+    job_id: str, step: int, body: CheckpointSave, request: Request, engine: EngineDep, user: UserDep
+) -> Response:
+    """A training's checkpoint becomes one of your LoRAs, with its step and preferred
+    strength (default: the report card's recommendation)."""
+    path = engine_path("/jobs/{job_id}/checkpoints/{step}/save", {"job_id": job_id, "step": step})
+    return await engine.forward(request, path, user, body=await request.body())
+
+
 @dataclass(frozen=True)
 class Forwarded:
     """A route passed to the engine as it is, as the current user."""
@@ -153,17 +171,36 @@ FORWARDED = [
         "GET", "/jobs/{job_id}/events", 200, "Server-Sent Events: the job after every change."
     ),
     Forwarded("POST", "/jobs/{job_id}/cancel", 200, "Stop a job; no partial file is left.", Job),
+    Forwarded(
+        "POST",
+        "/jobs/{job_id}/resume",
+        202,
+        "Resume a cancelled training, or one cut short by an engine stop, from its last "
+        "checkpoint: a new job (`resumed_from`).",
+        TrainAccepted,
+    ),
+    Forwarded(
+        "POST",
+        "/loras/{file:path}/continue",
+        202,
+        "Train a LoRA made here some more steps; the longer-trained one replaces it.",
+        TrainAccepted,
+        ContinueForm,
+    ),
 ]
 
 
 def engine_path(template: str, params: dict[str, str]) -> str:
     """The engine's path for this request, its file name or job id checked first."""
+    checked: dict[str, Any] = {}
     if "file" in params:
         kind = "loras" if template.startswith("/loras") else "outputs"
-        params = {"file": check_file_name(params["file"], kind)}
-    elif "job_id" in params:
-        params = {"job_id": check_job_id(params["job_id"])}
-    return template.replace(":path", "").format(**params)
+        checked["file"] = check_file_name(params["file"], kind)
+    if "job_id" in params:
+        checked["job_id"] = check_job_id(params["job_id"])
+    if "step" in params:
+        checked["step"] = int(params["step"])  # the route's type checked it
+    return template.replace(":path", "").format(**checked)
 
 
 def _forwarder(route: Forwarded):

@@ -36,6 +36,14 @@ function item(job) {
     try { await api("POST", `/jobs/${job.id}/cancel`); } catch (err) { showError(errorBox, err); }
     await load();
   };
+  const resume = async () => {
+    try {
+      const started = await api("POST", `/jobs/${job.id}/resume`);
+      location.href = `/train-lora?job=${started.job_id}`;
+    } catch (err) { showError(errorBox, err); }
+  };
+  const kept = (job.checkpoints || []).filter((c) => c.kept).map((c) => c.step).pop();
+  const resumable = job.kind === "train-lora" && kept && ["cancelled", "failed"].includes(job.status);
   const active = !TERMINAL.includes(job.status);
   return el("li", { class: "card job", "data-job": job.id },
     el("h2", { text: title(job) }),
@@ -44,7 +52,9 @@ function item(job) {
     active ? el("progress", { max: "1", value: String(job.progress || 0), "aria-label": `Progress of ${title(job)}` }) : null,
     el("div", { class: "row" }, link(job),
        active && !cancelling.has(job.id) ? el("button", { type: "button", class: "danger", text: "Cancel",
-         "aria-label": `Cancel ${title(job)}`, onclick: cancel }) : null));
+         "aria-label": `Cancel ${title(job)}`, onclick: cancel }) : null,
+       resumable ? el("button", { type: "button", text: `Resume from step ${kept}`,
+         "aria-label": `Resume ${title(job)} from step ${kept}`, onclick: resume }) : null));
 }
 
 async function load() {

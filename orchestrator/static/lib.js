@@ -81,9 +81,10 @@ export function loraMeta(lora, key) {
 
 // The /generate link that puts this LoRA in the stack, at its preferred strength, with its
 // trigger word starting the prompt.
-export function useLoraUrl(file, trigger = "", strength = 1) {
+// `prompt`: a whole prompt that works (the report card's); else the trigger word to go on from.
+export function useLoraUrl(file, trigger = "", strength = 1, prompt = "") {
   const q = new URLSearchParams({ lora: `${file}:${strength}` });
-  if (trigger) q.set("prompt", `${trigger} `);
+  if (prompt || trigger) q.set("prompt", prompt || `${trigger} `);
   return `/generate?${q}`;
 }
 

@@ -81,7 +81,27 @@ function loraCard(lora) {
                 "aria-label": `Download ${n} in kohya format` }),
       el("button", { type: "button", class: "secondary", text: "Details",
                      "aria-label": `Details of ${n}`, onclick: () => openDetails(lora) }),
-      el("button", { type: "button", class: "danger", text: "Delete", "aria-label": `Delete ${n}`, onclick: del })));
+      el("button", { type: "button", class: "danger", text: "Delete", "aria-label": `Delete ${n}`, onclick: del })),
+    loraMeta(lora, "job_id") ? continueForm(lora) : null);
+}
+
+// More steps on a LoRA trained here: the job opens on the train page.
+function continueForm(lora) {
+  const id = `more-${lora.name}`;
+  const steps = el("input", { id, type: "number", min: "1", max: "5000", required: "",
+    value: String(Math.max(100, Math.round((Number(loraMeta(lora, "steps")) || 400) / 2))) });
+  const go = async (ev) => {
+    ev.preventDefault();
+    const data = new FormData();
+    data.append("steps", steps.value);
+    try {
+      const started = await api("POST", `/loras/${encodeURIComponent(lora.file)}/continue`, data);
+      location.href = `/train-lora?job=${started.job_id}`;
+    } catch (err) { showError(errorBox, err); }
+  };
+  return el("details", { class: "continue" }, el("summary", { text: "Continue training" }),
+    el("form", { onsubmit: go }, el("label", { for: id, text: "More steps" }), steps,
+      el("button", { type: "submit", text: "Continue", "aria-label": `Continue training ${lora.name}` })));
 }
 
 async function load() {

@@ -1,9 +1,11 @@
 // /train-lora: pick or drop 1-5 images, caption each (by template, by hand or Auto-caption),
-// start, and follow the job live: phase, steps, time left, loss chart and sample images. The
-// page reattaches to your running training job when it is opened again.
+// start, and follow the job live: phase, steps, time left, loss chart and sample images, then
+// the report card (report.js) with its actions, and Resume for a run cut short. The page
+// reattaches to your running training job when it is opened again.
 import {
   api, el, followJob, formatDuration, safeThumbnail, showError, TERMINAL, useLoraUrl,
 } from "./lib.js";
+import { drawReport } from "./report.js";
 import { engineReady, refreshJobsBadge } from "./shell.js";
 
 const form = document.getElementById("train-form");
@@ -20,6 +22,9 @@ const text = document.getElementById("progress-text");
 const announce = document.getElementById("progress-announce");
 const cancelBtn = document.getElementById("cancel-btn");
 const useLink = document.getElementById("use-lora");
+const resumeBtn = document.getElementById("resume-btn");
+const reportBox = document.getElementById("report");
+const saved = document.getElementById("saved-note");
 const ALLOWED = ["image/png", "image/jpeg", "image/webp"];
 const chosen = [];  // {file, url, caption: <textarea>, fromTemplate: bool}
 let jobId = null;
@@ -102,7 +107,11 @@ function phaseText(job) {
       return job.queue_position > 1 ? `Queued: ${job.queue_position - 1} job(s) ahead of this one.`
         : "Queued: starts when the engine is free.";
     case "failed": return `Training failed: ${job.error}`;
-    case "cancelled": return `Cancelled at step ${job.step} of ${job.total_steps}; nothing was saved.`;
+    case "cancelled": {
+      const kept = lastKept(job);
+      return `Cancelled at step ${job.step} of ${job.total_steps}; ` +
+        (kept ? `its checkpoint at step ${kept} is kept: Resume goes on from there.` : "nothing was saved.");
+    }
     case "succeeded":
       return `Done: ${job.total_steps} steps in ${formatDuration(job.result.training_seconds)}${loss}.`;
     default: break;
@@ -114,6 +123,7 @@ function phaseText(job) {
   if (job.phase === "sampling") {
     return `Step ${job.step} of ${job.total_steps}: drawing sample ${job.phase_step} of ${job.phase_total}${left}`;
   }
+  if (job.phase === "judging") return `Step ${job.step} of ${job.total_steps}: scoring this checkpoint for the report card${left}`;
   if (job.phase === "saving") return "Saving: a last check, a sample and the file…";
   return `Step ${job.step} of ${job.total_steps} (${pct} %)${loss}${left}`;
 }
@@ -152,7 +162,9 @@ function drawSamples(samples) {
 }
 
 let lastAnnounced = "";
+let currentJob = null;
 function render(job) {
+  currentJob = job;
   bar.value = job.progress || 0;
   if (!(cancelBtn.disabled && job.status === "running")) text.textContent = phaseText(job);
   const said = `${job.status}/${job.phase}`;
@@ -162,11 +174,69 @@ function render(job) {
   const ended = TERMINAL.includes(job.status);
   cancelBtn.hidden = ended;
   if (job.status === "succeeded") {
-    useLink.href = useLoraUrl(job.result.file, job.params.trigger_word);
+    const rec = job.report && job.report.recommended;
+    useLink.href = rec && rec.step === job.total_steps
+      ? useLoraUrl(job.result.file, "", rec.strength, rec.prompt)
+      : useLoraUrl(job.result.file, job.params.trigger_word);
     useLink.hidden = false;
   }
+  const kept = lastKept(job);
+  resumeBtn.hidden = !(kept && ["cancelled", "failed"].includes(job.status));
+  resumeBtn.textContent = `Resume from step ${kept}`;
+  const reportKey = JSON.stringify([job.report, job.checkpoints.map((c) => c.saved_as)]);
+  if (reportKey !== reportShown) { reportShown = reportKey; drawReport(job, reportBox, actions(job)); }
   if (ended) refreshJobsBadge();
 }
+
+let reportShown = "";
+const lastKept = (job) => (job.checkpoints || []).filter((c) => c.kept).map((c) => c.step).pop();
+
+// The report card's buttons: save a checkpoint, continue the LoRA, train again.
+function actions(job) {
+  return {
+    save: async (step, strength) => {
+      try {
+        const name = `${job.params.name}-step${step}`;
+        const out = await api("POST", `/jobs/${job.id}/checkpoints/${step}/save`, { name, strength, overwrite: true });
+        const prompt = (job.report.recommended || {}).prompt || job.params.trigger_word;
+        saved.replaceChildren(`Saved as ${out.file}. `, el("a", {
+          href: useLoraUrl(out.file, "", strength, prompt), text: "Use it" }));
+        saved.hidden = false;
+        return out;
+      } catch (err) { showError(errorBox, err); return null; }
+    },
+    continue: async (steps) => {
+      const data = new FormData();
+      data.append("steps", String(steps));
+      try {
+        const started = await api("POST", `/loras/${encodeURIComponent(job.result.file)}/continue`, data);
+        follow(started.job);
+        history.replaceState(null, "", `?job=${started.job_id}`);
+      } catch (err) { showError(errorBox, err); }
+    },
+    retrain: () => { form.scrollIntoView(); form.elements.name.focus(); },
+  };
+}
+
+// "Use this LoRA" when the report recommends an earlier checkpoint: it is saved first.
+useLink.addEventListener("click", async (ev) => {
+  const job = currentJob;
+  const rec = job && job.report && job.report.recommended;
+  if (!rec || rec.step === job.total_steps) return;
+  ev.preventDefault();
+  const out = await actions(job).save(rec.step, rec.strength);
+  if (out) location.href = useLoraUrl(out.file, "", rec.strength, rec.prompt);
+});
+
+resumeBtn.addEventListener("click", async () => {
+  resumeBtn.disabled = true;
+  try {
+    const started = await api("POST", `/jobs/${jobId}/resume`);
+    follow(started.job);
+    refreshJobsBadge();
+    history.replaceState(null, "", `?job=${started.job_id}`);
+  } catch (err) { showError(errorBox, err); } finally { resumeBtn.disabled = false; }
+});
 
 function follow(job) {
   if (stopFollowing) stopFollowing();
@@ -174,7 +244,9 @@ function follow(job) {
   card.hidden = false;
   cancelBtn.disabled = false;
   useLink.hidden = true;
+  saved.hidden = true;
   samplesShown = -1;
+  reportShown = "";
   document.getElementById("progress-title").textContent = `Training ${job.params.name}`;
   render(job);
   stopFollowing = followJob(job.id, render);
