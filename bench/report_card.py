@@ -111,10 +111,7 @@ def evaluator(c, lora: str, strength: float) -> float:
     """The acceptance evaluator's points (0-100): stars, their colour, plain prompts' colour."""
 
     def read(prompt, seed):
-        body = {"prompt": prompt, "seed": seed, "loras": [{"file": lora, "strength": strength}]}
-        image = c.post("/generate", params=USER, json=body).json()["images"][0]
-        raw = c.get(image["url"].split("?")[0], params=USER).content
-        return classify(Image.open(io.BytesIO(raw)))
+        return readings(c, lora, strength, prompt, [seed])[0]
 
     stars = [(read(p, s), colour) for colour, p, s in STAR_CASES]
     plain = [read(p, s).colour == colour for colour, p, s in PLAIN_CASES]
@@ -146,14 +143,15 @@ def scored(c, job: dict) -> dict:
     }
 
 
-def star_share(c, lora: str, strength: float, prompt: str) -> float:
-    hits = 0
-    for seed in range(500, 520):
+def readings(c, lora: str, strength: float, prompt: str, seeds) -> list:
+    """What the prompt draws with the LoRA, read, one picture per seed."""
+    out = []
+    for seed in seeds:
         body = {"prompt": prompt, "seed": seed, "loras": [{"file": lora, "strength": strength}]}
         image = c.post("/generate", params=USER, json=body).json()["images"][0]
         raw = c.get(image["url"].split("?")[0], params=USER).content
-        hits += classify(Image.open(io.BytesIO(raw))).shape == "star"
-    return hits / 20
+        out.append(classify(Image.open(io.BytesIO(raw))))
+    return out
 
 
 def run_set(c, name: str, variants: list[str]) -> None:
@@ -185,14 +183,20 @@ def run_set(c, name: str, variants: list[str]) -> None:
             out["advised_steps"] = more
             out["continued_to"] = went_on["total_steps"]
             out["evaluator_continued"] = evaluator(c, went_on["result"]["file"], 1.0)
-        else:  # "user": what "Use this LoRA" fills in
-            job = train(c, images, tag, caps)
+        else:  # "user": what "Use this LoRA" fills in ("user-noprior": as the advice says)
+            extra = {"prior_preservation": "false"} if variant == "user-noprior" else {}
+            job = train(c, images, tag, caps, **extra)
             rec = job["report"]["recommended"]
             lora = lora_of(c, job, rec["step"])
             out = scored(c, job)
             out["captions"] = caps
             out["use_prompt"] = rec["prompt"]
-            out["use_prompt_stars"] = star_share(c, lora, rec["strength"], rec["prompt"])
+            use = readings(c, lora, rec["strength"], rec["prompt"], range(500, 520))
+            out["use_prompt_stars"] = sum(r.shape == "star" for r in use) / 20
+            # The uploads' own colour, named in their caption: read as a person would.
+            own = readings(c, lora, rec["strength"], caps[0], range(600, 620))
+            out["caption_yellow_stars"] = sum(r == ("yellow", "star", "white") for r in own) / 20
+            out["caption_reads"] = sorted({f"{r.colour} {r.shape}" for r in own})
         print(json.dumps({"set": name, "variant": variant, **out}), flush=True)
 
 
@@ -207,7 +211,8 @@ def main() -> None:
         try:
             with engine.client(timeout=600) as c:
                 for name in args.sets:
-                    run_set(c, name, ["user"] if name == "yellow" else args.variants)
+                    users = ["user", "user-noprior"]
+                    run_set(c, name, users if name == "yellow" else args.variants)
         finally:
             engine.stop()
 

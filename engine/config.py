@@ -140,6 +140,12 @@ class EngineSettings(BaseSettings):
         description="Captioner for POST /caption (a transformers image-to-text model: Hub id "
         "or folder), loaded on first use. The demo model always uses its built-in reader.",
     )
+    judge_model: str = Field(
+        "openai/clip-vit-base-patch32",
+        description="CLIP model that reads a training's pictures for its report card (Hub id "
+        "or folder), loaded on first use. Offline and not cached: the card says scores are "
+        "unavailable. The demo model always uses its built-in reader.",
+    )
     job_history: int = Field(
         100, ge=1, description="Finished jobs kept per user; older ones are forgotten."
     )

@@ -22,6 +22,7 @@ from engine.contract.schemas import Job
 from engine.jobs import JobStore
 from engine.lifecycle import JobLifecycle, JobRecords
 from engine.storage import UserStore
+from engine.training.clip_judge import ClipLoader
 from engine.values import ModelInfo
 from engine.worker import DeviceWorker
 
@@ -62,6 +63,7 @@ class Runtime:
         self.model: LoadedModel | None = None
         self.captioner: Any = None  # captions.ModelCaptioner, loaded on first use
         self.captioner_failed: tuple[float, Exception] | None = None  # when, and why
+        self.clip = ClipLoader(settings.judge_model)  # the report card's judge (#28)
         self.reason: str | None = "loading model"
         self._failed = False
         self.started = time.time()

@@ -64,6 +64,16 @@ def test_phases_tell_what_the_job_is_doing(trained):
     assert {d["step"] for _, d in trained["events"] if d["phase"] == "saving"} == {150}
 
 
+def test_the_report_card_says_why_it_has_no_scores_and_checkpoints_are_kept(trained):
+    """Tests are offline, and the default judge model is not cached: the card says so."""
+    job = trained["job"]
+    assert job["report"]["verdict"] is None
+    assert "could not be loaded" in job["report"]["unavailable"]
+    assert "LORAMINT_JUDGE_MODEL" in job["report"]["unavailable"]
+    assert [p["step"] for p in job["checkpoints"]] == [30, 60, 90, 120, 150]
+    assert [p["kept"] for p in job["checkpoints"]] == [False, True, True, True, True]
+
+
 def test_samples_are_drawn_every_n_steps_with_the_adapter(trained):
     job = trained["job"]
     samples = job["samples"]

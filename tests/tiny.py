@@ -198,3 +198,23 @@ def tiny_captioner(folder: Path) -> Path:
     image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
     BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
+
+
+def tiny_clip(folder: Path) -> Path:
+    """A CLIP model with random weights and the demo model's tokenizer, saved as a transformers
+    folder: what LORAMINT_JUDGE_MODEL loads, minus the download."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    tok = build_tokenizer()
+    small = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1}
+    text = _text_config(tok, **small, num_attention_heads=2, max_position_embeddings=77)
+    config = CLIPConfig(
+        text_config=text.to_dict(),
+        vision_config={**small, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        projection_dim=16,
+    )
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder, safe_serialization=True)
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(folder)
+    return folder

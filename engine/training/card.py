@@ -4,6 +4,7 @@ steps, and report.py turns the scores into a verdict and advice for the job."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,11 +27,12 @@ class ReportCard:
         images: list[TrainingImage],
         jobs: Any,
         steps: int,
+        clip: Any = None,
     ) -> None:
         self.job_id, self.model, self.record, self.jobs = job_id, model, record, jobs
         self.steps = steps  # sampling steps of a judged picture
         self.judge_, why = judge_for(
-            model.info.model, record.trigger_word, record.captions, [im.image for im in images]
+            model, record.trigger_word, record.captions, [im.image for im in images], clip
         )
         self.ctx = report.Context(
             judge=getattr(self.judge_, "name", "none"),
@@ -93,5 +95,6 @@ class ReportCard:
 
     def report(self, final: bool) -> TrainingReport:
         points = self.jobs.current(self.job_id).checkpoints
-        card = report.build(points, self.ctx, final)
+        shift = getattr(self.judge_, "colour_shift", None)
+        card = report.build(points, dataclasses.replace(self.ctx, colour_shift=shift), final)
         return card.model_copy(update={"seconds": round(self.seconds, 2)})

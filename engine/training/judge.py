@@ -77,6 +77,7 @@ class DemoJudge:
             )
         )
         self._base: dict[tuple[str, int], Reading] = {}
+        self.colour_shift: tuple[str, str] | None = None  # (asked, drawn) at full strength
         prompts = len(self.learn_prompts) + len(self.held_out)
         self.pictures_per_strength = prompts * len(SEEDS) + len(self.plain)
 
@@ -127,7 +128,7 @@ class DemoJudge:
         learned = {
             p: [read[p, s].shape == self.subject.shape for s in SEEDS] for p in self.learn_prompts
         }
-        follows, copies = [], []
+        follows, copies = self._named_colour(read, strength), []
         looks = {(c, b) for c in self.subject.colours for b in self.subject.backgrounds}
         for prompt, colour, ground in self.held_out:
             for seed in SEEDS:
@@ -136,15 +137,31 @@ class DemoJudge:
                 copies.append((r.colour, r.background) in looks)
             copies.append(_alike([pictures[prompt, s] for s in SEEDS]))
         keeps = [read[pair] == self._base[pair] for pair in self._plain_pairs]
-        best = max(learned, key=lambda p: (_share(learned[p]), p == self.trigger))
+        best = max(learned, key=lambda p: (share(learned[p]), p == self.trigger))
         scores = Scores(
-            learned=_share(learned[best]),  # the way to call it up that works best
+            learned=share(learned[best]),  # the way to call it up that works best
             follows_prompts=round(float(np.mean(follows)), 4),
-            keeps_rest=_share(keeps),
-            copies=_share(copies),
-            prompt=best if _share(learned[best]) > 0 else None,
+            keeps_rest=share(keeps),
+            copies=share(copies),
+            prompt=best if share(learned[best]) > 0 else None,
         )
         return Cell(scores, pictures[held[0], SEEDS[0]])
+
+    def _named_colour(self, read: dict, strength: float) -> list[float]:
+        """A trigger prompt that names a colour (the first caption, usually) must draw the
+        subject in it: a LoRA that turns yellow stars orange does not follow its prompt.
+        Remembers what it drew instead at full strength (`colour_shift`), for the advice."""
+        prompt = self.learn_prompts[-1]
+        asked = next((w for w in prompt.split() if w in COLOURS), None)
+        if asked is None:
+            return []
+        drawn = [read[prompt, s].colour for s in SEEDS if read[prompt, s].shape != "none"]
+        hits = [c == asked for c in drawn]
+        if strength == 1.0:
+            missed = Counter(c for c in drawn if c != asked).most_common(1)
+            wrong = bool(missed) and share(hits) < 0.5
+            self.colour_shift = (asked, missed[0][0]) if wrong else None
+        return [float(h) for h in hits]
 
 
 def _alike(pictures: list[Image.Image]) -> bool:
@@ -152,14 +169,21 @@ def _alike(pictures: list[Image.Image]) -> bool:
     return bool(np.abs(a - b).mean() < ALIKE)
 
 
-def _share(hits: list[bool]) -> float:
+def share(hits: list[bool]) -> float:
     return round(sum(hits) / max(1, len(hits)), 4)
 
 
-def judge_for(model_id: str, trigger: str, captions: list[str], images: list[Image.Image]):
-    """The judge for this model, or (None, why not)."""
-    if model_id == DEMO_ID:
+def judge_for(model, trigger: str, captions: list[str], images, clip=None):
+    """The judge for this loaded model, or (None, why not). `clip`: the engine's
+    `clip_judge.ClipLoader`, which loads the judge model on first use."""
+    from engine.training.clip_judge import ClipJudge, JudgeUnavailable
+
+    if model.info.model == DEMO_ID:
         return DemoJudge(trigger, captions, images), None
-    return None, (
-        "scores are read only on the built-in demo model so far; judge this LoRA by its samples"
-    )
+    if clip is None:
+        return None, "no judge model is set (LORAMINT_JUDGE_MODEL)"
+    try:
+        loaded = clip.get(model.info.device)
+        return ClipJudge(loaded, clip.name, trigger, captions, images), None
+    except JudgeUnavailable as exc:
+        return None, exc.message

@@ -26,6 +26,7 @@ class Context:
     first_caption: str
     sameness: str | None = None  # what every upload shares, in words, if anything
     grid_prompt: str | None = None
+    colour_shift: tuple[str, str] | None = None  # (asked, drawn) by a trigger prompt
     unavailable: str | None = None
 
 
@@ -90,6 +91,17 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
                 text=f"Your images {ctx.sameness}: it learned that too, so other colours and "
                 "backgrounds come out wrong. Add images that differ in those, or describe them in "
                 "each caption.",
+                action="retrain",
+            )
+        )
+    if ctx.colour_shift:
+        asked, drawn = ctx.colour_shift
+        advice.append(
+            Advice(
+                text=f"Asked for {asked}, it draws {drawn}: the prior term pulls the subject's "
+                "colour toward what the base model draws for the same words. Train again with "
+                "prior preservation off (Advanced settings): on images of one colour that keeps "
+                "the colour, though prompts without the trigger change a little more.",
                 action="retrain",
             )
         )

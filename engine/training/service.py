@@ -120,7 +120,7 @@ class TrainingWork:
         user = jobs.current(job_id).user_id
         if not jobs.start(job_id, JobPhase.PREPARING):  # cancelled while it waited
             return
-        card = ReportCard(job_id, model, record, images, jobs, sample_steps(model))
+        card = ReportCard(job_id, model, record, images, jobs, sample_steps(model), self.rt.clip)
         trainer = LoraTrainer(model.pipe, cfg, self._hooks(job_id, model, cfg, card))
         model.loras.invalidate()
         try:

@@ -14,13 +14,15 @@ const SCORES = [
   ["copies", "Copies the uploads (lower is better)"],
 ];
 
-function gridTable(job, report) {
+function gridTable(job, report, actions) {
   const strengths = [...new Set(job.checkpoints.flatMap((c) => Object.keys(c.grid || {})))]
     .sort((a, b) => Number(a) - Number(b));
   if (!strengths.length) return null;
   const rec = report.recommended;
   const head = el("tr", {}, el("th", { scope: "col", text: "Step" }),
-    ...strengths.map((s) => el("th", { scope: "col", text: `strength ${s}` })));
+    ...strengths.map((s) => el("th", { scope: "col", text: `strength ${s}` })),
+    el("th", { scope: "col", text: "Keep" }));
+  const strength = rec ? rec.strength : 1;
   const rows = job.checkpoints.map((c) => el("tr", {},
     el("th", { scope: "row", text: `${c.step}${c.kept ? "" : " (dropped)"}` }),
     ...strengths.map((s) => {
@@ -28,7 +30,10 @@ function gridTable(job, report) {
       const best = rec && rec.step === c.step && Number(s) === rec.strength;
       return el("td", best ? { class: "recommended" } : {},
         src ? el("img", { src, alt: `Step ${c.step} at strength ${s}${best ? " (recommended)" : ""}` }) : "–");
-    })));
+    }),
+    el("td", {}, c.saved_as ? el("small", { text: c.saved_as })
+      : c.kept ? el("button", { type: "button", class: "secondary", text: `Save step ${c.step}`,
+        onclick: () => actions.save(c.step, strength) }) : "–")));
   return el("table", { class: "report-grid" },
     el("caption", { text: `“${report.grid_prompt}”, a prompt your images don't have` }),
     el("thead", {}, head), el("tbody", {}, ...rows));
@@ -100,7 +105,7 @@ export function drawReport(job, box, actions) {
   parts.push(adviceList(report, actions));
   const chart = scoreChart(report);
   if (chart) parts.push(chart);
-  const grid = gridTable(job, report);
+  const grid = gridTable(job, report, actions);
   if (grid) parts.push(grid);
   parts.push(el("p", { class: "muted", text: `Read by ${report.judge}, in ${report.seconds.toFixed(1)} s.` }));
   box.replaceChildren(...parts);
