@@ -131,6 +131,21 @@ def test_training_with_captions_samples_chart_and_reattaching(page, tmp_path):
     assert page.locator("#loss-chart polyline").count() == 1
     assert page.get_by_role("link", name="Use this LoRA").is_visible()
     shot(page, "flow-4-train-done")
+    # The report card: a verdict, advice, a checkpoint x strength grid; any kept checkpoint saved.
+    report = page.locator("#report")
+    report.get_by_role("heading", name="Report card").wait_for()
+    assert report.locator(".verdict").inner_text().split(":")[0] in (
+        "Good",
+        "Undertrained",
+        "Overtrained",
+    )
+    assert report.locator(".advice li").count() >= 1
+    assert report.locator(".report-grid img").count() >= 5 + 2  # 5 steps at 1, the last at 3
+    report.get_by_role("button", name="Save step 72").click()
+    page.get_by_text("Saved as stars-step72.safetensors").wait_for()
+    assert "prompt=" in page.get_by_role("link", name="Use it", exact=True).get_attribute("href")
+    report.scroll_into_view_if_needed()
+    shot(page, "flow-4c-report-card")
     # The name is taken now: the message points at the page's own control.
     page.goto("/train-lora")
     page.get_by_label("Reference images").set_input_files(_files(tmp_path)[:1])
@@ -166,6 +181,35 @@ def test_training_starts_while_an_image_renders(page, app, tmp_path):
             if job["status"] in ("queued", "running"):
                 c.post(f"/jobs/{job['id']}/cancel")
                 wait_job(c, job["id"], params={}, timeout=60)
+
+
+def test_a_cancelled_training_resumes_from_its_checkpoint(page, app, tmp_path):
+    page.goto("/train-lora")
+    page.get_by_label("Reference images").set_input_files(_files(tmp_path)[:1])
+    page.get_by_label("Name", exact=True).fill("resumed")
+    advanced(page, {"Steps": "3000", "Checkpoint every": "10", "Samples every": "0"})
+    page.get_by_role("button", name="Start training").click()
+    page.locator("#progress-card").wait_for()
+    with app.client() as c:
+        job = next(j for j in c.get("/jobs").json()["jobs"] if j["params"]["name"] == "resumed")
+        wait_job(c, job["id"], params={}, until=lambda j: len(j["checkpoints"]) >= 1)
+    page.get_by_role("button", name="Cancel").click()
+    page.locator("#progress-text", has_text="is kept: Resume goes on from there").wait_for(
+        timeout=60_000
+    )
+    resume = page.get_by_role("button", name="Resume from step")
+    shot(page, "flow-4d-resume")
+    resume.click()
+    page.locator("#progress-text", has_text="Step ").wait_for(timeout=60_000)
+    with app.client() as c:
+        jobs = c.get("/jobs").json()["jobs"]
+        again = next(j for j in jobs if j.get("resumed_from"))
+        assert again["resumed_from"]["job_id"] == job["id"] and again["total_steps"] == 3000
+        c.post(f"/jobs/{again['id']}/cancel")
+        wait_job(c, again["id"], params={}, timeout=60)
+    # /my-jobs offers Resume too.
+    page.goto("/my-jobs")
+    page.get_by_role("button", name="Resume Training resumed from step").first.wait_for()
 
 
 def test_jobs_panel_cancels_with_feedback(page, tmp_path):

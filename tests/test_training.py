@@ -71,7 +71,7 @@ def test_the_report_card_says_why_it_has_no_scores_and_checkpoints_are_kept(trai
     assert "could not be loaded" in job["report"]["unavailable"]
     assert "LORAMINT_JUDGE_MODEL" in job["report"]["unavailable"]
     assert [p["step"] for p in job["checkpoints"]] == [30, 60, 90, 120, 150]
-    assert [p["kept"] for p in job["checkpoints"]] == [False, True, True, True, True]
+    assert all(p["kept"] for p in job["checkpoints"])  # 5 kept by default
 
 
 def test_samples_are_drawn_every_n_steps_with_the_adapter(trained):

@@ -136,8 +136,10 @@ class ClipJudge:
             copies.append(float(emb[prompt, SEEDS[0]] @ emb[prompt, SEEDS[1]]) >= COPY)
         keeps = [float(emb[p, SEEDS[0]] @ self._base[p, SEEDS[0]]) >= SAME for p in PLAIN]
         best = max(learned, key=lambda p: (share(learned[p]), p == self.trigger))
+        held = [p for p, _, _ in self.held_out]
+        shown = [near(emb[p, s]) - near(self._base[p, s]) >= MARGIN for p in held for s in SEEDS]
         scores = Scores(
-            learned=share(learned[best]),
+            learned=share(learned[best] + shown),
             follows_prompts=share(follows),
             keeps_rest=share(keeps),
             copies=share(copies),

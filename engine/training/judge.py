@@ -138,8 +138,11 @@ class DemoJudge:
             copies.append(_alike([pictures[prompt, s] for s in SEEDS]))
         keeps = [read[pair] == self._base[pair] for pair in self._plain_pairs]
         best = max(learned, key=lambda p: (share(learned[p]), p == self.trigger))
+        # The subject in every trigger picture: the best way to call it up, and the contexts
+        # the uploads lack (a LoRA that draws it only on their own colours has half learned).
+        shown = [read[p, s].shape == self.subject.shape for p in held for s in SEEDS]
         scores = Scores(
-            learned=share(learned[best]),  # the way to call it up that works best
+            learned=share(learned[best] + shown),
             follows_prompts=round(float(np.mean(follows)), 4),
             keeps_rest=share(keeps),
             copies=share(copies),
