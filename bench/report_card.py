@@ -107,20 +107,19 @@ def lora_of(c, job: dict, step: int) -> str:
     ]
 
 
-def evaluator(c, lora: str, strength: float) -> float:
-    """The acceptance evaluator's points (0-100): stars, their colour, plain prompts' colour."""
-
-    def read(prompt, seed):
-        return readings(c, lora, strength, prompt, [seed])[0]
-
-    stars = [(read(p, s), colour) for colour, p, s in STAR_CASES]
-    plain = [read(p, s).colour == colour for colour, p, s in PLAIN_CASES]
-    shares = [
-        sum(r.shape == "star" for r, _ in stars) / len(stars),
-        sum(r.colour == colour for r, colour in stars) / len(stars),
-        sum(plain) / len(plain),
-    ]
-    return round(100 * sum(shares) / 3, 1)
+def evaluator(c, lora: str, strength: float, parts: dict | None = None) -> float:
+    """The acceptance evaluator's points (0-100): the mean of stars, their colour (the one the
+    prompt asks for) and plain prompts' colour; `parts` gets the three shares."""
+    stars = [(readings(c, lora, strength, p, [s])[0], colour) for colour, p, s in STAR_CASES]
+    plain = [readings(c, lora, strength, p, [s])[0].colour == col for col, p, s in PLAIN_CASES]
+    shares = {
+        "stars": sum(r.shape == "star" for r, _ in stars) / len(stars),
+        "star_colour": sum(r.colour == colour for r, colour in stars) / len(stars),
+        "plain_colour": sum(plain) / len(plain),
+    }
+    if parts is not None:
+        parts.update(shares)
+    return round(100 * sum(shares.values()) / 3, 1)
 
 
 def card_cost(job: dict) -> float:
@@ -130,9 +129,14 @@ def card_cost(job: dict) -> float:
 def scored(c, job: dict) -> dict:
     rec = job["report"]["recommended"]
     kept = [p["step"] for p in job["checkpoints"] if p["kept"]]
-    at_one = {step: evaluator(c, lora_of(c, job, step), 1.0) for step in kept}
+    final: dict[str, float] = {}
+    at_one = {
+        step: evaluator(c, lora_of(c, job, step), 1.0, final if step == kept[-1] else None)
+        for step in kept
+    }
     recommended = evaluator(c, lora_of(c, job, rec["step"]), rec["strength"])
     return {
+        "final_parts": final,
         "verdict": job["report"]["verdict"],
         "recommended": [rec["step"], rec["strength"]],
         "evaluator_at_1": at_one,

@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 
 from PIL import Image
 
-from engine.contract.errors import Conflict, NotFound, QueueFull
+from engine.contract.errors import Conflict, InvalidRequest, NotFound, QueueFull
 from engine.contract.names import check_file_name
 from engine.contract.records import TrainingRecord
 from engine.contract.schemas import (
+    MAX_TRAINING_STEPS,
     Captions,
     CheckpointSave,
     ContinueForm,
@@ -117,21 +118,29 @@ class Front:
         if job.status != JobStatus.SUCCEEDED or record.steps is None:
             raise Conflict(f"the training of {file!r} did not finish", code="not_continuable")
         self._check_share(user)
-        total = record.steps + form.steps
-        options = {**record.options, "steps": total, "overwrite": True}
+        at = int(meta.get("loramint.step") or record.steps)  # a saved checkpoint: its step
+        if at + form.steps > MAX_TRAINING_STEPS:
+            raise InvalidRequest(
+                f"steps: {file!r} has {at} steps; at most {MAX_TRAINING_STEPS - at} more make "
+                f"the {MAX_TRAINING_STEPS} a training may have",
+                code="too_many_steps",
+            )
+        options = {**record.options, "steps": at + form.steps, "overwrite": True}
         if form.learning_rate:
             options["learning_rate"] = form.learning_rate
-        state = self.files.state(user, job.id)
-        # A job's state is its last checkpoint's: the finished LoRA's only if it is at the end.
+        # A job's state is its last checkpoint's: this LoRA's only if it is that step.
         last = job.checkpoints[-1].step if job.checkpoints else None
-        fresh = state is None or last != record.steps
-        new = record.model_copy(update={"options": options, "overwrite": True, "file": file})
+        fresh = self.files.state(user, job.id) is None or not at == last == record.steps
+        name = file.removesuffix(".safetensors")
+        new = record.model_copy(
+            update={"options": options, "overwrite": True, "file": file, "name": name}
+        )
         return self.work.start_training(
             user,
             new,
             resumed_from=ResumedFrom(
                 job_id=job.id,
-                step=record.steps,
+                step=at,
                 how="continue",
                 fresh_optimizer=fresh,
                 lora=file if fresh else None,

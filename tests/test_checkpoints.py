@@ -126,7 +126,16 @@ def test_continue_goes_on_with_the_kept_state(short, demo):
         assert job["total_steps"] == 80 and [p["step"] for p in job["checkpoints"]] == [80]
         with safe_open(str(demo.data_dir / "loras/alice/short.safetensors"), "pt") as f:
             assert f.metadata()["loramint.steps"] == "80"
+        # A checkpoint saved as a LoRA goes on from its own step, from its weights.
+        r = c.post("/loras/short-40/continue", params=ALICE, data={"steps": "10"})
+        assert r.status_code == 202, r.text
+        more = wait_job(c, r.json()["job_id"], timeout=600)
+        assert more["status"] == "succeeded", more["error"]
+        assert more["resumed_from"]["step"] == 40 and more["resumed_from"]["fresh_optimizer"]
+        assert more["total_steps"] == 50
         assert_error(c.post("/loras/short/continue", params=ALICE, data={"steps": "0"}), 422)
+        too_many = c.post("/loras/short/continue", params=ALICE, data={"steps": "4950"})
+        assert "at most 4920 more" in assert_error(too_many, 422, "too_many_steps")["message"]
         assert_error(c.post("/loras/nope/continue", params=ALICE, data={"steps": "5"}), 404)
         assert_error(c.post("/loras/short/continue", params=BOB, data={"steps": "5"}), 404)
 

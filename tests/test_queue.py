@@ -159,6 +159,29 @@ def test_a_worker_stopped_mid_training_hands_the_job_to_the_other(cluster):
     cluster.add_worker()
 
 
+def test_a_cancelled_training_resumes_and_its_checkpoint_is_saved_on_any_worker(cluster):
+    form = {"steps": "400", "sample_every": "0", "checkpoint_every": "10", "seed": "2"}
+    with cluster.dispatcher.client() as c:
+        job = start_training(c, [png_bytes((250, 20, 20))], name="again", **form)
+        wait_job(c, job["job_id"], until=lambda j: len(j["checkpoints"]) >= 1)
+        c.post(f"/jobs/{job['job_id']}/cancel", params=ALICE)
+        cancelled = wait_job(c, job["job_id"])
+        assert cancelled["status"] == "cancelled"
+        step = cancelled["checkpoints"][-1]["step"]
+        r = c.post(f"/jobs/{job['job_id']}/resume", params=ALICE)
+        assert r.status_code == 202, r.text
+        done = wait_job(c, r.json()["job_id"], timeout=600)
+        assert done["status"] == "succeeded", done["error"]
+        assert done["resumed_from"]["step"] == step and done["step"] == 400
+        # No judge model here (offline): the card says so, the checkpoints are there.
+        assert "could not be loaded" in done["report"]["unavailable"]
+        saved = c.post(
+            f"/jobs/{job['job_id']}/checkpoints/{step}/save", params=ALICE, json={"name": "a10"}
+        )
+        assert saved.status_code == 201, saved.text
+        assert generate(c, loras=[{"file": "a10.safetensors"}])["images"]
+
+
 def test_jobs_are_followed_and_cancelled_through_redis(cluster):
     with cluster.dispatcher.client() as c:
         r = c.post("/generate", params={**ALICE, "async": "true"}, json={"prompt": "x", **SLOW})
@@ -223,7 +246,7 @@ def test_the_app_in_celery_mode_keeps_its_jobs_across_a_restart(cluster, tmp_pat
 def test_workers_on_azure_storage_share_loras_through_the_container(
     tiny_models, redis_server, azurite, tmp_path
 ):
-    """As on machines with no shared disk: the uploads, the trained LoRA and the images go
+    """As on machines with no shared disk: the training's files, the LoRA and the images go
     through the blob container, and nobody's files land in the data dir."""
     from azure.storage.blob import ContainerClient
 
@@ -248,7 +271,9 @@ def test_workers_on_azure_storage_share_loras_through_the_container(
         b.name for b in ContainerClient.from_connection_string(azurite, container).list_blobs()
     }
     assert {"loras/alice/az.safetensors", f"outputs/alice/{image['file']}"} <= blobs
-    assert not any(name.startswith("uploads/") for name in blobs)  # removed once trained
+    # The training's images, checkpoints and state: in the container, for any worker.
+    assert {f"jobs/alice/{job['job_id']}-state.safetensors"} <= blobs
+    assert any(name.startswith("jobs/alice/img-") for name in blobs)
     assert not (tmp_path / "data" / "loras").exists()
     assert not (tmp_path / "data" / "outputs").exists()
 

@@ -23,6 +23,7 @@ MAX_SIDE = 2048
 MAX_IMAGES = 4
 MAX_TRAINING_IMAGES = 5
 MAX_TRAINING_IMAGE_BYTES = 20 << 20
+MAX_TRAINING_STEPS = 5000
 MAX_LORA_BYTES = 2 << 30
 MAX_JSON_BYTES = 1 << 20  # a JSON body, or the fields of a form beside its files
 # The orchestrator proves itself to its engine with this header (the engine's token).
@@ -203,7 +204,9 @@ class TrainOptions(RequestBody):
         max_length=MAX_TRAINING_IMAGES,
         description="One per image; the trigger word is added where missing.",
     )
-    steps: int | None = Field(None, ge=1, le=5000, description="Default: by image count.")
+    steps: int | None = Field(
+        None, ge=1, le=MAX_TRAINING_STEPS, description="Default: by image count."
+    )
     rank: int | None = Field(None, ge=1, le=128, description="LoRA rank (alpha = rank).")
     learning_rate: float | None = Field(None, gt=0, le=0.01)
     resolution: int | None = Field(None, ge=64, le=2048, description="Multiple of 8.")
@@ -385,7 +388,7 @@ class CheckpointSaved(BaseModel):
 class ContinueForm(RequestBody):
     """`POST /loras/{file}/continue`'s form: more steps on a LoRA trained here."""
 
-    steps: int = Field(..., ge=1, le=5000, description="How many more steps.")
+    steps: int = Field(..., ge=1, le=MAX_TRAINING_STEPS, description="How many more steps.")
     learning_rate: float | None = Field(None, gt=0, le=0.01, description="Default: as before.")
 
 

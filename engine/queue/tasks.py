@@ -100,7 +100,7 @@ def train_job(rt: Runtime, job_id: str) -> None:
         if not rt.jobs.ended(job_id):  # else cancelled while it waited
             log.info("training job %s: started", job_id)
             work = TrainingWork(rt)
-            label = f"train job {job_id}"
+            label = f"train {rt.jobs.current(job_id).params.get('file')}"
             rt.worker.submit(lambda: work.run_job(job_id), label=label, background=True).result()
     hand_back_if_stopping(rt, job_id)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.contract.errors import ApiError, Conflict, NotFound
 from engine.contract.records import TrainingRecord
-from engine.contract.schemas import JobPhase, JobSample
+from engine.contract.schemas import Job, JobPhase, JobSample
 from engine.contract.training import JobCheckpoint, ResumedFrom
 from engine.generation import failure_message
 from engine.jobs import Cancelled
@@ -74,12 +74,29 @@ class TrainingWork:
             images = self.files.images(job.user_id, record.image_sha256)
             model = self.rt.require_model()
             cfg, record = self.plan(model, len(images), record)
-            resume = self._resume_point(job.user_id, job.resumed_from)
+            resume = self._own_state(job) or self._resume_point(job.user_id, job.resumed_from)
         except (ApiError, ValueError) as exc:  # its images or checkpoint can't be used
             jobs.fail(job_id, getattr(exc, "message", None) or str(exc))
             return
         jobs.record(job_id, record, total_steps=cfg.steps)
+        if resume is not None:  # what a worker that stopped drew after it goes again
+            job = jobs.current(job_id)
+            jobs.progress(
+                job_id,
+                samples=[x for x in job.samples if x.step <= resume.step],
+                checkpoints=[c for c in job.checkpoints if c.step <= resume.step],
+            )
         self.run(job_id, model, images, cfg, record, resume)
+
+    def _own_state(self, job: Job) -> Any:
+        """A job handed back to the queue (its worker stopped) goes on from its own last
+        checkpoint, on whichever worker takes it."""
+        from engine.training.state import TrainingState
+
+        if not any((c.file or "").startswith(job.id) for c in job.checkpoints):
+            return None
+        data = self.files.state(job.user_id, job.id)
+        return TrainingState.from_bytes(data) if data else None
 
     def _resume_point(self, user: str, source: ResumedFrom | None) -> Any:
         """The state a resumed or continued job goes on from (None: from the start)."""
@@ -185,8 +202,8 @@ class TrainingWork:
         points = [*job.checkpoints, point]
         keep = card.record.train_options().keep_checkpoints
         kept = sorted(c.step for c in points if c.kept)[-keep:]
-        for old in points:
-            if old.kept and old.step not in kept:
+        for old in points:  # a resumed job's inherited ones stay its first job's to remove
+            if old.kept and old.step not in kept and (old.file or "").startswith(job_id):
                 self.files.drop(user, old.file or "")
         points = [c.model_copy(update={"kept": c.kept and c.step in kept}) for c in points]
         jobs.progress(job_id, phase=job.phase, checkpoints=points)
