@@ -144,6 +144,10 @@ def scored(c, job: dict) -> dict:
         "best_minus_recommended": round(max(at_one.values()) - recommended, 1),
         "card_cost": card_cost(job),
         "advice": [a["text"] for a in job["report"]["advice"]],
+        "scores": {
+            step: {s: [round(v, 2) for k, v in sc.items() if k != "prompt"] for s, sc in by.items()}
+            for step, by in job["report"]["scores"].items()
+        },
     }
 
 
@@ -208,6 +212,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", nargs="+", default=["acceptance", "fresh1", "fresh2"])
     ap.add_argument("--variants", nargs="+", default=["default", "overtrained", "undertrained"])
+    ap.add_argument("--user-variants", nargs="+", default=["user", "user-noprior"])
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         engine = EngineProcess("builtin:demo", Path(tmp) / "data", Path(tmp) / "engine.log")
@@ -215,7 +220,7 @@ def main() -> None:
         try:
             with engine.client(timeout=600) as c:
                 for name in args.sets:
-                    users = ["user", "user-noprior"]
+                    users = args.user_variants
                     run_set(c, name, users if name == "yellow" else args.variants)
         finally:
             engine.stop()

@@ -96,3 +96,10 @@ def test_the_clip_judge_scores_a_tiny_training(tmp_path, tiny_models):
     assert job["status"] == "succeeded" and report["judge"].startswith("CLIP")
     assert set(report["scores"]) == {"4", "8"} and set(report["scores"]["8"]) == {"0.6", "0.8", "1"}
     assert report["verdict"] in ("good", "undertrained", "overtrained")
+
+
+def test_a_lora_that_changes_everything_and_draws_nothing_is_overtrained_not_short():
+    broken = (0.0, 0.25, 0.0, 0.5, None)
+    report = build([point(200, **{"1": broken}), point(400, **{"1": broken})], CTX, True)
+    assert report.verdict == "overtrained"
+    assert report.advice[0].action == "retrain" and "half the" in report.advice[0].text

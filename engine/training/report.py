@@ -1,9 +1,10 @@
 """The report card's verdict, recommendation and advice, from the judged checkpoints (#28).
 Pure: the scores come from judge.py; this only reads them, so it is tested with given figures.
 
-A (step, strength) is ranked by `Scores.overall`. The verdict: `undertrained` when no
-checkpoint draws the subject from half its trigger prompts; `overtrained` when an earlier step
-or a lower strength scores 10 points above the last step at full strength; else `good`."""
+A (step, strength) is ranked by `Scores.overall`. The verdict: `overtrained` when the last
+step at full strength changes prompts without the trigger and draws no subject (a rate too
+high), or when an earlier step or a lower strength scores 10 points above it; `undertrained`
+when no checkpoint draws the subject from half its trigger prompts; else `good`."""
 
 from __future__ import annotations
 
@@ -44,7 +45,21 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
     end = at.get((last, 1.0), best)
     prompt = best.prompt or ctx.first_caption
     advice: list[Advice] = []
-    if max(sc.learned for _, _, sc in cells) < LEARNED:
+    better = (best_step, best_s) != (last, 1.0) and best.overall - end.overall >= BETTER
+    broken = end.keeps_rest < KEEPS and end.learned < LEARNED
+    if broken:  # it changes everything and draws nothing: too strong, not too short
+        verdict = "overtrained"
+        advice.append(
+            _use(best_step, best_s, best, end)
+            if better
+            else Advice(
+                text="It changes prompts without the trigger word too and doesn't draw the "
+                "subject: the learning rate is too high for these images. Train again at half the "
+                "learning rate.",
+                action="retrain",
+            )
+        )
+    elif max(sc.learned for _, _, sc in cells) < LEARNED:
         verdict = "undertrained"
         more = max(100, round(ctx.total_steps / 2 / 50) * 50)
         advice.append(
@@ -55,19 +70,9 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
                 steps=more,
             )
         )
-    elif (best_step, best_s) != (last, 1.0) and best.overall - end.overall >= BETTER:
+    elif better:
         verdict = "overtrained"
-        advice.append(
-            Advice(
-                text=f"Step {best_step} at strength {best_s:g} scores "
-                f"{round(100 * (best.overall - end.overall))} points above the last step at full "
-                f"strength: use step {best_step} at {best_s:g}. Next time, train fewer steps or at "
-                "a lower learning rate.",
-                action="save",
-                step=best_step,
-                strength=best_s,
-            )
-        )
+        advice.append(_use(best_step, best_s, best, end))
     else:
         verdict = "good"
         advice.append(
@@ -94,7 +99,7 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
                 action="retrain",
             )
         )
-    if ctx.colour_shift:
+    if ctx.colour_shift and not broken:
         asked, drawn = ctx.colour_shift
         advice.append(
             Advice(
@@ -114,6 +119,18 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
         judge=ctx.judge,
         grid_prompt=ctx.grid_prompt,
         final=final,
+    )
+
+
+def _use(step: int, strength: float, best: Scores, end: Scores) -> Advice:
+    return Advice(
+        text=f"Step {step} at strength {strength:g} scores "
+        f"{round(100 * (best.overall - end.overall))} points above the last step at full "
+        f"strength: use step {step} at {strength:g}. Next time, train fewer steps or at a "
+        "lower learning rate.",
+        action="save",
+        step=step,
+        strength=strength,
     )
 
 
