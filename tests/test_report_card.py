@@ -39,6 +39,10 @@ def test_undertrained_advises_continuing():
     report = build([point(200, **{"1": weak}), point(400, **{"1": weak})], CTX, True)
     assert report.verdict == "undertrained"
     assert report.advice[0].action == "continue" and report.advice[0].steps == 200
+    # Far below the model's default for these images: continue up to it.
+    ctx = Context(**{**CTX.__dict__, "total_steps": 60, "default_steps": 1000})
+    report = build([point(60, **{"1": weak})], ctx, True)
+    assert report.advice[0].steps == 950  # 940, rounded to 50
     # Nothing draws the subject: the prompt to use is the first caption, not the bare word.
     assert report.recommended.prompt == "a red zxq"
 

@@ -13,6 +13,7 @@ from engine.contract.records import TrainingRecord
 from engine.contract.training import STRENGTHS, Scores, TrainingReport
 from engine.jobs import Cancelled
 from engine.training import report
+from engine.training.defaults import training_defaults
 from engine.training.judge import judge_for
 from engine.uploads import TrainingImage
 from engine.values import RenderParams
@@ -37,6 +38,9 @@ class ReportCard:
         self.ctx = report.Context(
             judge=getattr(self.judge_, "name", "none"),
             total_steps=record.steps or 0,
+            default_steps=training_defaults(
+                model.info.family, len(images), model.info.defaults.width
+            )["steps"],
             trigger=record.trigger_word,
             first_caption=record.captions[0],
             sameness=getattr(self.judge_, "sameness", None),

@@ -28,6 +28,7 @@ class Context:
     sameness: str | None = None  # what every upload shares, in words, if anything
     grid_prompt: str | None = None
     colour_shift: tuple[str, str] | None = None  # (asked, drawn) by a trigger prompt
+    default_steps: int = 0  # the model's default for this many images
     unavailable: str | None = None
 
 
@@ -46,12 +47,12 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
     prompt = best.prompt or ctx.first_caption
     advice: list[Advice] = []
     better = (best_step, best_s) != (last, 1.0) and best.overall - end.overall >= BETTER
-    broken = end.keeps_rest < KEEPS and end.learned < LEARNED
+    broken = _broken(end)
     if broken:  # it changes everything and draws nothing: too strong, not too short
         verdict = "overtrained"
         advice.append(
             _use(best_step, best_s, best, end)
-            if better
+            if better and not _broken(best)
             else Advice(
                 text="It changes prompts without the trigger word too and doesn't draw the "
                 "subject: the learning rate is too high for these images. Train again at half the "
@@ -61,7 +62,9 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
         )
     elif max(sc.learned for _, _, sc in cells) < LEARNED:
         verdict = "undertrained"
-        more = max(100, round(ctx.total_steps / 2 / 50) * 50)
+        # Up to the model's default for these images, at least half as many again.
+        more = max(ctx.default_steps - ctx.total_steps, ctx.total_steps // 2, 100)
+        more = round(more / 50) * 50
         advice.append(
             Advice(
                 text=f"It has not learned the subject yet: fewer than half of the trigger prompts "
@@ -120,6 +123,10 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
         grid_prompt=ctx.grid_prompt,
         final=final,
     )
+
+
+def _broken(sc: Scores) -> bool:
+    return sc.keeps_rest < KEEPS and sc.learned < LEARNED
 
 
 def _use(step: int, strength: float, best: Scores, end: Scores) -> Advice:
