@@ -108,7 +108,9 @@ class DemoJudge:
         if not self._base:  # the LoRA off: the same for every checkpoint
             pictures = draw(self._plain_pairs, 0.0)
             self._base = dict(zip(self._plain_pairs, map(classify, pictures), strict=True))
-        return {f"{s:g}": self._cell(draw, s) for s in strengths}
+        self._full: tuple[dict[str, list[bool]], float] | None = None
+        cells = {f"{s:g}": self._cell(draw, s) for s in sorted(strengths, reverse=True)}
+        return {f"{s:g}": cells[f"{s:g}"] for s in strengths}
 
     @staticmethod
     def _pairs(prompts) -> list[tuple[str, int]]:
@@ -121,12 +123,19 @@ class DemoJudge:
         return [(p, SEEDS[0]) for p in self.plain]
 
     def _cell(self, draw: Draw, strength: float) -> Cell:
+        """Below full strength, what full strength settled is not drawn again (a weaker LoRA
+        does not draw a subject the full one can't, nor change plain prompts it kept): a
+        tenth fewer pictures."""
         held = [p for p, _, _ in self.held_out]
-        pairs = self._pairs([*self.learn_prompts, *held]) + self._plain_pairs
+        full_learned, full_keeps = self._full or ({}, 0.0)
+        learn = [p for p in self.learn_prompts if any(full_learned.get(p, [True]))]
+        plain = [] if full_keeps == 1.0 else self._plain_pairs
+        pairs = self._pairs([*learn, *held]) + plain
         pictures = dict(zip(pairs, draw(pairs, strength), strict=True))
         read = {pair: classify(im) for pair, im in pictures.items()}
         learned = {
-            p: [read[p, s].shape == self.subject.shape for s in SEEDS] for p in self.learn_prompts
+            p: [p in learn and read[p, s].shape == self.subject.shape for s in SEEDS]
+            for p in self.learn_prompts
         }
         follows, copies = self._named_colour(read, strength), []
         looks = {(c, b) for c in self.subject.colours for b in self.subject.backgrounds}
@@ -136,7 +145,9 @@ class DemoJudge:
                 follows.append(((r.colour == colour) + (r.background == ground)) / 2)
                 copies.append((r.colour, r.background) in looks)
             copies.append(_alike([pictures[prompt, s] for s in SEEDS]))
-        keeps = [read[pair] == self._base[pair] for pair in self._plain_pairs]
+        keeps = [read[pair] == self._base[pair] for pair in plain] or [True]
+        if self._full is None:
+            self._full = (learned, share(keeps))
         best = max(learned, key=lambda p: (share(learned[p]), p == self.trigger))
         # The subject in every trigger picture: the best way to call it up, and the contexts
         # the uploads lack (a LoRA that draws it only on their own colours has half learned).
@@ -156,7 +167,7 @@ class DemoJudge:
         Remembers what it drew instead at full strength (`colour_shift`), for the advice."""
         prompt = self.learn_prompts[-1]
         asked = next((w for w in prompt.split() if w in COLOURS), None)
-        if asked is None:
+        if asked is None or (prompt, SEEDS[0]) not in read:  # not drawn at this strength
             return []
         drawn = [read[prompt, s].colour for s in SEEDS if read[prompt, s].shape != "none"]
         hits = [c == asked for c in drawn]

@@ -96,9 +96,10 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
     if ctx.sameness and (best.follows_prompts < 0.9 or best.copies > 0.1):
         advice.append(
             Advice(
-                text=f"Your images {ctx.sameness}: it learned that too, so other colours and "
-                "backgrounds come out wrong. Add images that differ in those, or describe them in "
-                "each caption.",
+                text=f"Your images {ctx.sameness}, so the LoRA learns that look with the "
+                "subject. To draw it in other colours and settings: add images that differ in "
+                "those, describe them in each caption, or train again with prior preservation "
+                "off (Advanced settings).",
                 action="retrain",
             )
         )
