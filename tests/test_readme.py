@@ -14,6 +14,7 @@ import pytest
 
 from engine.demo_model.acceptance import star_images
 from tests.engine_process import ROOT, OrchestratorProcess
+from tests.helpers import wait_job
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed"),
@@ -79,4 +80,12 @@ def test_the_api_doc_examples_run_in_order(app, work):
     assert "five-pointed stars" in out  # the edited metadata, listed
     assert (work / "red_star_kohya.safetensors").stat().st_size > 1000
     loras = app.data_dir / "loras" / "local"
-    assert sorted(p.name for p in loras.iterdir()) == ["red_star.safetensors"]
+    with app.client() as c:  # the continue the block started, to its end
+        for job in c.get("/jobs").json()["jobs"]:
+            wait_job(c, job["id"], params={})
+    # The checkpoint saved as a LoRA of its own; the continued LoRA replaces red_star in place.
+    assert sorted(p.name for p in loras.iterdir()) == [
+        "red_star.safetensors",
+        "red_star_40.safetensors",
+    ]
+    assert '"how": "continue"' in out or "'how': 'continue'" in out

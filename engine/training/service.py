@@ -154,7 +154,10 @@ class TrainingWork:
             }
             meta = self._metadata(model, record, result.adapter_metadata, extra)
             self._save(user, record, result.state, meta)
-            jobs.progress(job_id, report=card.report(final=True))
+            points = jobs.current(job_id).checkpoints  # the last one is the LoRA saved
+            if points and points[-1].step == cfg.steps:
+                points = [*points[:-1], points[-1].model_copy(update={"saved_as": record.file})]
+            jobs.progress(job_id, checkpoints=points, report=card.report(final=True))
             jobs.succeed(
                 job_id,
                 {

@@ -45,6 +45,7 @@ function scoreChart(report) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", "0 0 300 100");
+  svg.setAttribute("preserveAspectRatio", "none");  // as wide as the card, a fixed height
   svg.setAttribute("role", "img");
   const last = steps[steps.length - 1] || 1;
   const x = (s) => 6 + (288 * s) / last, y = (v) => 94 - 88 * v;
