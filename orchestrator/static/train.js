@@ -164,6 +164,9 @@ function drawSamples(samples) {
 let lastAnnounced = "";
 let currentJob = null;
 function render(job) {
+  // A late answer (Cancel's, sent while it ran) must not undo the end the events showed.
+  const ended = (j) => j && TERMINAL.includes(j.status);
+  if (currentJob && currentJob.id === job.id && ended(currentJob) && !ended(job)) return;
   currentJob = job;
   bar.value = job.progress || 0;
   if (!(cancelBtn.disabled && job.status === "running")) text.textContent = phaseText(job);
@@ -171,8 +174,7 @@ function render(job) {
   if (said !== lastAnnounced) { lastAnnounced = said; announce.textContent = phaseText(job); }
   drawChart(job.loss_history || []);
   drawSamples(job.samples || []);
-  const ended = TERMINAL.includes(job.status);
-  cancelBtn.hidden = ended;
+  cancelBtn.hidden = ended(job);
   if (job.status === "succeeded") {
     const rec = job.report && job.report.recommended;
     useLink.href = rec && rec.step === job.total_steps
@@ -185,7 +187,7 @@ function render(job) {
   resumeBtn.textContent = `Resume from step ${kept}`;
   const reportKey = JSON.stringify([job.report, job.checkpoints.map((c) => c.saved_as)]);
   if (reportKey !== reportShown) { reportShown = reportKey; drawReport(job, reportBox, actions(job)); }
-  if (ended) refreshJobsBadge();
+  if (ended(job)) refreshJobsBadge();
 }
 
 let reportShown = "";
