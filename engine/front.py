@@ -33,9 +33,6 @@ from engine.training.files import JobFiles
 from engine.uploads import TrainingImage
 from engine.work.base import WorkQueue
 
-# "the engine stopped", "engine restarted": a job the engine's end cut short, as its store says
-CUT_SHORT = ("engine stopped", "engine restarted")
-
 
 class Front:
     def __init__(self, work: WorkQueue) -> None:
@@ -80,10 +77,7 @@ class Front:
         """A cancelled training, or one the engine's end cut short, from its last checkpoint
         to its original total."""
         job = self._training_job(user, job_id)
-        resumable = job.status == JobStatus.CANCELLED or (
-            job.status == JobStatus.FAILED and any(w in (job.error or "") for w in CUT_SHORT)
-        )
-        if not resumable:
+        if not (job.status == JobStatus.CANCELLED or job.cut_short):
             raise Conflict(
                 f"job {job_id!r} {job.status.value}"
                 + (f" ({job.error})" if job.error else "")

@@ -60,6 +60,7 @@ class JobStore:
                 continue
             if not job.status.terminal:
                 job.status, job.error = JobStatus.FAILED, "engine restarted"
+                job.cut_short = True
                 job.phase, job.queue_position, job.preview = JobPhase.DONE, None, None
                 job.finished = iso(time.time())
                 self._persist(job)
@@ -143,6 +144,7 @@ class JobStore:
             "status": JobStatus.FAILED,
             "finished": iso(time.time()),
             "error": "the engine stopped before the job finished; start it again",
+            "cut_short": True,
         }
 
     def _notify(self, job_id: str) -> None:

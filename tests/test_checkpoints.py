@@ -227,6 +227,7 @@ def test_a_run_killed_with_the_engine_resumes_after_a_restart(tmp_path):
         with engine.client() as c:
             failed = c.get(f"/jobs/{job_id}", params=ALICE).json()
             assert failed["status"] == "failed" and "restarted" in failed["error"]
+            assert failed["cut_short"]
             r = c.post(f"/jobs/{job_id}/resume", params=ALICE)
             assert r.status_code == 202, r.text
             time.sleep(0.1)

@@ -139,6 +139,7 @@ def test_sigterm_stops_running_work_within_seconds(tiny_models, tmp_path, work):
         else:  # nobody cancelled it: it failed, and says why
             (saved,) = [json.loads(p.read_text()) for p in (tmp_path / "data/jobs").glob("*.json")]
             assert saved["status"] == "failed" and "engine stopped" in saved["error"]
+            assert saved["cut_short"]
 
 
 def test_previews_from_a_tiny_autoencoder_when_one_is_named(tiny_models, tmp_path):

@@ -106,5 +106,6 @@ def test_killed_engine_leaves_no_partial_file_and_job_reads_failed(tmp_path, tin
         with eng.client() as c:
             after = c.get(f"/jobs/{job['job_id']}", params=ALICE).json()
         assert after["status"] == "failed" and after["error"] == "engine restarted"
+        assert after["cut_short"]
     finally:
         eng.stop()

@@ -334,6 +334,11 @@ class Job(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     result: dict[str, Any] | None = None
     error: str | None = None
+    cut_short: bool = Field(
+        False,
+        description="failed because the engine stopped or restarted, not by its own error: "
+        "a training may be resumed from its last checkpoint.",
+    )
 
 
 class JobList(BaseModel):

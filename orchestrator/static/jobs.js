@@ -43,7 +43,7 @@ function item(job) {
     } catch (err) { showError(errorBox, err); }
   };
   const kept = (job.checkpoints || []).filter((c) => c.kept).map((c) => c.step).pop();
-  const resumable = job.kind === "train-lora" && kept && ["cancelled", "failed"].includes(job.status);
+  const resumable = job.kind === "train-lora" && kept && (job.status === "cancelled" || job.cut_short);
   const active = !TERMINAL.includes(job.status);
   return el("li", { class: "card job", "data-job": job.id },
     el("h2", { text: title(job) }),

@@ -183,7 +183,7 @@ function render(job) {
     useLink.hidden = false;
   }
   const kept = lastKept(job);
-  resumeBtn.hidden = !(kept && ["cancelled", "failed"].includes(job.status));
+  resumeBtn.hidden = !(kept && (job.status === "cancelled" || job.cut_short));
   resumeBtn.textContent = `Resume from step ${kept}`;
   const reportKey = JSON.stringify([job.report, job.checkpoints.map((c) => c.saved_as)]);
   if (reportKey !== reportShown) { reportShown = reportKey; drawReport(job, reportBox, actions(job)); }
