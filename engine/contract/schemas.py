@@ -212,11 +212,7 @@ class TrainOptions(RequestBody):
     resolution: int | None = Field(None, ge=64, le=2048, description="Multiple of 8.")
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Default 0.")
     train_text_encoder: bool = Field(False, description="Also train the text encoder(s).")
-    flip: bool | None = Field(
-        None,
-        description="Also train on mirrored copies. Default: on, except for small models (the "
-        "demo model), where a mirrored copy of a turned subject is one more pose to learn.",
-    )
+    flip: bool = Field(True, description="Also train on mirrored copies.")
     overwrite: bool = Field(False, description="Replace a LoRA of the same name.")
     sample_every: int | None = Field(
         None,

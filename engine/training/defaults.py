@@ -37,9 +37,6 @@ def training_defaults(family: str, n_images: int, native: int) -> dict[str, Any]
         "unet_blocks": DECODER_BLOCKS if small else None,
         # On SDXL it doubles the cost of a step: opt-in there.
         "prior_preservation": small,
-        # On the demo model mirrored copies of turned stars cost stars on held-out prompts
-        # (0 to 25 points on 6 upload sets, never a gain; engine/demo_model/README.md).
-        "flip": not small,
         "prior_every": SMALL_PRIOR_EVERY if small else 1,
         "cpu_threads": 1 if small else None,
         "new_context": (
@@ -106,7 +103,7 @@ def train_config(opts: TrainOptions, n_images: int, info: ModelInfo) -> TrainCon
         resolution=resolution,
         seed=0 if opts.seed is None else opts.seed,
         train_text_encoder=opts.train_text_encoder,
-        flip=d["flip"] if opts.flip is None else opts.flip,
+        flip=opts.flip,
         unet_targets=d["unet_targets"],
         unet_blocks=d["unet_blocks"],
         prior=_prior(captions, trigger, info, d["prior_every"]) if prior else None,
