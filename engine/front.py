@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from PIL import Image
 
 from engine.contract.errors import Conflict, InvalidRequest, NotFound, QueueFull
+from engine.contract.jobs import GenerateAccepted, Job, JobStatus
 from engine.contract.names import check_file_name
 from engine.contract.records import TrainingRecord
 from engine.contract.schemas import (
@@ -18,11 +19,8 @@ from engine.contract.schemas import (
     Captions,
     CheckpointSave,
     ContinueForm,
-    GenerateAccepted,
     GenerateRequest,
     GenerateResponse,
-    Job,
-    JobStatus,
     TrainOptions,
 )
 from engine.contract.training import ResumedFrom

@@ -20,15 +20,10 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from engine.contract.errors import ApiError, InvalidRequest
+from engine.contract.jobs import JobPhase
 from engine.contract.names import check_file_name
 from engine.contract.records import ImageParameters, LoraUse
-from engine.contract.schemas import (
-    MAX_SEED,
-    GenerateRequest,
-    GenerateResponse,
-    ImageResult,
-    JobPhase,
-)
+from engine.contract.schemas import MAX_SEED, GenerateRequest, GenerateResponse, ImageResult
 from engine.jobs import Cancelled
 from engine.runtime import LoadedModel, Runtime
 from engine.storage import read_safetensors_metadata

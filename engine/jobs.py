@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.atomic import atomic_path
 from engine.contract.errors import Conflict, NotFound
-from engine.contract.schemas import Job, JobPhase, JobStatus
+from engine.contract.jobs import Job, JobPhase, JobStatus
 from engine.storage import iso
 
 log = logging.getLogger(__name__)

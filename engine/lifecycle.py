@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel
 
-from engine.contract.schemas import Job, JobPhase, JobStatus
+from engine.contract.jobs import Job, JobPhase, JobStatus
 from engine.storage import iso
 
 

@@ -18,7 +18,7 @@ import psutil
 from engine.blobs import open_store
 from engine.config import EngineSettings
 from engine.contract.errors import ModelLoadError, NotReady, ShuttingDown
-from engine.contract.schemas import Job
+from engine.contract.jobs import Job
 from engine.jobs import JobStore
 from engine.lifecycle import JobLifecycle, JobRecords
 from engine.storage import UserStore

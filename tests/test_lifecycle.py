@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from engine.contract.jobs import JobPhase, JobStatus
 from engine.contract.records import ImageParameters
-from engine.contract.schemas import JobPhase, JobStatus
 from engine.jobs import JobStore
 from engine.lifecycle import JobLifecycle
 

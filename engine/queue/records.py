@@ -18,7 +18,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from engine.contract.errors import Conflict, NotFound
-from engine.contract.schemas import Job, JobPhase, JobStatus
+from engine.contract.jobs import Job, JobPhase, JobStatus
 from engine.storage import iso
 
 PREFIX = "loramint:"

@@ -9,12 +9,8 @@ from fastapi.responses import JSONResponse
 
 from engine.contract.errors import PreviewOnly
 from engine.contract.handlers import ContractRoute
-from engine.contract.schemas import (
-    ERROR_RESPONSES,
-    GenerateAccepted,
-    GenerateRequest,
-    GenerateResponse,
-)
+from engine.contract.jobs import GenerateAccepted
+from engine.contract.schemas import ERROR_RESPONSES, GenerateRequest, GenerateResponse
 from engine.deps import FrontDep, UserIdDep, WorkDep
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form
 from sse_starlette.sse import EventSourceResponse
 
 from engine.contract.handlers import ContractRoute
+from engine.contract.jobs import Job, JobList, TrainAccepted
 from engine.contract.schemas import (
     ERROR_RESPONSES,
     CaptionForm,
@@ -15,9 +16,6 @@ from engine.contract.schemas import (
     CheckpointSave,
     CheckpointSaved,
     ContinueForm,
-    Job,
-    JobList,
-    TrainAccepted,
     TrainForm,
 )
 from engine.deps import FrontDep, UserIdDep, WorkDep

@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 
 from engine.contract.errors import Conflict, NotFound
+from engine.contract.jobs import Job
 from engine.contract.names import check_file_name
-from engine.contract.schemas import Job
 from engine.lora_metadata import rewrite_metadata
 from engine.storage import UserStore
 from engine.uploads import TrainingImage, decode_training_image

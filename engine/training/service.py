@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from engine.contract.errors import ApiError, Conflict, NotFound
+from engine.contract.jobs import Job, JobPhase, JobSample
 from engine.contract.records import TrainingRecord
-from engine.contract.schemas import Job, JobPhase, JobSample
 from engine.contract.training import JobCheckpoint, ResumedFrom
 from engine.generation import failure_message
 from engine.jobs import Cancelled

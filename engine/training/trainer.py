@@ -20,21 +20,16 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, DiffusionPipeline
-from diffusers.training_utils import cast_training_params
-from peft import LoraConfig
-from peft.utils import get_peft_model_state_dict
 from PIL import Image
 
 from engine.jobs import Cancelled
+from engine.training.adapter import ADAPTER, TrainingAdapter
 from engine.training.config import TrainConfig
 from engine.training.data import embed, preprocess, text_encoders
 from engine.training.lean import LeanForward
 from engine.training.prior import PriorBank, draw_prior_images
 from engine.training.probe import LossProbe, target_for
 from engine.training.state import TrainingState
-from engine.training.targets import TEXT_TARGETS, target_modules
-
-ADAPTER = "loramint_training"  # never "train": PEFT would shadow nn.Module.train
 
 
 @dataclass
@@ -78,6 +73,7 @@ class LoraTrainer:
         self.gpu = self.device.type == "cuda"
         self.sdxl = hasattr(pipe, "text_encoder_2")
         self.gen = torch.Generator("cpu").manual_seed(cfg.seed)
+        self.adapter = TrainingAdapter(pipe, cfg)
 
     # -- setup -------------------------------------------------------------------------
     def _pixels(self, images: list[Image.Image]) -> torch.Tensor:
@@ -96,47 +92,6 @@ class LoraTrainer:
             if upcast:
                 vae.to(torch.float16)
         return dist.mean.float(), dist.std.float()
-
-    def _add_adapters(self) -> dict[str, torch.nn.Parameter]:
-        torch.manual_seed(self.cfg.seed)  # LoRA A is initialised from the global RNG
-        unet_cfg = LoraConfig(
-            r=self.cfg.rank,
-            lora_alpha=self.cfg.alpha,
-            init_lora_weights="gaussian",
-            target_modules=target_modules(self.cfg.unet_targets, self.cfg.unet_blocks),
-        )
-        self.pipe.unet.add_adapter(unet_cfg, adapter_name=ADAPTER)
-        modules = [self.pipe.unet]
-        if self.cfg.train_text_encoder:
-            te_cfg = LoraConfig(
-                r=self.cfg.rank,
-                lora_alpha=self.cfg.alpha,
-                init_lora_weights="gaussian",
-                target_modules=TEXT_TARGETS,
-            )
-            for enc in text_encoders(self.pipe):
-                enc.add_adapter(te_cfg, adapter_name=ADAPTER)
-                modules.append(enc)
-        self._activate()
-        if self.gpu:
-            cast_training_params(modules, dtype=torch.float32)
-        return {
-            f"{i}.{n}": p
-            for i, m in enumerate(modules)
-            for n, p in m.named_parameters()
-            if ADAPTER in n
-        }
-
-    def _activate(self) -> None:
-        """Only the training adapter on; the pipeline may have run other LoRAs in between."""
-        self.pipe.unet.enable_adapters()
-        self.pipe.unet.set_adapter(ADAPTER)
-        for enc in text_encoders(self.pipe):
-            if self.cfg.train_text_encoder:
-                enc.enable_adapters()
-                enc.set_adapter(ADAPTER)
-            elif getattr(enc, "_hf_peft_config_loaded", False):
-                enc.disable_adapters()
 
     def _offload(self, where: torch.device | str) -> None:
         """On a GPU, park the VAE and frozen text encoders on the CPU once cached."""
@@ -162,13 +117,9 @@ class LoraTrainer:
         self.bank = self.cfg.prior and self._prior_bank(n, embeds, pooled)
         self.threads = torch.get_num_threads()
         self._threads(training=True)
-        named = self._add_adapters()
+        named = self.adapter.add(self.gpu)
         params = list(named.values())
-        trained = [
-            self.pipe.unet,
-            *(text_encoders(self.pipe) if self.cfg.train_text_encoder else []),
-        ]
-        self.lean = LeanForward(trained, ADAPTER)
+        self.lean = LeanForward(self.adapter.modules, ADAPTER)
         if self.device.type == "cpu":  # where Python overhead is a large part of a step
             self.lean.install()
         # Fused: one kernel for all LoRA tensors instead of a dozen ops each (~7 % of a
@@ -180,7 +131,7 @@ class LoraTrainer:
             opt, lambda k: 0.1 + 0.45 * (1 + math.cos(math.pi * k / max(1, self.cfg.steps)))
         )
         if resume is not None:
-            resume.restore(named, opt, lr_decay, self.gen, self._exported_name)
+            resume.restore(named, opt, lr_decay, self.gen, self.adapter.exported_name)
         sched = DDPMScheduler.from_config(self.pipe.scheduler.config)
         if self.gpu:
             self.pipe.unet.enable_gradient_checkpointing()
@@ -206,10 +157,10 @@ class LoraTrainer:
                 every = self.cfg.checkpoint_every
                 if every and ((step + 1) % every == 0 or step + 1 == self.cfg.steps):
                     state = TrainingState.capture(step + 1, named, opt, lr_decay, self.gen)
-                    point = Checkpoint(state, *self._export(), self._strength)
+                    point = Checkpoint(state, *self.adapter.export(), self.adapter.strength)
                     self._outside_step(functools.partial(self.hooks.checkpoint, point))
             result.probe_after = probe.loss(self._predict, embeds, pooled)
-            result.state, result.adapter_metadata = self._export()
+            result.state, result.adapter_metadata = self.adapter.export()
             result.seconds = time.perf_counter() - started
             return result
         finally:
@@ -235,7 +186,7 @@ class LoraTrainer:
                 try:
                     return self._predict(noisy, t, caps, embeds, pooled)
                 finally:
-                    self._activate()
+                    self.adapter.activate()
 
         count = -(-self.cfg.steps // prior.every)
         return PriorBank(self.pipe, prior, n, count, latents, self.cfg.seed, base_predict)
@@ -250,7 +201,7 @@ class LoraTrainer:
                 try:
                     work()
                 finally:
-                    self._activate()
+                    self.adapter.activate()
         finally:
             self._threads(training=True)
             self._offload("cpu")
@@ -304,60 +255,6 @@ class LoraTrainer:
         opt.step()
         return float(loss.detach())
 
-    def _export(self) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
-        parts = [("unet", self.pipe.unet)]
-        if self.cfg.train_text_encoder:
-            parts += list(
-                zip(("text_encoder", "text_encoder_2"), text_encoders(self.pipe), strict=False)
-            )
-        state: dict[str, torch.Tensor] = {}
-        meta: dict[str, object] = {}
-        for prefix, module in parts:
-            # PEFT's own key names: diffusers renames attention keys only (`lora.down`), and
-            # its loader drops those when a file also holds PEFT-named conv/ff keys.
-            sd = get_peft_model_state_dict(module, adapter_name=ADAPTER)
-            state.update(
-                {
-                    f"{prefix}.{k}": v.detach().to("cpu", torch.float16).contiguous()
-                    for k, v in sd.items()
-                }
-            )
-            cfg = module.peft_config[ADAPTER].to_dict()
-            meta.update(
-                {f"{prefix}.{k}": sorted(v) if isinstance(v, set) else v for k, v in cfg.items()}
-            )
-        return state, meta
-
-    def _exported_name(self, name: str) -> str:
-        """A trainable parameter's name (`0.{module}.lora_A.{adapter}.weight`) as the LoRA
-        file calls it (`unet.{module}.lora_A.weight`)."""
-        index, rest = name.split(".", 1)
-        prefix = ("unet", "text_encoder", "text_encoder_2")[int(index)]
-        return f"{prefix}.{rest.replace(f'.{ADAPTER}.', '.')}"
-
-    @contextlib.contextmanager
-    def _strength(self, strength: float):
-        """The training adapter at `strength` for a while (the report card judges several)."""
-        from peft.tuners.lora import LoraLayer
-
-        layers = [
-            m
-            for module in [self.pipe.unet, *text_encoders(self.pipe)]
-            for m in module.modules()
-            if isinstance(m, LoraLayer) and ADAPTER in m.scaling
-        ]
-        try:
-            for layer in layers:
-                layer.set_scale(ADAPTER, strength)
-            yield
-        finally:
-            for layer in layers:
-                layer.set_scale(ADAPTER, 1.0)
-
     def remove(self) -> None:
         """Drop the training adapter from every module that has it."""
-        for module in [self.pipe.unet, *text_encoders(self.pipe)]:
-            if ADAPTER in getattr(module, "peft_config", {}):
-                module.delete_adapters(ADAPTER) if hasattr(module, "delete_adapters") else (
-                    module.delete_adapter(ADAPTER)
-                )
+        self.adapter.remove()

@@ -14,8 +14,9 @@ from PIL import Image
 from engine.captions import CaptionWork
 from engine.config import EngineSettings
 from engine.contract.errors import ClientClosed, ShuttingDown
+from engine.contract.jobs import Job
 from engine.contract.records import TrainingRecord
-from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse, Job
+from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse
 from engine.generation import GenerationWork
 from engine.jobs import GENERATION, TRAINING, Cancelled
 from engine.runtime import STOPPING, Runtime

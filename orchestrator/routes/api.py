@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from engine.contract.handlers import ContractRoute
+from engine.contract.jobs import GenerateAccepted, Job, JobList, TrainAccepted
 from engine.contract.names import check_file_name, check_job_id
 from engine.contract.schemas import (
     ERROR_RESPONSES,
@@ -27,18 +28,14 @@ from engine.contract.schemas import (
     CheckpointSaved,
     ContinueForm,
     Deleted,
-    GenerateAccepted,
     GenerateRequest,
     GenerateResponse,
     ImageList,
-    Job,
-    JobList,
     LoraEntry,
     LoraImported,
     LoraImportForm,
     LoraList,
     LoraPatch,
-    TrainAccepted,
     TrainForm,
 )
 from orchestrator.banner import banner
