@@ -210,7 +210,9 @@ def test_a_job_outlives_a_redis_restart_without_running_twice(cluster, redis_ser
         )
         running = wait_job(c, job["job_id"], until=lambda j: j["status"] == "running")
         assert running["status"] == "running"
-        redis_server.restart()
+        for _ in range(3):  # each restart under a running task risks kombu's give-up (below)
+            redis_server.restart()
+            time.sleep(1)
         done = wait_job(c, job["job_id"])
         assert done["status"] == "succeeded", done
         jobs = [j for j in c.get("/jobs", params=ALICE).json()["jobs"] if j["id"] == done["id"]]
@@ -219,6 +221,13 @@ def test_a_job_outlives_a_redis_restart_without_running_twice(cluster, redis_ser
         w.log().count(f"training job {done['id']}: started") for w in cluster.workers.values()
     )
     assert runs == 1
+    # kombu's Redis transport gives up under a running task on about one Redis restart in two
+    # ("Unrecoverable error"): the workers take tasks again, their models still loaded.
+    for _ in range(10):
+        assert all(w.proc.poll() is None for w in cluster.workers.values()), "a worker died"
+        time.sleep(0.5)
+    names = set(cluster.workers)
+    cluster.dispatcher.wait(lambda h: {c["name"] for c in h["workers"]} == names, 30)
 
 
 def test_the_app_in_celery_mode_keeps_its_jobs_across_a_restart(cluster, tmp_path):

@@ -23,6 +23,8 @@ from engine.queue.tasks import register
 from engine.runtime import Health, Runtime
 
 log = logging.getLogger(__name__)
+RETAKE_S = 2.0
+QUICK_S = 5.0
 
 
 def card(rt: Runtime) -> dict[str, Any]:
@@ -35,6 +37,14 @@ def card(rt: Runtime) -> dict[str, Any]:
         "queue_depth": rt.worker.depth,
         "lora_cache": model.loras.stats() if model else None,
     }
+
+
+def consume(app, argv: list[str]) -> None:
+    """Celery's worker loop until it ends: by a shutdown, or by an error it can't handle."""
+    try:
+        app.worker_main(argv)
+    except SystemExit as exc:  # Celery ends its command line this way, whatever the cause
+        log.info("celery's worker loop ended (exit code %s)", exc.code)
 
 
 def wait_for_model(rt: Runtime) -> None:
@@ -57,19 +67,30 @@ def run_worker(settings: EngineSettings) -> None:
     worker_shutting_down.connect(lambda **_: rt.begin_shutdown(), weak=False)
     presence.start()
     log.info("worker %s ready: %s on %s", name, rt.model.info.model, rt.model.info.device)
+    argv = [
+        "worker",
+        "--pool=threads",
+        f"--concurrency={settings.worker_slots}",
+        "--queues=generate,train",
+        f"--hostname={name.replace(':', '-')}@{socket.gethostname()}",
+        f"--loglevel={settings.log_level.upper()}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     try:
-        app.worker_main(
-            [
-                "worker",
-                "--pool=threads",
-                f"--concurrency={settings.worker_slots}",
-                "--queues=generate,train",
-                f"--hostname={name.replace(':', '-')}@{socket.gethostname()}",
-                f"--loglevel={settings.log_level.upper()}",
-                "--without-gossip",
-                "--without-mingle",
-            ]
-        )
+        quick = 0  # loops in a row that ended soon after they began
+        while True:
+            began = time.monotonic()
+            consume(app, argv)
+            if rt.stopping.is_set():
+                break
+            quick = quick + 1 if time.monotonic() - began < QUICK_S else 0
+            if quick >= 10:
+                raise SystemExit("LoraMint worker: Celery's worker loop keeps ending; see above")
+            # Celery gives up on an error it can't handle, as kombu's Redis transport may
+            # when Redis restarts under a running task: take tasks again, the model loaded.
+            log.warning("the worker stopped taking tasks; taking them again in %g s", RETAKE_S)
+            time.sleep(RETAKE_S)
     finally:
         presence.stop()
         rt.stop()
