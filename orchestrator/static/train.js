@@ -106,7 +106,11 @@ function phaseText(job) {
     case "queued":
       return job.queue_position > 1 ? `Queued: ${job.queue_position - 1} job(s) ahead of this one.`
         : "Queued: starts when the engine is free.";
-    case "failed": return `Training failed: ${job.error}`;
+    case "failed": {
+      const kept = job.cut_short && lastKept(job);  // the engine stopped, not the training
+      return kept ? `The engine stopped at step ${job.step} of ${job.total_steps}; its checkpoint ` +
+        `at step ${kept} is kept: Resume goes on from there.` : `Training failed: ${job.error}`;
+    }
     case "cancelled": {
       const kept = lastKept(job);
       return `Cancelled at step ${job.step} of ${job.total_steps}; ` +
