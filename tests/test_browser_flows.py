@@ -7,6 +7,9 @@ test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from engine.demo_model.acceptance import star_images
 from engine.demo_model.shapes import Scene, draw
 from tests.browser import CHROMIUM, shot, watched_page
 from tests.engine_process import OrchestratorProcess
-from tests.helpers import wait_job
+from tests.helpers import png_bytes, start_training, wait_job
 
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
@@ -212,6 +215,23 @@ def test_a_cancelled_training_resumes_from_its_checkpoint(page, app, tmp_path):
     # /my-jobs offers Resume too.
     page.goto("/my-jobs")
     page.get_by_role("button", name="Resume Training resumed from step").first.wait_for()
+
+
+def test_a_training_the_engine_cut_short_offers_resume(page, app):
+    """kill -9 of the engine mid-training: the supervisor restarts it, the job reads failed and
+    cut short, and the page says the checkpoint is kept instead of "Training failed"."""
+    with app.client() as c:
+        form = {"name": "cut", "steps": "3000", "sample_every": "0", "checkpoint_every": "10"}
+        job_id = start_training(c, [png_bytes((250, 20, 20))], {}, **form)["job_id"]
+        wait_job(c, job_id, params={}, until=lambda j: len(j["checkpoints"]) >= 1)
+        os.kill(app.health()["engine"]["pid"], signal.SIGKILL)
+        time.sleep(1)
+        app.wait(lambda h: h["engine"]["state"] == "ready", 240)
+        assert c.get(f"/jobs/{job_id}").json()["cut_short"]
+    page.goto(f"/train-lora?job={job_id}")
+    page.get_by_role("button", name="Resume from step").wait_for()
+    text = page.locator("#progress-text").inner_text()
+    assert text.startswith("The engine stopped at step") and "Resume goes on from there" in text
 
 
 def test_jobs_panel_cancels_with_feedback(page, tmp_path):
