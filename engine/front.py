@@ -17,6 +17,8 @@ from engine.contract.records import TrainingRecord
 from engine.contract.schemas import (
     MAX_TRAINING_STEPS,
     Captions,
+    CheckpointDraw,
+    CheckpointPicture,
     CheckpointSave,
     ContinueForm,
     GenerateRequest,
@@ -27,9 +29,9 @@ from engine.contract.training import ResumedFrom
 from engine.jobs import TRAINING
 from engine.storage import iso
 from engine.training.defaults import checked_captions, trigger_word
-from engine.training.files import JobFiles
+from engine.training.files import JobFiles, kept_checkpoint
 from engine.uploads import TrainingImage
-from engine.work.base import WorkQueue
+from engine.work.base import Gone, WorkQueue
 
 
 class Front:
@@ -161,6 +163,31 @@ class Front:
         ]
         self.work.jobs.progress(job_id, checkpoints=points)
         return file
+
+    async def draw_checkpoint(
+        self, user: str, job_id: str, step: int, body: CheckpointDraw, gone: Gone
+    ) -> CheckpointPicture:
+        """The report card's held-out picture for a kept checkpoint at another strength, added
+        to its grid (one already drawn comes back as it is)."""
+        job = self._training_job(user, job_id)
+        point = kept_checkpoint(job, step, "draw")
+        report = job.report
+        if report is None or report.grid_prompt is None or report.grid_seed is None:
+            why = report.unavailable if report and report.unavailable else "it was not judged"
+            raise Conflict(f"job {job_id!r} has no report card grid: {why}", code="not_judged")
+        key = f"{round(body.strength, 2):g}"
+        picture = point.grid.get(key)
+        if picture is None:
+            picture = await self.work.draw_checkpoint(
+                user, point.file or "", float(key), report.grid_prompt, report.grid_seed, gone
+            )
+            # Read again: the training may have recorded a checkpoint while this one drew.
+            points = [
+                c.model_copy(update={"grid": {**c.grid, key: picture}}) if c.step == step else c
+                for c in self.work.jobs.get(job_id, user).checkpoints
+            ]
+            self.work.jobs.progress(job_id, checkpoints=points)
+        return CheckpointPicture(step=step, strength=key, picture=picture)
 
     def _training_job(self, user: str, job_id: str) -> Job:
         job = self.work.jobs.get(job_id, user)  # another user's: the same 404 as none

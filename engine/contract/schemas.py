@@ -294,6 +294,18 @@ class CheckpointSaved(BaseModel):
     url: str
 
 
+class CheckpointDraw(JsonBody):
+    """`POST /jobs/{id}/checkpoints/{step}/draw`: one more picture for the report card's grid."""
+
+    strength: float = Field(..., gt=0, le=2.0, description="The checkpoint's strength in it.")
+
+
+class CheckpointPicture(BaseModel):
+    step: int
+    strength: str = Field(description="Its key in the checkpoint's `grid`, e.g. '0.6'.")
+    picture: str = Field(description="The report's `grid_prompt` at `grid_seed` (PNG data URL).")
+
+
 class ContinueForm(RequestBody):
     """`POST /loras/{file}/continue`'s form: more steps on a LoRA trained here."""
 

@@ -85,6 +85,7 @@ class TrainingReport(BaseModel):
     grid_prompt: str | None = Field(
         None, description="The held-out prompt of the checkpoints' `grid` pictures."
     )
+    grid_seed: int | None = Field(None, description="The seed of the `grid` pictures.")
     unavailable: str | None = Field(None, description="Why there are no scores, if none.")
     final: bool = Field(False, description="False while the training still runs.")
     seconds: float = Field(0.0, description="Time spent drawing and reading its pictures.")

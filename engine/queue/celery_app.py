@@ -10,8 +10,15 @@ GENERATE = "loramint.generate"  # answered with the images (a synchronous /gener
 GENERATE_JOB = "loramint.generate_job"  # /generate?async=true: the job record carries it
 TRAIN = "loramint.train"
 CAPTION = "loramint.caption"
+DRAW_CHECKPOINT = "loramint.draw_checkpoint"  # a report card grid's picture, on demand
 # Generations wait behind no training: each kind has its own queue, and every worker reads both.
-QUEUES = {GENERATE: "generate", GENERATE_JOB: "generate", CAPTION: "generate", TRAIN: "train"}
+QUEUES = {
+    GENERATE: "generate",
+    GENERATE_JOB: "generate",
+    CAPTION: "generate",
+    DRAW_CHECKPOINT: "generate",
+    TRAIN: "train",
+}
 
 
 def make_celery(q: QueueSettings) -> Celery:

@@ -31,7 +31,15 @@ from engine.contract.records import ImageParameters, TrainingRecord
 from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse
 from engine.jobs import GENERATION, TRAINING
 from engine.lifecycle import JobLifecycle
-from engine.queue.celery_app import CAPTION, GENERATE, GENERATE_JOB, QUEUES, TRAIN, make_celery
+from engine.queue.celery_app import (
+    CAPTION,
+    DRAW_CHECKPOINT,
+    GENERATE,
+    GENERATE_JOB,
+    QUEUES,
+    TRAIN,
+    make_celery,
+)
 from engine.queue.presence import TTL_S, live_workers
 from engine.queue.records import RedisJobStore
 from engine.queue.signing import sign
@@ -193,6 +201,12 @@ class CeleryQueue(WorkQueue):
             self.jobs.progress(job.id, **fields)
         self.send(TRAIN, [job.id, user], task_id=job.id)
         return self.jobs.current(job.id)
+
+    async def draw_checkpoint(
+        self, user: str, file: str, strength: float, prompt: str, seed: int, gone: Gone
+    ) -> str:
+        """Any worker can: the checkpoint is in the shared store."""
+        return await self._call(DRAW_CHECKPOINT, [user, file, strength, prompt, seed], gone)
 
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
         encoded = []

@@ -26,10 +26,11 @@ from engine.contract.errors import ApiError, ClientClosed, ShuttingDown
 from engine.contract.schemas import GenerateRequest
 from engine.generation import GenerationWork
 from engine.jobs import Cancelled
-from engine.queue.celery_app import CAPTION, GENERATE, GENERATE_JOB, TRAIN
+from engine.queue.celery_app import CAPTION, DRAW_CHECKPOINT, GENERATE, GENERATE_JOB, TRAIN
 from engine.queue.presence import Presence
 from engine.queue.signing import verify
 from engine.runtime import Runtime
+from engine.training.pictures import submit_checkpoint
 from engine.training.service import TrainingWork
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,21 @@ def generate_now(rt: Runtime, user: str, body: dict, task_id: str) -> dict[str, 
         raise Reject("the worker is stopping", requeue=True) from None  # another one will
     results = service.save_all(plan, images)
     return service.response(plan, results, time.perf_counter() - started).model_dump(mode="json")
+
+
+def draw_checkpoint_now(
+    rt: Runtime, user: str, file: str, strength: float, prompt: str, seed: int, task_id: str
+) -> str:
+    from engine.previews import data_url
+
+    hung_up = lambda: rt.jobs.cancel_requested(task_id)  # noqa: E731 - the dispatcher sets it
+    future = submit_checkpoint(rt, user, file, strength, (prompt, seed), hung_up)
+    try:
+        return data_url(future.result())
+    except (Cancelled, ShuttingDown):
+        if hung_up():
+            raise ClientClosed("the client went away; the drawing was stopped") from None
+        raise Reject("the worker is stopping", requeue=True) from None
 
 
 def hand_back_if_stopping(rt: Runtime, job_id: str) -> None:
@@ -152,6 +168,22 @@ def register(app: Celery, rt: Runtime, presence: Presence, secret: str) -> None:
     ) -> dict:
         run = lambda: answer(lambda: caption_now(rt, user, images, trigger))  # noqa: E731
         return leased(self, [user, images, trigger], signature, run)
+
+    @app.task(name=DRAW_CHECKPOINT, bind=True, max_retries=None)
+    def draw(
+        self: Task,
+        user: str,
+        file: str,
+        strength: float,
+        prompt: str,
+        seed: int,
+        signature: str | None = None,
+    ) -> dict:
+        args = [user, file, strength, prompt, seed]
+        run = lambda: answer(  # noqa: E731
+            lambda: draw_checkpoint_now(rt, *args, self.request.id)
+        )
+        return leased(self, args, signature, run)
 
     @app.task(name=TRAIN, bind=True, max_retries=None)
     def train(self: Task, job_id: str, user: str, signature: str | None = None) -> None:

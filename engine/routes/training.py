@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from sse_starlette.sse import EventSourceResponse
 
 from engine.contract.handlers import ContractRoute
@@ -13,6 +13,8 @@ from engine.contract.schemas import (
     ERROR_RESPONSES,
     CaptionForm,
     Captions,
+    CheckpointDraw,
+    CheckpointPicture,
     CheckpointSave,
     CheckpointSaved,
     ContinueForm,
@@ -98,6 +100,20 @@ def save_checkpoint(
     """That checkpoint becomes one of your LoRAs, with its step and preferred strength."""
     file = front.save_checkpoint(user_id, job_id, step, body)
     return CheckpointSaved(file=file, url=f"/loras/{file}?user_id={user_id}")
+
+
+@router.post("/jobs/{job_id}/checkpoints/{step}/draw")
+async def draw_checkpoint(
+    front: FrontDep,
+    request: Request,
+    job_id: str,
+    step: int,
+    body: CheckpointDraw,
+    user_id: UserIdDep,
+) -> CheckpointPicture:
+    """The report card's held-out picture for that checkpoint at another strength, drawn
+    between other work and added to the checkpoint's `grid`."""
+    return await front.draw_checkpoint(user_id, job_id, step, body, request.is_disconnected)
 
 
 @router.post("/loras/{file:path}/continue", status_code=202)

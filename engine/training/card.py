@@ -11,12 +11,10 @@ from typing import Any
 
 from engine.contract.records import TrainingRecord
 from engine.contract.training import STRENGTHS, Scores, TrainingReport
-from engine.jobs import Cancelled
-from engine.training import report
+from engine.training import pictures, report
 from engine.training.defaults import training_defaults
-from engine.training.judge import judge_for
+from engine.training.judge import SEEDS, judge_for
 from engine.uploads import TrainingImage
-from engine.values import RenderParams
 
 
 class ReportCard:
@@ -27,11 +25,9 @@ class ReportCard:
         record: TrainingRecord,
         images: list[TrainingImage],
         jobs: Any,
-        steps: int,
         clip: Any = None,
     ) -> None:
         self.job_id, self.model, self.record, self.jobs = job_id, model, record, jobs
-        self.steps = steps  # sampling steps of a judged picture
         self.judge_, why = judge_for(
             model, record.trigger_word, record.captions, [im.image for im in images], clip
         )
@@ -45,6 +41,7 @@ class ReportCard:
             first_caption=record.captions[0],
             sameness=getattr(self.judge_, "sameness", None),
             grid_prompt=self.judge_.held_out[0][0] if self.judge_ else None,
+            grid_seed=SEEDS[0] if self.judge_ else None,  # both judges' grid picture
             unavailable=why,
         )
         self.stop: Callable[[], bool] = lambda: False
@@ -70,10 +67,10 @@ class ReportCard:
         def draw(pairs: list[tuple[str, int]], s: float) -> list:
             started = time.monotonic()
             with strength(s):
-                pictures = self._render(pairs)
-            for _ in pictures:
-                self.drawn((time.monotonic() - started) / len(pictures))
-            return pictures
+                images = pictures.draw(self.model, pairs, self.stop)  # a cancel stops it
+            for _ in images:
+                self.drawn((time.monotonic() - started) / len(images))
+            return images
 
         started = time.monotonic()
         last = step == self.ctx.total_steps
@@ -83,19 +80,6 @@ class ReportCard:
             {s: c.scores for s, c in cells.items()},
             {s: data_url(c.picture) for s, c in cells.items()},
         )
-
-    def _render(self, pairs: list[tuple[str, int]]) -> list:
-        from engine.pipelines import render
-
-        def step(_i: int, _latents: Any) -> None:
-            if self.stop():  # a cancel stops the card mid-picture, as it does a sample
-                raise Cancelled()
-
-        d = self.model.info.defaults
-        side = min(d.width, 512)
-        prompts, seeds = (tuple(x) for x in zip(*pairs, strict=True))
-        params = RenderParams(prompts, "", self.steps, d.guidance_scale, side, side, seeds)
-        return render(self.model.pipe, params, step)
 
     def report(self, final: bool) -> TrainingReport:
         points = self.jobs.current(self.job_id).checkpoints

@@ -17,6 +17,7 @@ import contextlib
 from engine.contract.errors import Conflict, NotFound
 from engine.contract.jobs import Job
 from engine.contract.names import check_file_name
+from engine.contract.training import JobCheckpoint
 from engine.lora_metadata import rewrite_metadata
 from engine.storage import UserStore
 from engine.uploads import TrainingImage, decode_training_image
@@ -34,6 +35,21 @@ def state_name(job_id: str) -> str:
 
 def checkpoint_name(job_id: str, step: int) -> str:
     return f"{job_id}-{step}.safetensors"
+
+
+def kept_checkpoint(job: Job, step: int, verb: str) -> JobCheckpoint:
+    """The job's checkpoint at `step`: 404 if it has none there, 409 if it was dropped."""
+    point = next((c for c in job.checkpoints if c.step == step), None)
+    if point is None:
+        steps = ", ".join(str(c.step) for c in job.checkpoints if c.kept) or "none"
+        raise NotFound(f"job {job.id!r} has no checkpoint at step {step} (kept: {steps})")
+    if not point.kept or not point.file:
+        raise Conflict(
+            f"the checkpoint at step {step} was dropped (keep_checkpoints); {verb} one that "
+            "is kept",
+            code="checkpoint_dropped",
+        )
+    return point
 
 
 class JobFiles:
@@ -84,20 +100,11 @@ class JobFiles:
         self, user: str, job: Job, step: int, name: str, changes: dict[str, str], overwrite: bool
     ) -> str:
         """A kept checkpoint copied into the user's LoRAs, its metadata updated on the way."""
-        point = next((c for c in job.checkpoints if c.step == step), None)
-        if point is None:
-            steps = ", ".join(str(c.step) for c in job.checkpoints if c.kept) or "none"
-            raise NotFound(f"job {job.id!r} has no checkpoint at step {step} (kept: {steps})")
-        if not point.kept or not point.file:
-            raise Conflict(
-                f"the checkpoint at step {step} was dropped (keep_checkpoints); "
-                "save one that is kept",
-                code="checkpoint_dropped",
-            )
+        point = kept_checkpoint(job, step, "save")
         file = check_file_name(name, "loras")
         if self.store.exists("loras", user, file) and not overwrite:
             raise Conflict(f"LoRA {file!r} already exists; send overwrite=true to replace it")
-        src = self.store.local_file(KIND, user, point.file)
+        src = self.store.local_file(KIND, user, point.file or "")
         with self.store.writing("loras", user, file, replace=overwrite) as tmp:
             rewrite_metadata(src, tmp, {**changes, "ss_output_name": name}, repr(file))
         return file

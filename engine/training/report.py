@@ -27,6 +27,7 @@ class Context:
     first_caption: str
     sameness: str | None = None  # what every upload shares, in words, if anything
     grid_prompt: str | None = None
+    grid_seed: int | None = None
     colour_shift: tuple[str, str] | None = None  # (asked, drawn) by a trigger prompt
     default_steps: int = 0  # the model's default for this many images
     unavailable: str | None = None
@@ -122,6 +123,7 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
         scores={str(c.step): c.scores for c in points if c.scores},
         judge=ctx.judge,
         grid_prompt=ctx.grid_prompt,
+        grid_seed=ctx.grid_seed,
         final=final,
     )
 

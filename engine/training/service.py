@@ -21,16 +21,11 @@ from engine.training.card import ReportCard
 from engine.training.config import TrainConfig
 from engine.training.defaults import train_config
 from engine.training.files import JobFiles, checkpoint_name, state_name
+from engine.training.pictures import draw, sample_steps
 from engine.training.progress import Progress, images_left
 from engine.uploads import TrainingImage
-from engine.values import RenderParams
 
 log = logging.getLogger(__name__)
-
-
-def sample_steps(model: LoadedModel) -> int:
-    """Sampling steps of a sample image or thumbnail: the model's default, at most 30."""
-    return min(model.info.defaults.steps, 30)
 
 
 class TrainingWork:
@@ -137,7 +132,7 @@ class TrainingWork:
         user = jobs.current(job_id).user_id
         if not jobs.start(job_id, JobPhase.PREPARING):  # cancelled while it waited
             return
-        card = ReportCard(job_id, model, record, images, jobs, sample_steps(model), self.rt.clip)
+        card = ReportCard(job_id, model, record, images, jobs, self.rt.clip)
         trainer = LoraTrainer(model.pipe, cfg, self._hooks(job_id, model, cfg, card))
         model.loras.invalidate()
         try:
@@ -202,7 +197,8 @@ class TrainingWork:
             jobs.progress(job_id, phase=JobPhase.JUDGING, phase_step=None, phase_total=None)
         scores, grid = card.judge(step, point.strength)
         point = JobCheckpoint(step=step, samples=samples, file=name, scores=scores, grid=grid)
-        points = [*job.checkpoints, point]
+        # Read again: a picture drawn on demand (front.draw_checkpoint) may have come in.
+        points = [*jobs.current(job_id).checkpoints, point]
         keep = card.record.train_options().keep_checkpoints
         kept = sorted(c.step for c in points if c.kept)[-keep:]
         for old in points:  # a resumed job's inherited ones stay its first job's to remove
@@ -274,23 +270,13 @@ class TrainingWork:
             checkpoint=lambda point: self._checkpoint(job_id, model, card, point),
         )
 
-    def _draw(self, model: LoadedModel, prompt: str, seed: int, stop=lambda: False) -> str:
+    @staticmethod
+    def _draw(model: LoadedModel, prompt: str, seed: int, stop=lambda: False) -> str:
         """A small image from the pipeline as it is (the LoRA being trained active), as a
-        data URL: the samples and the finished LoRA's thumbnail. Cancelled at the first
-        sampling step after `stop()`."""
-        from engine.pipelines import render
+        data URL: the samples and the finished LoRA's thumbnail."""
         from engine.previews import data_url
 
-        def step(_i: int, _latents: Any) -> None:
-            if stop():
-                raise Cancelled()
-
-        d = model.info.defaults
-        side = min(d.width, 512)
-        params = RenderParams(
-            prompt, "", sample_steps(model), d.guidance_scale, side, side, (seed,)
-        )
-        image = render(model.pipe, params, step)[0]
+        image = draw(model, [(prompt, seed)], stop)[0]
         image.thumbnail((128, 128))
         return data_url(image)
 

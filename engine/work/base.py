@@ -65,6 +65,13 @@ class WorkQueue(ABC):
         checkpoints it inherits)."""
 
     @abstractmethod
+    async def draw_checkpoint(
+        self, user: str, file: str, strength: float, prompt: str, seed: int, gone: Gone
+    ) -> str:
+        """A kept checkpoint (`file`, in the store's jobs area) at `strength`: `prompt` at
+        `seed` as the report card draws it, as a PNG data URL."""
+
+    @abstractmethod
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
         """One caption per image, with the trigger word."""
 

@@ -20,6 +20,7 @@ from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse
 from engine.generation import GenerationWork
 from engine.jobs import GENERATION, TRAINING, Cancelled
 from engine.runtime import STOPPING, Runtime
+from engine.training.pictures import submit_checkpoint
 from engine.training.service import TrainingWork
 from engine.work.base import Gone, WorkQueue
 
@@ -96,6 +97,17 @@ class LocalQueue(WorkQueue):
         return self.jobs.current(job.id)
 
     # -- training ------------------------------------------------------------------------
+    async def draw_checkpoint(
+        self, user: str, file: str, strength: float, prompt: str, seed: int, gone: Gone
+    ) -> str:
+        from engine.previews import data_url  # torch: only once a model is loaded
+
+        hung_up = threading.Event()
+        where = (prompt, seed)
+        future = submit_checkpoint(self.rt, user, file, strength, where, hung_up.is_set)
+        image = await self._wait(future, gone, hung_up)
+        return await asyncio.to_thread(data_url, image)
+
     def start_training(self, user: str, record: TrainingRecord, **fields: Any) -> Job:
         model = self.rt.require_model()
         work = TrainingWork(self.rt)

@@ -24,6 +24,8 @@ from engine.contract.schemas import (
     ERROR_RESPONSES,
     CaptionForm,
     Captions,
+    CheckpointDraw,
+    CheckpointPicture,
     CheckpointSave,
     CheckpointSaved,
     ContinueForm,
@@ -104,6 +106,20 @@ async def save_checkpoint(
     strength (default: the report card's recommendation)."""
     path = engine_path("/jobs/{job_id}/checkpoints/{step}/save", {"job_id": job_id, "step": step})
     return await engine.forward(request, path, user, body=await request.body())
+
+
+@router.post(
+    "/jobs/{job_id}/checkpoints/{step}/draw",
+    response_class=Response,
+    responses={200: {"model": CheckpointPicture}},
+)
+async def draw_checkpoint(
+    job_id: str, step: int, body: CheckpointDraw, request: Request, engine: EngineDep, user: UserDep
+) -> Response:
+    """The report card's held-out picture for a kept checkpoint at another strength, added to
+    the job's grid (hanging up stops it)."""
+    path = engine_path("/jobs/{job_id}/checkpoints/{step}/draw", {"job_id": job_id, "step": step})
+    return await engine.forward(request, path, user, body=await request.body(), watch_client=True)
 
 
 @dataclass(frozen=True)
