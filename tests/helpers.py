@@ -66,6 +66,13 @@ def png_bytes(
     return buf.getvalue()
 
 
+def encoded(image: Image.Image) -> bytes:
+    """A picture as the PNG a user uploads."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def start_training(
     client: httpx.Client, images: list[bytes], params: dict[str, str] | None = None, **form: Any
 ) -> dict[str, Any]:

@@ -147,6 +147,13 @@ def test_training_with_captions_samples_chart_and_reattaching(page, app, tmp_pat
     report.get_by_role("button", name="Save step 72").click()
     page.get_by_text("Saved as stars-step72.safetensors").wait_for()
     assert "prompt=" in page.get_by_role("link", name="Use it", exact=True).get_attribute("href")
+    # The grid's other cells are drawn on demand: one, then all that are missing.
+    report.get_by_role("button", name="Draw step 48 at strength 0.6").click()
+    report.get_by_role("img", name="Step 48 at strength 0.6").wait_for(timeout=60_000)
+    report.get_by_role("button", name="Draw the missing pictures").click()
+    expect(report.locator(".report-grid img")).to_have_count(5 * 3, timeout=120_000)
+    expect(report.get_by_role("button", name="Draw the missing pictures")).to_have_count(0)
+    assert report.locator("button.draw").count() == 0
     report.scroll_into_view_if_needed()
     shot(page, "flow-4c-report-card")
     with app.client() as c:  # the LoRA cards' test expects stars and its copy only

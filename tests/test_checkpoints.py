@@ -3,8 +3,6 @@ built-in demo model (its reader judges the samples for real)."""
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import signal
 import subprocess
@@ -13,26 +11,28 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 from engine.demo_model.acceptance import CAPTIONS, TRIGGER, star_images
 from engine.lora_metadata import rewrite_metadata
 from tests.engine_process import EngineProcess
-from tests.helpers import ALICE, assert_error, generate, start_training, wait_job
+from tests.helpers import (
+    ALICE,
+    assert_error,
+    decode_data_url,
+    encoded,
+    generate,
+    start_training,
+    wait_job,
+)
 
 BOB = {"user_id": "bob"}
 QUICK = {"trigger_word": TRIGGER, "captions": list(CAPTIONS), "seed": "5"}
 
 
 def stars() -> list[bytes]:
-    out = []
-    for image in star_images():
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        out.append(buf.getvalue())
-    return out
+    return [encoded(image) for image in star_images()]
 
 
 def train(client, name: str, **form) -> dict:
@@ -113,12 +113,6 @@ def test_a_checkpoint_saved_becomes_a_lora_usable_at_once(short, demo):
         assert_error(bad_step, 422)
 
 
-def picture(url: str) -> np.ndarray:
-    head, data = url.split(",", 1)
-    assert head == "data:image/png;base64"
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), dtype=float)
-
-
 def test_the_grid_draws_a_checkpoint_at_another_strength_on_demand(short, demo):
     job_id, last = short["id"], short["checkpoints"][-1]
     url = f"/jobs/{job_id}/checkpoints/{{}}/draw"
@@ -133,9 +127,9 @@ def test_the_grid_draws_a_checkpoint_at_another_strength_on_demand(short, demo):
         # Drawn as the card draws (its prompt, seed, size, steps) with the checkpoint fused in
         # at that strength: next to the card's own picture at 0.8, nearer than to its 0.6.
         near = c.post(url.format(60), params=ALICE, json={"strength": 0.79}).json()["picture"]
-        ours, card = picture(near), picture(last["grid"]["0.8"])
+        ours, card = decode_data_url(near), decode_data_url(last["grid"]["0.8"])
         assert ours.shape == card.shape
-        diffs = [np.abs(ours - picture(last["grid"][s])).mean() for s in ("0.8", "0.6")]
+        diffs = [np.abs(ours - decode_data_url(last["grid"][s])).mean() for s in ("0.8", "0.6")]
         assert diffs[0] < min(0.5, diffs[1] / 4), diffs  # measured: 0.05 and 0.72 levels
         # One already drawn comes back as it is, without drawing.
         again = c.post(url.format(60), params=ALICE, json={"strength": 1.0}).json()

@@ -16,8 +16,18 @@ import uuid
 import numpy as np
 import pytest
 
+from engine.demo_model.acceptance import CAPTIONS, TRIGGER, star_images
 from tests.engine_process import QUEUE_SECRET, OrchestratorProcess, QueueCluster
-from tests.helpers import ALICE, generate, pixels, png_bytes, start_training, wait_job
+from tests.helpers import (
+    ALICE,
+    decode_data_url,
+    encoded,
+    generate,
+    pixels,
+    png_bytes,
+    start_training,
+    wait_job,
+)
 
 pytestmark = pytest.mark.slow  # starts and kills a dozen processes: ~5 minutes
 
@@ -285,6 +295,31 @@ def test_workers_on_azure_storage_share_loras_through_the_container(
     assert any(name.startswith("jobs/alice/img-") for name in blobs)
     assert not (tmp_path / "data" / "loras").exists()
     assert not (tmp_path / "data" / "outputs").exists()
+
+
+def test_the_report_card_is_judged_and_its_grid_drawn_on_demand_by_workers(redis_server, tmp_path):
+    """On the demo model, whose reader judges for real: the card comes from the worker that
+    trained, and a grid picture asked for later is drawn by a worker (the dispatcher has no
+    model) and kept in the job in Redis."""
+    url = redis_server.url.removesuffix("/0") + "/2"  # its own database, as above
+    c = QueueCluster("builtin:demo", url, tmp_path, 1)
+    try:
+        with c.dispatcher.client() as client:
+            form = {"trigger_word": TRIGGER, "captions": list(CAPTIONS), "sample_every": "20"}
+            images = [encoded(im) for im in star_images()]
+            job = start_training(client, images, name="stars", steps="40", **form)
+            done = wait_job(client, job["job_id"], timeout=600)
+            assert done["status"] == "succeeded", done["error"]
+            assert done["report"]["verdict"] and done["report"]["grid_seed"] is not None
+            assert set(done["checkpoints"][0]["grid"]) == {"1"}
+            url = f"/jobs/{job['job_id']}/checkpoints/20/draw"
+            r = client.post(url, params=ALICE, json={"strength": 0.6})
+            assert r.status_code == 200, r.text
+            again = client.get(f"/jobs/{job['job_id']}", params=ALICE).json()
+            assert again["checkpoints"][0]["grid"]["0.6"] == r.json()["picture"]
+            assert decode_data_url(r.json()["picture"]).shape == (64, 64, 3)
+    finally:
+        c.stop()
 
 
 def test_without_redis_the_dispatcher_says_so_at_once(tiny_models, tmp_path):

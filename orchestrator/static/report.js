@@ -23,20 +23,49 @@ function gridTable(job, report, actions) {
     ...strengths.map((s) => el("th", { scope: "col", text: `strength ${s}` })),
     el("th", { scope: "col", text: "Keep" }));
   const strength = rec ? rec.strength : 1;
+  const fills = [];  // a kept checkpoint's pictures not drawn yet
   const rows = job.checkpoints.map((c) => el("tr", {},
     el("th", { scope: "row", text: `${c.step}${c.kept ? "" : " (dropped)"}` }),
     ...strengths.map((s) => {
-      const src = safeThumbnail((c.grid || {})[s]);
       const best = rec && rec.step === c.step && Number(s) === rec.strength;
-      return el("td", best ? { class: "recommended" } : {},
-        src ? el("img", { src, alt: `Step ${c.step} at strength ${s}${best ? " (recommended)" : ""}` }) : "–");
+      const cell = el("td", best ? { class: "recommended" } : {});
+      const image = (src) => el("img", { src, alt: `Step ${c.step} at strength ${s}${best ? " (recommended)" : ""}` });
+      const src = safeThumbnail((c.grid || {})[s]);
+      if (src) cell.append(image(src));
+      else if (c.kept) {
+        // Not judged at this strength: drawn when asked, between the engine's other work.
+        const button = el("button", { type: "button", class: "secondary draw", text: "Draw",
+          "aria-label": `Draw step ${c.step} at strength ${s}` });
+        const fill = async () => {
+          if (button.disabled || !button.isConnected) return true;  // drawn, or on its way
+          button.disabled = true;
+          button.textContent = "Drawing…";
+          const picture = safeThumbnail(await actions.draw(c.step, s));
+          if (picture) cell.replaceChildren(image(picture));
+          else { button.disabled = false; button.textContent = "Draw"; }
+          return Boolean(picture);
+        };
+        button.addEventListener("click", fill);
+        fills.push(fill);
+        cell.append(button);
+      } else cell.append("–");
+      return cell;
     }),
     el("td", {}, c.saved_as ? el("small", { text: c.saved_as })
       : c.kept ? el("button", { type: "button", class: "secondary", text: `Save step ${c.step}`,
         onclick: () => actions.save(c.step, strength) }) : "–")));
-  return el("table", { class: "report-grid" },
+  const table = el("table", { class: "report-grid" },
     el("caption", { text: `“${report.grid_prompt}”, a prompt your images don't have` }),
     el("thead", {}, head), el("tbody", {}, ...rows));
+  if (!fills.length) return table;
+  const all = el("button", { type: "button", class: "secondary", text: "Draw the missing pictures" });
+  all.addEventListener("click", async () => {
+    all.disabled = true;
+    let drawn = true;
+    for (const fill of fills) drawn = (await fill()) !== false && drawn;  // one at a time
+    if (drawn) all.remove(); else all.disabled = false;
+  });
+  return el("div", {}, table, all);
 }
 
 function scoreChart(report) {
@@ -84,7 +113,7 @@ function adviceList(report, actions) {
 }
 
 // Fills `box` with the job's report card; `actions`: save(step, strength), continue(steps),
-// retrain().
+// retrain(), draw(step, strength) -> the picture's data URL (or null).
 export function drawReport(job, box, actions) {
   const report = job.report;
   box.hidden = !report;

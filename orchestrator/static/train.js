@@ -221,6 +221,14 @@ function actions(job) {
       } catch (err) { showError(errorBox, err); }
     },
     retrain: () => { form.scrollIntoView(); form.elements.name.focus(); },
+    draw: async (step, strength) => {
+      try {
+        const out = await api("POST", `/jobs/${job.id}/checkpoints/${step}/draw`, { strength: Number(strength) });
+        const point = job.checkpoints.find((c) => c.step === step);
+        if (point) point.grid = { ...point.grid, [out.strength]: out.picture };
+        return out.picture;
+      } catch (err) { showError(errorBox, err); return null; }
+    },
   };
 }
 
