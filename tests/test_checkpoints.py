@@ -148,6 +148,24 @@ def test_the_grid_draws_a_checkpoint_at_another_strength_on_demand(short, demo):
         assert_error(c.post(url.format("x"), params=ALICE, json={"strength": 1}), 422)
 
 
+def test_a_grid_picture_asked_for_mid_training_comes_between_steps_and_stays(demo):
+    form = {"steps": "3000", "sample_every": "0", "checkpoint_every": "10"}
+    with demo.client() as c:
+        job_id = start_training(c, stars(), name="busy", **{**QUICK, **form})["job_id"]
+        try:
+            wait_job(c, job_id, until=lambda j: len(j["checkpoints"]) >= 1, timeout=300)
+            url = f"/jobs/{job_id}/checkpoints/10/draw"
+            r = c.post(url, params=ALICE, json={"strength": 0.5})
+            assert r.status_code == 200, r.text
+            # The training goes on, and its next checkpoints keep the picture drawn meanwhile.
+            job = wait_job(c, job_id, until=lambda j: len(j["checkpoints"]) >= 3, timeout=300)
+            assert job["status"] == "running"
+            assert job["checkpoints"][0]["grid"]["0.5"] == r.json()["picture"]
+        finally:
+            c.post(f"/jobs/{job_id}/cancel", params=ALICE)
+            wait_job(c, job_id)
+
+
 def test_continue_goes_on_with_the_kept_state(short, demo):
     with demo.client() as c:
         r = c.post("/loras/short.safetensors/continue", params=ALICE, data={"steps": "20"})
