@@ -15,7 +15,8 @@ prompts' colours), which the card's judge never draws (its own prompts and seeds
   share, and the prompt "Use this LoRA" fills in draws a star in >= 80 % of 20 seeds.
 
 Upload sets: `acceptance` (the acceptance stars) and `freshN` (stars of other sizes, rotations,
-positions and colours, drawn from seed N; none of them tuned on). Prints one JSON line per run
+positions and colours, drawn from seed N; none of them tuned on; `freshNp`: the same posed as
+the acceptance stars). Prints one JSON line per run
 and the card's cost (its seconds over the job's).
 """
 
@@ -48,21 +49,20 @@ def upload_set(name: str) -> list[Image.Image]:
             draw(Scene("yellow", "star", "white", 32 + rng.uniform(-4, 4), 32, rng.uniform(16, 21)))
             for _ in range(3)
         ]
-    rng = random.Random(int(name.removeprefix("fresh")))
+    # `freshNp`: the same colours and backgrounds as `freshN`, posed as the acceptance stars
+    # (upright, radius 20, within 3 px of the centre): what pose costs, set by set.
+    posed = name.endswith("p")
+    rng = random.Random(int(name.removeprefix("fresh").removesuffix("p")))
     out = []
     for colour, ground in zip(
         rng.sample(list(COLOURS), 3), rng.choices(list(BACKGROUNDS), k=3), strict=True
     ):
-        scene = Scene(
-            colour,
-            "star",
-            ground,
-            32 + rng.uniform(-7, 7),
-            32 + rng.uniform(-7, 7),
-            rng.uniform(14, 23),
-        )
-        fill = BACKGROUNDS[ground]
-        out.append(draw(scene).rotate(rng.uniform(-35, 35), fillcolor=fill))
+        cx, cy, r = 32 + rng.uniform(-7, 7), 32 + rng.uniform(-7, 7), rng.uniform(14, 23)
+        angle = rng.uniform(-35, 35)
+        if posed:
+            cx, cy, r, angle = 32 + (cx - 32) * 3 / 7, 32 + (cy - 32) * 3 / 7, 20, 0
+        scene = Scene(colour, "star", ground, cx, cy, r)
+        out.append(draw(scene).rotate(angle, fillcolor=BACKGROUNDS[ground]))
     return out
 
 

@@ -16,11 +16,11 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.demo_model import WEIGHTS_DIR
-from engine.demo_model.acceptance import star_images
+from engine.demo_model.acceptance import CAPTIONS, TRIGGER, star_images
 from engine.demo_model.shapes import Scene, draw
 from tests.browser import CHROMIUM, shot, watched_page
 from tests.engine_process import OrchestratorProcess
-from tests.helpers import png_bytes, start_training, wait_job
+from tests.helpers import encoded, png_bytes, start_training, wait_job
 
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
@@ -239,6 +239,23 @@ def test_a_training_the_engine_cut_short_offers_resume(page, app):
     page.get_by_role("button", name="Resume from step").wait_for()
     text = page.locator("#progress-text").inner_text()
     assert text.startswith("The engine stopped at step") and "Resume goes on from there" in text
+
+
+def test_train_again_fills_in_what_the_report_card_advises(page, app):
+    with app.client() as c:
+        # As tests/test_checkpoints.py's: 5x the rate breaks the demo model within 50 steps.
+        form = {"name": "hot", "steps": "40", "sample_every": "20", "learning_rate": "0.0075"}
+        form |= {"trigger_word": TRIGGER, "captions": list(CAPTIONS), "seed": "5"}
+        stars = [encoded(image) for image in star_images()]
+        job_id = start_training(c, stars, {}, **form)["job_id"]
+        report = wait_job(c, job_id, params={})["report"]
+        assert report["advice"][0]["settings"] == {"learning_rate": 0.0015}, report
+    page.goto(f"/train-lora?job={job_id}")
+    report = page.locator("#report")
+    report.get_by_text("is too high for these images").wait_for()
+    report.get_by_role("button", name="Train again").first.click()
+    expect(page.get_by_label("Learning rate")).to_have_value("0.0015")
+    assert page.get_by_label("Learning rate").is_visible()  # Advanced settings opened
 
 
 def test_jobs_panel_cancels_with_feedback(page, tmp_path):

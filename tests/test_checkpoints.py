@@ -82,6 +82,18 @@ def test_the_report_card_says_undertrained_and_to_continue(short):
     assert report["seconds"] < short["result"]["training_seconds"]
 
 
+def test_a_rate_that_breaks_the_model_is_told_to_go_back_to_the_default(demo):
+    """5x the demo's default rate breaks it within 50 steps (engine/demo_model/README.md):
+    the card says so, and its advice carries the rate to train again at."""
+    with demo.client() as c:
+        hot = train(c, "hot", steps="40", sample_every="20", learning_rate="0.0075")
+    report = hot["report"]
+    assert report["verdict"] == "overtrained", report
+    advice = report["advice"][0]
+    assert advice["action"] == "retrain" and advice["settings"] == {"learning_rate": 0.0015}
+    assert "(0.0075) is too high" in advice["text"]
+
+
 def test_a_checkpoint_saved_becomes_a_lora_usable_at_once(short, demo):
     job_id = short["id"]
     with demo.client() as c:

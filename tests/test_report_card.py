@@ -4,6 +4,8 @@ The demo reader's card is checked in test_checkpoints.py; its accuracy in bench/
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from engine.contract.training import JobCheckpoint, Scores
@@ -71,6 +73,8 @@ def test_advice_on_strength_on_the_bare_word_and_on_uploads_alike():
     assert (report.recommended.step, report.recommended.strength) == (400, 0.8)
     assert "alone doesn't draw it" in texts and "'a red zxq'" in texts
     assert "all show a red star" in texts
+    alike = next(a for a in report.advice if "all show" in a.text)
+    assert alike.action == "retrain" and alike.settings == {"prior_preservation": False}
     assert "at or below 0.8" in texts
 
 
@@ -104,6 +108,17 @@ def test_the_clip_judge_scores_a_tiny_training(tmp_path, tiny_models):
 
 def test_a_lora_that_changes_everything_and_draws_nothing_is_overtrained_not_short():
     broken = (0.0, 0.25, 0.0, 0.5, None)
-    report = build([point(200, **{"1": broken}), point(400, **{"1": broken})], CTX, True)
+    points = [point(200, **{"1": broken}), point(400, **{"1": broken})]
+    # Above the model's default: back to it (twice the demo's default breaks it too).
+    fast = dataclasses.replace(CTX, learning_rate=7.5e-3, default_learning_rate=1.5e-3)
+    report = build(points, fast, True)
     assert report.verdict == "overtrained"
-    assert report.advice[0].action == "retrain" and "half the" in report.advice[0].text
+    advice = report.advice[0]
+    assert advice.action == "retrain" and advice.settings == {"learning_rate": 1.5e-3}
+    assert (
+        "(0.0075) is too high" in advice.text and "at 0.0015 (this model's default)" in advice.text
+    )
+    # At the default already: half of it.
+    at_default = dataclasses.replace(fast, learning_rate=1.5e-3)
+    advice = build(points, at_default, True).advice[0]
+    assert advice.settings == {"learning_rate": 7.5e-4} and "(half)" in advice.text

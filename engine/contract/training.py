@@ -70,6 +70,11 @@ class Advice(BaseModel):
     step: int | None = None
     strength: float | None = None
     steps: int | None = Field(None, description="continue: how many more steps.")
+    settings: dict[str, float | bool] = Field(
+        default_factory=dict,
+        description="retrain: training options to change (e.g. learning_rate, "
+        "prior_preservation); the page fills them in.",
+    )
 
 
 class TrainingReport(BaseModel):

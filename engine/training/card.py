@@ -31,12 +31,13 @@ class ReportCard:
         self.judge_, why = judge_for(
             model, record.trigger_word, record.captions, [im.image for im in images], clip
         )
+        defaults = training_defaults(model.info.family, len(images), model.info.defaults.width)
         self.ctx = report.Context(
             judge=getattr(self.judge_, "name", "none"),
             total_steps=record.steps or 0,
-            default_steps=training_defaults(
-                model.info.family, len(images), model.info.defaults.width
-            )["steps"],
+            default_steps=defaults["steps"],
+            learning_rate=record.learning_rate or 0.0,
+            default_learning_rate=defaults["learning_rate"],
             trigger=record.trigger_word,
             first_caption=record.captions[0],
             sameness=getattr(self.judge_, "sameness", None),

@@ -30,6 +30,8 @@ class Context:
     grid_seed: int | None = None
     colour_shift: tuple[str, str] | None = None  # (asked, drawn) by a trigger prompt
     default_steps: int = 0  # the model's default for this many images
+    learning_rate: float = 0.0  # the run's
+    default_learning_rate: float = 0.0  # the model's, for these images
     unavailable: str | None = None
 
 
@@ -52,14 +54,7 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
     if broken:  # it changes everything and draws nothing: too strong, not too short
         verdict = "overtrained"
         advice.append(
-            _use(best_step, best_s, best, end)
-            if better and not _broken(best)
-            else Advice(
-                text="It changes prompts without the trigger word too and doesn't draw the "
-                "subject: the learning rate is too high for these images. Train again at half the "
-                "learning rate.",
-                action="retrain",
-            )
+            _use(best_step, best_s, best, end) if better and not _broken(best) else _slower(ctx)
         )
     elif max(sc.learned for _, _, sc in cells) < LEARNED:
         verdict = "undertrained"
@@ -102,6 +97,7 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
                 "those, describe them in each caption, or train again with prior preservation "
                 "off (Advanced settings).",
                 action="retrain",
+                settings={"prior_preservation": False},
             )
         )
     if ctx.colour_shift and not broken:
@@ -113,6 +109,7 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
                 "prior preservation off (Advanced settings): on images of one colour that keeps "
                 "the colour, though prompts without the trigger change a little more.",
                 action="retrain",
+                settings={"prior_preservation": False},
             )
         )
     advice += _strength_advice(at, best_step)
@@ -130,6 +127,21 @@ def build(points: list[JobCheckpoint], ctx: Context, final: bool) -> TrainingRep
 
 def _broken(sc: Scores) -> bool:
     return sc.keeps_rest < KEEPS and sc.learned < LEARNED
+
+
+def _slower(ctx: Context) -> Advice:
+    """A run that broke the model: a rate above the model's default goes back to it (on the
+    demo model twice the default breaks it too, so "half" would not be enough); the default
+    itself is halved."""
+    rate, default = ctx.learning_rate, ctx.default_learning_rate
+    to, why = (default, "this model's default") if rate > default * 1.01 else (rate / 2, "half")
+    said = f" ({rate:g})" if rate else ""
+    return Advice(
+        text="It changes prompts without the trigger word too and doesn't draw the subject: the "
+        f"learning rate{said} is too high for these images. Train again at {to:.3g} ({why}).",
+        action="retrain",
+        settings={"learning_rate": float(f"{to:.3g}")},
+    )
 
 
 def _use(step: int, strength: float, best: Scores, end: Scores) -> Advice:

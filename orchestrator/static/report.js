@@ -106,14 +106,14 @@ function adviceList(report, actions) {
         onclick: () => actions.continue(a.steps) });
     } else if (a.action === "retrain") {
       button = el("button", { type: "button", class: "secondary", text: "Train again",
-        onclick: () => actions.retrain() });
+        onclick: () => actions.retrain(a.settings || {}) });
     }
     return el("li", {}, el("span", { text: a.text }), button ? " " : null, button);
   }));
 }
 
 // Fills `box` with the job's report card; `actions`: save(step, strength), continue(steps),
-// retrain(), draw(step, strength) -> the picture's data URL (or null).
+// retrain(settings), draw(step, strength) -> the picture's data URL (or null).
 export function drawReport(job, box, actions) {
   const report = job.report;
   box.hidden = !report;

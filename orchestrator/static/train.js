@@ -220,7 +220,17 @@ function actions(job) {
         history.replaceState(null, "", `?job=${started.job_id}`);
       } catch (err) { showError(errorBox, err); }
     },
-    retrain: () => { form.scrollIntoView(); form.elements.name.focus(); },
+    retrain: (settings) => {
+      // The advice's changes filled in, where the user sees them (Advanced settings open).
+      for (const [name, value] of Object.entries(settings)) {
+        const field = form.elements[name];
+        if (!field) continue;
+        field.value = String(value);
+        field.closest("details").open = true;
+      }
+      form.scrollIntoView();
+      form.elements.name.focus();
+    },
     draw: async (step, strength) => {
       try {
         const out = await api("POST", `/jobs/${job.id}/checkpoints/${step}/draw`, { strength: Number(strength) });
