@@ -111,6 +111,7 @@ def attempts(alice: dict) -> list[tuple[str, str, dict, int, str]]:
         ("GET", f"/jobs/{job}"),
         ("GET", f"/jobs/{job}/events"),
         ("POST", f"/jobs/{job}/cancel"),
+        ("POST", f"/jobs/{job}/resume"),
     ):
         cases += [
             (method, url, {"params": ALICE}, *refused),
@@ -118,6 +119,22 @@ def attempts(alice: dict) -> list[tuple[str, str, dict, int, str]]:
             (method, url, form, *no_body),
             (method, url, {}, 404, "not_found"),
         ]
+    # The checkpoint routes (#28) take a JSON body of their own.
+    for url, good in (
+        (f"/jobs/{job}/checkpoints/10/save", {"name": "mine"}),
+        (f"/jobs/{job}/checkpoints/10/draw", {"strength": 1}),
+    ):
+        cases += [
+            ("POST", url, {"params": ALICE, "json": good}, *refused),
+            ("POST", url, {"json": {**good, **ALICE}}, 422, "invalid_request"),
+            ("POST", url, {"json": good}, 404, "not_found"),
+        ]
+    url = f"/loras/{SECRET}/continue"
+    cases += [
+        ("POST", url, {"params": ALICE, "data": {"steps": "5"}}, *refused),
+        ("POST", url, {"data": {"steps": "5", **ALICE}}, 422, "invalid_request"),
+        ("POST", url, {"data": {"steps": "5"}}, 404, "not_found"),
+    ]
     return cases
 
 
