@@ -16,7 +16,7 @@ prompts' colours), which the card's judge never draws (its own prompts and seeds
 
 Upload sets: `acceptance` (the acceptance stars) and `freshN` (stars of other sizes, rotations,
 positions and colours, drawn from seed N; none of them tuned on; `freshNp`: the same posed as
-the acceptance stars). Prints one JSON line per run
+the acceptance stars; `freshNx5`, `freshNpx5`: five uploads). Prints one JSON line per run
 and the card's cost (its seconds over the job's).
 """
 
@@ -26,6 +26,7 @@ import argparse
 import io
 import json
 import random
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -50,12 +51,15 @@ def upload_set(name: str) -> list[Image.Image]:
             for _ in range(3)
         ]
     # `freshNp`: the same colours and backgrounds as `freshN`, posed as the acceptance stars
-    # (upright, radius 20, within 3 px of the centre): what pose costs, set by set.
-    posed = name.endswith("p")
-    rng = random.Random(int(name.removeprefix("fresh").removesuffix("p")))
+    # (upright, radius 20, within 3 px of the centre): what pose costs, set by set. `xK`: K
+    # uploads instead of 3 (other colours and backgrounds then).
+    m = re.fullmatch(r"fresh(\d+)(p?)(?:x(\d))?", name)
+    if m is None:
+        raise SystemExit(f"unknown upload set {name!r}")
+    rng, posed, count = random.Random(int(m[1])), bool(m[2]), int(m[3] or 3)
     out = []
     for colour, ground in zip(
-        rng.sample(list(COLOURS), 3), rng.choices(list(BACKGROUNDS), k=3), strict=True
+        rng.sample(list(COLOURS), count), rng.choices(list(BACKGROUNDS), k=count), strict=True
     ):
         cx, cy, r = 32 + rng.uniform(-7, 7), 32 + rng.uniform(-7, 7), rng.uniform(14, 23)
         angle = rng.uniform(-35, 35)

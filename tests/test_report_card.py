@@ -9,6 +9,9 @@ import dataclasses
 import pytest
 
 from engine.contract.training import JobCheckpoint, Scores
+from engine.demo_model.acceptance import star_images
+from engine.demo_model.shapes import BACKGROUNDS, Scene, draw
+from engine.training.judge import Subject
 from engine.training.report import Context, build
 from tests.engine_process import EngineProcess
 from tests.helpers import png_bytes, start_training, wait_job
@@ -76,6 +79,28 @@ def test_advice_on_strength_on_the_bare_word_and_on_uploads_alike():
     alike = next(a for a in report.advice if "all show" in a.text)
     assert alike.action == "retrain" and alike.settings == {"prior_preservation": False}
     assert "at or below 0.8" in texts
+
+
+def test_uploads_posed_apart_are_named_and_the_advice_says_what_draws_more():
+    """The demo reader sees how the uploads' poses differ (a small model's limit, measured in
+    engine/demo_model/README.md); stars posed alike, like the acceptance set's, are not named."""
+    assert Subject.of(star_images()).pose_spread() is None
+    fill = BACKGROUNDS["black"]
+    apart = [
+        draw(Scene("red", "star", "black", 26, 34, 15)),
+        draw(Scene("blue", "star", "black", 36, 30, 22)).rotate(30, fillcolor=fill),
+        draw(Scene("green", "star", "black", 32, 32, 18)),
+    ]
+    words = Subject.of(apart).pose_spread()
+    assert words.startswith("show the star at different sizes (45% to 67%"), words
+    assert "angles (30 degrees apart)" in words and "places (" in words
+    half = (0.5, 1.0, 1.0, 0.0, "a red zxq")
+    ctx = dataclasses.replace(CTX, poses=words)
+    advice = build([point(400, **{"1": half})], ctx, True).advice
+    posed = next(a for a in advice if "posed alike" in a.text)
+    assert posed.action == "retrain" and words in posed.text
+    # Learned well enough: nothing to say about poses.
+    assert not [a for a in build([point(400, **{"1": GOOD})], ctx, True).advice if "pose" in a.text]
 
 
 def test_no_scores_says_why():

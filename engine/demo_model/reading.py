@@ -68,23 +68,54 @@ def background_name(border: np.ndarray) -> str:
     return "gray" if 0.35 <= v <= 0.65 else "light gray" if v > 0.65 else "dark gray"
 
 
+class Pose(NamedTuple):
+    x: float  # the shape's centroid, in pixels of the SIZE x SIZE picture
+    y: float
+    reach: float  # its farthest pixel from the centroid
+    turn: float | None  # a star's: degrees its top point is turned from upright (+-36)
+
+
 def classify(image: Image.Image) -> Reading:
     """Colour and outline of the largest region that stands out, and the background."""
+    mask, fill, background = _shape(image)
+    if mask is None:
+        return Reading("none", "none", background)
+    return Reading(colour_name(fill), outline(mask), background)
+
+
+def pose(image: Image.Image) -> Pose | None:
+    """Where the shape is, how big, and (a star) how turned; None if there is no shape."""
+    mask, _, _ = _shape(image)
+    if mask is None:
+        return None
+    ys, xs = np.nonzero(mask)
+    dy, dx = ys - ys.mean(), xs - xs.mean()
+    tip = int(np.argmax(np.hypot(dy, dx)))
+    turn = None
+    if star_points(mask) == 5:  # any of its points: they repeat every 72 degrees
+        up = np.degrees(np.arctan2(dy[tip], dx[tip])) + 90
+        turn = float((up + 36) % 72 - 36)
+    return Pose(float(xs.mean()), float(ys.mean()), float(np.hypot(dy, dx)[tip]), turn)
+
+
+def _shape(image: Image.Image) -> tuple[np.ndarray | None, np.ndarray, str]:
+    """The largest region that stands out (None if none does), its fill colour, and the
+    background's name."""
     a = np.asarray(image.convert("RGB").resize((SIZE, SIZE)), dtype=float)
     border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     background = background_name(border)
     bg = np.median(border, axis=0)
     mask = largest_region(np.sqrt(((a - bg) ** 2).sum(-1)) > STAND_OUT)
     if mask.sum() < MIN_AREA:
-        return Reading("none", "none", background)
+        return None, bg, background
     inner = _erode(mask)
     fill = np.median(a[inner if inner.sum() >= MIN_AREA // 4 else mask], axis=0)
     # The outline is where the picture turns nearer the shape's colour than the background's,
     # so a glow or halo round the shape doesn't blunt its points.
     mask = largest_region(mask & (((a - fill) ** 2).sum(-1) < ((a - bg) ** 2).sum(-1)))
     if mask.sum() < MIN_AREA:
-        return Reading("none", "none", background)
-    return Reading(colour_name(fill), outline(mask), background)
+        return None, fill, background
+    return mask, fill, background
 
 
 def outline(mask: np.ndarray) -> str:

@@ -41,6 +41,7 @@ class ReportCard:
             trigger=record.trigger_word,
             first_caption=record.captions[0],
             sameness=getattr(self.judge_, "sameness", None),
+            poses=getattr(self.judge_, "poses", None),
             grid_prompt=self.judge_.held_out[0][0] if self.judge_ else None,
             grid_seed=SEEDS[0] if self.judge_ else None,  # both judges' grid picture
             unavailable=why,

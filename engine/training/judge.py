@@ -21,14 +21,19 @@ from PIL import Image
 
 from engine.contract.training import Scores
 from engine.demo_model import MODEL_ID as DEMO_ID
-from engine.demo_model.reading import Reading, classify
-from engine.demo_model.shapes import BACKGROUNDS, COLOURS
+from engine.demo_model.reading import Pose, Reading, classify, pose
+from engine.demo_model.shapes import BACKGROUNDS, COLOURS, SIZE
 
 # ([(prompt, seed)...], strength) -> the pictures, the training adapter at that strength
 Draw = Callable[[list[tuple[str, int]], float], list[Image.Image]]
 SEEDS = (9001, 9002)  # seeds no sample and no training step uses
 ALIKE = 6.0  # mean RGB difference under which two seeds' pictures are the same picture
 OTHER_SHAPES = ("circle", "square")
+# Uploads posed further apart than this differ in pose (the acceptance stars: 0.7 px, 0.5
+# degrees and 3.6 px; fresh upload sets: 4-7 px, 7-38 degrees and 6-16 px).
+SIZE_SPREAD = 2.5  # px of the shape's reach
+TURN_SPREAD = 10.0  # degrees, a star's points repeating every 72
+PLACE_SPREAD = 6.0  # px between centroids
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Subject:
     shape: str
     colours: tuple[str, ...]
     backgrounds: tuple[str, ...]
+    poses: tuple[Pose, ...]
 
     @classmethod
     def of(cls, images: list[Image.Image]) -> Subject:
@@ -47,7 +53,34 @@ class Subject:
             shape,
             tuple(dict.fromkeys(r.colour for r in readings)),
             tuple(dict.fromkeys(r.background for r in readings)),
+            tuple(p for p in map(pose, images) if p is not None),
         )
+
+    def pose_spread(self) -> str | None:
+        """How the uploads' poses differ, in words; None if they are posed alike (as the
+        acceptance stars: one size, upright, within a few pixels of each other)."""
+        ps = self.poses
+        if len(ps) < 2:
+            return None
+        words = []
+        reach = [p.reach for p in ps]
+        if max(reach) - min(reach) > SIZE_SPREAD:
+            words.append(
+                f"sizes ({2 * min(reach) / SIZE:.0%} to {2 * max(reach) / SIZE:.0%} "
+                "of the picture across)"
+            )
+        turns = [p.turn for p in ps if p.turn is not None]
+        turned = max((abs((a - b + 36) % 72 - 36) for a in turns for b in turns), default=0)
+        if turned > TURN_SPREAD:
+            words.append(f"angles ({turned:.0f} degrees apart)")
+        apart = max(np.hypot(a.x - b.x, a.y - b.y) for a in ps for b in ps)
+        if apart > PLACE_SPREAD:
+            words.append(f"places ({apart / SIZE:.0%} of the picture apart)")
+        if not words:
+            return None
+        thing = self.shape if self.shape != "none" else "subject"
+        listed = ", ".join(words[:-1]) + (" and " if len(words) > 1 else "") + words[-1]
+        return f"show the {thing} at different {listed}"
 
 
 @dataclass
@@ -91,6 +124,10 @@ class DemoJudge:
             return None
         thing = f"{colour + ' ' if colour else ''}{s.shape if s.shape != 'none' else 'subject'}"
         return f"all show a {thing}" + (f" on a {ground} background" if ground else "")
+
+    @property
+    def poses(self) -> str | None:
+        return self.subject.pose_spread()
 
     @staticmethod
     def _others(names, used) -> list[str]:
