@@ -7,8 +7,8 @@ time, and scores each LoRA with the acceptance evaluator (engine/demo_model/acce
 their colour and plain prompts' colour) and the trigger prompts it missed. Upload sets as in
 bench/report_card.py (`acceptance`, `yellow`, `freshN`), captioned by the demo reader. A variant
 is the defaults with `+`-joined changes: `noprior`, `noflip`, `te` (train the text encoder),
-`lrX`, `stN` (steps), `rkN` (rank), `pwX` (prior weight), `peN` (prior every N steps).
-Runs one thread: start two at once on two cores. One JSON line per (set, variant).
+`lrX`, `stN` (steps), `rkN` (rank), `pwX` (prior weight), `peN` (prior every N steps), `sdN`
+(the training seed: the spread of one setting). Runs one thread: start two at once on two cores. One JSON line per (set, variant).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ CHANGES = {
     "rk": lambda cfg, v: {"rank": int(v)},
     "pw": lambda cfg, v: {"prior": dataclasses.replace(cfg.prior, weight=float(v))},
     "pe": lambda cfg, v: {"prior": dataclasses.replace(cfg.prior, every=int(v))},
+    "sd": lambda cfg, v: {"seed": int(v)},
 }
 
 

@@ -9,7 +9,7 @@ const VERDICTS = {
 };
 const SCORES = [
   ["learned", "Learned (trigger prompts show it)"],
-  ["follows_prompts", "Follows new prompts"],
+  ["follows_prompts", "Follows the rest of new prompts (colours, settings)"],
   ["keeps_rest", "Keeps other prompts"],
   ["copies", "Copies the uploads (lower is better)"],
 ];
