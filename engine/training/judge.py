@@ -30,10 +30,11 @@ SEEDS = (9001, 9002)  # seeds no sample and no training step uses
 ALIKE = 6.0  # mean RGB difference under which two seeds' pictures are the same picture
 OTHER_SHAPES = ("circle", "square")
 # Uploads posed further apart than this differ in pose (the acceptance stars: 0.7 px, 0.5
-# degrees and 3.6 px; fresh upload sets: 4-7 px, 7-38 degrees and 6-16 px).
+# degrees and 3.6 px; stars within 3 px of the centre each: up to 8.5 px; fresh upload sets:
+# 4-7 px, 7-38 degrees and 6-16 px).
 SIZE_SPREAD = 2.5  # px of the shape's reach
 TURN_SPREAD = 10.0  # degrees, a star's points repeating every 72
-PLACE_SPREAD = 6.0  # px between centroids
+PLACE_SPREAD = 9.0  # px between centroids
 
 
 @dataclass(frozen=True)
