@@ -146,6 +146,7 @@ def test_training_with_captions_samples_chart_and_reattaching(page, app, tmp_pat
     assert report.locator(".report-grid img").count() >= 5 + 2  # 5 steps at 1, the last at 3
     report.get_by_role("button", name="Save step 72").click()
     page.get_by_text("Saved as stars-step72.safetensors").wait_for()
+    report.locator(".report-grid small", has_text="stars-step72.safetensors").wait_for()
     assert "prompt=" in page.get_by_role("link", name="Use it", exact=True).get_attribute("href")
     # The grid's other cells are drawn on demand: one, then all that are missing.
     report.get_by_role("button", name="Draw step 48 at strength 0.6").click()

@@ -208,6 +208,9 @@ function actions(job) {
         saved.replaceChildren(`Saved as ${out.file}. `, el("a", {
           href: useLoraUrl(out.file, "", strength, prompt), text: "Use it" }));
         saved.hidden = false;
+        // The grid's Keep column names it now (a finished job's events have ended).
+        const point = job.checkpoints.find((c) => c.step === step);
+        if (point) { point.saved_as = out.file; drawReport(job, reportBox, actions(job)); }
         return out;
       } catch (err) { showError(errorBox, err); return null; }
     },
