@@ -25,5 +25,7 @@ if [ "${CI:-}" = "true" ] && [ ! -x .cache/npm/node_modules/.bin/azurite-blob ] 
   npm install --prefix .cache/npm --silent --no-audit --no-fund azurite@3 >/dev/null 2>&1 \
     || echo "could not install azurite: the Azure storage tests will be skipped"
 fi
-.venv/bin/python -m ruff check . && .venv/bin/python -m ruff format --check .
+# One per line: under `set -e` a failure on the left of `&&` would not stop the run.
+.venv/bin/python -m ruff check .
+.venv/bin/python -m ruff format --check .
 exec .venv/bin/python -m pytest "$@"

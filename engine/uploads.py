@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from fastapi import UploadFile
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from safetensors import SafetensorError, safe_open
 
 from engine.contract.errors import Conflict, InvalidRequest
+from engine.contract.files import (
+    ImageUploaded,
+    LoraImported,
+)
 from engine.contract.names import check_file_name
-from engine.contract.schemas import MAX_LORA_BYTES, MAX_TRAINING_IMAGE_BYTES, LoraImported
+from engine.contract.records import ImageParameters
+from engine.contract.schemas import (
+    MAX_LORA_BYTES,
+    MAX_TRAINING_IMAGE_BYTES,
+)
 from engine.storage import UserStore
 
 CHUNK = 1 << 20
@@ -101,6 +111,36 @@ def decode_training_image(data: bytes, label: str) -> TrainingImage:
         ) from exc
     clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
     return TrainingImage(clean, hashlib.sha256(data).hexdigest())
+
+
+async def save_image_upload(
+    store: UserStore, user_id: str, upload: UploadFile, quota_mb: float | None = None
+) -> ImageUploaded:
+    """An image of the user's own into their gallery: checked and re-encoded as a PNG (its
+    metadata stripped) that records `source: upload` and the upload's sha256."""
+    image = decode_training_image(await upload.read(MAX_TRAINING_IMAGE_BYTES + 1), "image")
+    store.check_quota(user_id, quota_mb)
+    now = datetime.now(timezone.utc)
+    width, height = image.image.size
+    record = ImageParameters(
+        user_id=user_id,
+        prompt="",
+        negative_prompt="",
+        loras=[],
+        width=width,
+        height=height,
+        created=now.isoformat(),
+        source="upload",
+        sha256=image.sha256,
+    )
+    info = PngImagePlugin.PngInfo()
+    info.add_text("loramint", json.dumps(record.record(), sort_keys=True))
+    name = f"{now.strftime('%Y%m%d-%H%M%S-%f')}-upload-{image.sha256[:8]}.png"
+    with store.writing("outputs", user_id, name) as tmp:
+        image.image.save(tmp, format="PNG", pnginfo=info)
+    return ImageUploaded(
+        file=name, url=f"/images/{name}?user_id={user_id}", width=width, height=height
+    )
 
 
 async def read_training_images(files: list[UploadFile]) -> list[TrainingImage]:

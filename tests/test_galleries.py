@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import time
 
+import numpy as np
+from PIL import Image
 from safetensors import safe_open
 
 from engine.demo_model.acceptance import star_images
@@ -57,6 +60,34 @@ def test_images_come_a_page_at_a_time_newest_first_and_searchable(client, upload
             client.get("/images", params={**user, "cursor": cursor}), 422, "invalid_cursor"
         )
     assert_error(client.get("/images", params={**user, "limit": 0}), 422)
+
+
+def test_an_image_of_your_own_goes_into_your_gallery(client):
+    """Checked by content, re-encoded as a PNG without the upload's metadata, listed with
+    `source: upload`; bad ones say why and leave nothing."""
+    user, other = {"user_id": "uploader"}, {"user_id": "someone"}
+    photo = io.BytesIO()
+    Image.new("RGB", (48, 40), (200, 60, 30)).save(photo, format="JPEG", quality=95)
+    data = photo.getvalue()
+    r = client.post("/images", params=user, files={"image": ("holiday.jpg", data, "image/jpeg")})
+    assert r.status_code == 201, r.text
+    up = r.json()
+    assert (up["width"], up["height"]) == (48, 40) and up["file"].endswith(".png")
+    listed = client.get("/images", params=user).json()["images"]
+    entry = next(im for im in listed if im["file"] == up["file"])
+    assert entry["parameters"]["source"] == "upload"
+    assert entry["parameters"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert entry["parameters_text"] == ""  # nothing made here: no A1111 parameters
+    png = Image.open(io.BytesIO(client.get(up["url"]).content))
+    assert png.format == "PNG" and png.size == (48, 40)
+    assert np.abs(np.asarray(png, dtype=int) - (200, 60, 30)).max() < 8
+    assert client.get(f"/images/{up['file']}", params=other).status_code == 404
+    for content, code in ((b"not an image", "invalid_image"), (b"", "empty_image")):
+        bad = client.post("/images", params=user, files={"image": ("x.png", content)})
+        assert_error(bad, 422, code)
+    assert_error(client.post("/images", params=user, data={"x": "1"}), 422)
+    after = [im["file"] for im in client.get("/images", params=user).json()["images"]]
+    assert after == [up["file"]]
 
 
 def test_editing_a_lora_rewrites_its_header_and_keeps_its_tensors(client, upload_lora, engine):

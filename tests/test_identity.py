@@ -72,6 +72,10 @@ def train_form(**fields: str) -> dict:
     return {"files": files, "data": {"name": "secret", "overwrite": "true", **fields}}
 
 
+def image_form(**fields: str) -> dict:
+    return {"files": {"image": ("a.png", png_bytes((0, 200, 0)), "image/png")}, "data": fields}
+
+
 def attempts(alice: dict) -> list[tuple[str, str, dict, int, str]]:
     """(method, url, request kwargs, status, code) for every route, naming alice in the query,
     a JSON body and a form; the expected answer refuses or acts as carol."""
@@ -91,6 +95,8 @@ def attempts(alice: dict) -> list[tuple[str, str, dict, int, str]]:
         ("POST", "/loras", {"params": ALICE, **lora_form(overwrite="true")}, *refused),
         ("POST", "/loras", lora_form(overwrite="true", **ALICE), 422, "invalid_request"),
         ("POST", "/loras", {"json": {"name": SECRET, **ALICE}}, 422, "invalid_request"),
+        ("POST", "/images", {"params": ALICE, **image_form()}, *refused),
+        ("POST", "/images", image_form(**ALICE), 422, "invalid_request"),
     ]
     for listing in ("/loras", "/images", "/jobs"):
         cases += [

@@ -18,6 +18,7 @@ REFUSED = [
     ("DELETE", "/loras/x.safetensors"),
     ("PATCH", "/loras/x.safetensors"),
     ("GET", "/images"),
+    ("POST", "/images"),
     ("GET", "/images/x.png"),
     ("DELETE", "/images/x.png"),
     ("GET", "/usage"),
@@ -25,6 +26,7 @@ REFUSED = [
     ("GET", "/jobs/abc"),
     ("GET", "/jobs/abc/events"),
     ("POST", "/jobs/abc/cancel"),
+    ("POST", "/jobs/abc/checkpoints/1/draw"),
 ]
 
 

@@ -108,6 +108,11 @@ def test_the_newer_routes_hold_the_same_line(either, app, tiny_models):
         "/caption", content=big, headers={"content-type": "multipart/form-data; boundary=b"}
     )
     assert_error(r, 413, "too_large")
+    big = b"x" * (MAX_TRAINING_IMAGE_BYTES + (2 << 20))
+    r = either.post(
+        "/images", content=big, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert_error(r, 413, "too_large")
     assert_error(either.get("/images", params={"cursor": "%%%"}), 422, "invalid_cursor")
     assert_error(either.get("/images", params={"limit": 100000}), 422)
     assert path.read_bytes() == before

@@ -103,6 +103,8 @@ def body_limit(method: str, path: str) -> int:
         return MAX_TRAINING_IMAGES * MAX_TRAINING_IMAGE_BYTES + MAX_JSON_BYTES
     if path == "/loras" and method == "POST":
         return MAX_LORA_BYTES + MAX_JSON_BYTES
+    if path == "/images" and method == "POST":
+        return MAX_TRAINING_IMAGE_BYTES + MAX_JSON_BYTES
     return MAX_JSON_BYTES
 
 

@@ -10,7 +10,7 @@ hand between the two, so the hashes of what the user uploaded are what the LoRA 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -41,6 +41,10 @@ class ImageParameters(BaseModel):
     seed: int | None = None
     num_images: int | None = None
     created: str | None = None
+    source: Literal["upload"] | None = Field(
+        None, description="upload: the user's own image (POST /images), not made here."
+    )
+    sha256: str | None = Field(None, description="upload: the uploaded file's sha256.")
 
     @classmethod
     def requested(cls, user_id: str, req: GenerateRequest) -> ImageParameters:

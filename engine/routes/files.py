@@ -15,21 +15,25 @@ from fastapi.responses import Response, StreamingResponse
 
 from engine.contract.accounts import Usage
 from engine.contract.errors import InvalidRequest
-from engine.contract.handlers import ContractRoute
-from engine.contract.names import Kind, check_file_name
-from engine.contract.schemas import (
-    ERROR_RESPONSES,
+from engine.contract.files import (
     Deleted,
     ImageList,
+    ImageUploaded,
+    ImageUploadForm,
     LoraEntry,
     LoraImported,
     LoraImportForm,
     LoraList,
     LoraPatch,
 )
+from engine.contract.handlers import ContractRoute
+from engine.contract.names import Kind, check_file_name
+from engine.contract.schemas import (
+    ERROR_RESPONSES,
+)
 from engine.deps import StoreDep, UserIdDep, WorkDep
 from engine.storage import UserStore
-from engine.uploads import save_lora_upload
+from engine.uploads import save_image_upload, save_lora_upload
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
 MULTIPART = "multipart/form-data"
@@ -38,6 +42,16 @@ MULTIPART = "multipart/form-data"
 @router.get("/loras")
 def list_loras(store: StoreDep, user_id: UserIdDep) -> LoraList:
     return LoraList(user_id=user_id, loras=store.list_loras(user_id))
+
+
+@router.post("/images", status_code=201)
+async def upload_image(
+    work: WorkDep,
+    user_id: UserIdDep,
+    form: Annotated[ImageUploadForm, Form(media_type=MULTIPART)],
+) -> ImageUploaded:
+    """An image of your own into your gallery (recorded as `source: upload`)."""
+    return await save_image_upload(work.store, user_id, form.image, work.settings.user_quota_mb)
 
 
 @router.post("/loras", status_code=201)

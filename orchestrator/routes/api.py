@@ -17,6 +17,17 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from engine.contract.files import (
+    Deleted,
+    ImageList,
+    ImageUploaded,
+    ImageUploadForm,
+    LoraEntry,
+    LoraImported,
+    LoraImportForm,
+    LoraList,
+    LoraPatch,
+)
 from engine.contract.handlers import ContractRoute
 from engine.contract.jobs import GenerateAccepted, Job, JobList, TrainAccepted
 from engine.contract.names import check_file_name, check_job_id
@@ -29,15 +40,8 @@ from engine.contract.schemas import (
     CheckpointSave,
     CheckpointSaved,
     ContinueForm,
-    Deleted,
     GenerateRequest,
     GenerateResponse,
-    ImageList,
-    LoraEntry,
-    LoraImported,
-    LoraImportForm,
-    LoraList,
-    LoraPatch,
     TrainForm,
 )
 from orchestrator.banner import banner
@@ -169,6 +173,15 @@ FORWARDED = [
         "Your images, newest first, a page at a time: ?limit=, ?cursor= (the page's "
         "next_cursor), ?q= (prompt or LoRA name).",
         ImageList,
+    ),
+    Forwarded(
+        "POST",
+        "/images",
+        201,
+        "Put an image of your own into your gallery (PNG, JPEG or WEBP; recorded as "
+        "`source: upload`).",
+        ImageUploaded,
+        ImageUploadForm,
     ),
     Forwarded("GET", "/images/{file:path}", 200, "Download an image (PNG with its parameters)."),
     Forwarded("DELETE", "/images/{file:path}", 200, "Delete an image.", Deleted),
