@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from PIL import Image
 
 from engine.contract.errors import Conflict, InvalidRequest, NotFound, QueueFull
+from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.jobs import GenerateAccepted, Job, JobStatus
 from engine.contract.names import check_file_name
 from engine.contract.records import TrainingRecord
@@ -21,8 +22,6 @@ from engine.contract.schemas import (
     CheckpointPicture,
     CheckpointSave,
     ContinueForm,
-    GenerateRequest,
-    GenerateResponse,
     TrainOptions,
 )
 from engine.contract.training import ResumedFrom
@@ -46,6 +45,8 @@ class Front:
         self.store.check_quota(user, self.settings.user_quota_mb)
         for spec in req.loras:
             self.store.info("loras", user, check_file_name(spec.file, "loras"))  # 404s
+        if req.init_image and not req.init_image.startswith("data:"):
+            self.store.info("outputs", user, check_file_name(req.init_image, "outputs"))
 
     async def generate(
         self, user: str, req: GenerateRequest, gone: Callable[[], Awaitable[bool]]

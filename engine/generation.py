@@ -20,10 +20,12 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from engine.contract.errors import ApiError, InvalidRequest
+from engine.contract.generation import GenerateRequest, GenerateResponse, ImageResult
 from engine.contract.jobs import JobPhase
 from engine.contract.names import check_file_name
-from engine.contract.records import ImageParameters, LoraUse
-from engine.contract.schemas import MAX_SEED, GenerateRequest, GenerateResponse, ImageResult
+from engine.contract.records import ImageParameters, LoraUse, image_fields
+from engine.contract.schemas import MAX_SEED
+from engine.editing.plan import Passes, plan_passes
 from engine.jobs import Cancelled
 from engine.runtime import LoadedModel, Runtime
 from engine.storage import read_safetensors_metadata
@@ -49,7 +51,8 @@ class Plan:
     user: str
     model: LoadedModel
     refs: list[LoraRef]
-    render: RenderParams
+    render: RenderParams  # the first pass's size
+    passes: Passes  # from an image, and the hires-fix pass
     params: ImageParameters  # what each PNG records, but its seed and time
 
     @property
@@ -74,11 +77,16 @@ class GenerationWork:
         self.rt = runtime
 
     def _check_limits(self, model: LoadedModel, steps: int, width: int, height: int, n: int):
+        """`width` x `height`: the final picture's (after extend and upscale)."""
         s = self.rt.settings
         if steps > s.max_steps:
             raise InvalidRequest(f"steps: at most {s.max_steps} on this server")
         if max(width, height) > s.max_side:
-            raise InvalidRequest(f"width and height: at most {s.max_side} on this server")
+            raise InvalidRequest(
+                f"the picture would be {width}x{height}: width and height at most "
+                f"{s.max_side} on this server (LORAMINT_MAX_SIDE)",
+                code="size_too_large",
+            )
         if n > s.max_images:
             raise InvalidRequest(f"num_images: at most {s.max_images} on this server")
         native = model.info.defaults.width
@@ -96,9 +104,11 @@ class GenerationWork:
         self.rt.store.check_quota(user, self.rt.settings.user_quota_mb)
         d = model.info.defaults
         steps = req.steps or d.steps
-        width, height = req.width or d.width, req.height or d.height
+        size = (req.width or d.width, req.height or d.height)
         guidance = d.guidance_scale if req.guidance_scale is None else req.guidance_scale
-        self._check_limits(model, steps, width, height, req.num_images)
+        passes = plan_passes(req, lambda name: self._read_image(user, name), steps, size, d.width)
+        self._check_limits(model, steps, *passes.final, req.num_images)
+        width, height = passes.size
         refs = []
         for spec in req.loras:
             file = check_file_name(spec.file, "loras")
@@ -119,17 +129,27 @@ class GenerationWork:
             negative_prompt=req.negative_prompt,
             steps=steps,
             guidance_scale=guidance,
-            width=width,
-            height=height,
+            width=passes.final[0],
+            height=passes.final[1],
             loras=[LoraUse(file=r.file, strength=r.strength) for r in refs],
+            init_image_sha256=passes.init_sha256,
+            mask_sha256=passes.mask_sha256,
+            **image_fields(req),
         )
-        return Plan(user, model, refs, render, params)
+        return Plan(user, model, refs, render, passes, params)
+
+    def _read_image(self, user: str, name: str) -> bytes:
+        """One of the user's images (the same 404 as none for another user's)."""
+        return self.rt.store.local_file(
+            "outputs", user, check_file_name(name, "outputs")
+        ).read_bytes()
 
     def render_images(
         self, plan: Plan, stop: Callable[[], bool], on_step=None
     ) -> list[Image.Image]:
         """On the worker: the images, or Cancelled at the first step after `stop()`."""
-        from engine.pipelines import memory_guard, render  # torch: only when there is work
+        from engine.editing.passes import draw  # torch: only when there is work
+        from engine.pipelines import memory_guard
 
         def halt_if_asked() -> None:
             if stop() or self.rt.stopping.is_set():
@@ -142,10 +162,10 @@ class GenerationWork:
 
         halt_if_asked()
         r = plan.render
-        what = f"{len(r.seeds)} image(s) of {r.width}x{r.height}"
+        what = f"{len(r.seeds)} image(s) of {plan.params.width}x{plan.params.height}"
         with memory_guard(what, "ask for fewer or smaller images"):
             plan.model.loras.activate(plan.refs)
-            return render(plan.model.pipe, r, step)
+            return draw(plan.model, r, plan.passes, step)
 
     def response(self, plan: Plan, results: list[ImageResult], seconds: float):
         return GenerateResponse(
@@ -186,7 +206,7 @@ class GenerationWork:
         """On the worker: the job's images, its progress and previews on the way."""
         from engine.previews import data_url
 
-        jobs, total = self.rt.jobs, plan.render.steps
+        jobs, total = self.rt.jobs, plan.passes.steps
         if not jobs.start(job_id, JobPhase.GENERATING):  # cancelled while it waited
             return
         started = time.perf_counter()

@@ -228,10 +228,16 @@ StepHook = Callable[[int, torch.Tensor], None]
 
 
 def render(
-    pipe: DiffusionPipeline, params: RenderParams, on_step: StepHook | None = None
+    pipe: DiffusionPipeline,
+    params: RenderParams,
+    on_step: StepHook | None = None,
+    first_step: int = 0,
+    **inputs: object,
 ) -> list[Image.Image]:
     """The images; `on_step(step, latents)` after each step may raise to stop the run there
-    (a cancel, a client gone, shutdown)."""
+    (a cancel, a client gone, shutdown). `inputs` go to the pipeline as they are (an img2img
+    or inpainting pipeline's image, mask and strength); the steps it reports count on from
+    `first_step` (a second pass goes on where the first ended)."""
     n = len(params.seeds)
     # CPU generators make a seed give the same image on every device.
     generators = [torch.Generator("cpu").manual_seed(s) for s in params.seeds]
@@ -239,20 +245,24 @@ def render(
     if on_step is not None:
 
         def callback(_pipe, i: int, _t, kwargs: dict) -> dict:
-            on_step(i + 1, kwargs["latents"])
+            on_step(first_step + i + 1, kwargs["latents"])
             return kwargs
 
         hook = {"callback_on_step_end": callback, "callback_on_step_end_tensor_inputs": ["latents"]}
+    # img2img pipelines take no width or height (the image's size is used); inpainting ones
+    # do, and default to the model's native size, not the image's.
+    img2img = "image" in inputs and "mask_image" not in inputs
+    size = {} if img2img else {"width": params.width, "height": params.height}
     with torch.inference_mode():
         out = pipe(
+            **size,
             prompt=list(params.prompt) if isinstance(params.prompt, tuple) else [params.prompt] * n,
             negative_prompt=[params.negative_prompt] * n,
             num_inference_steps=params.steps,
             guidance_scale=params.guidance_scale,
-            width=params.width,
-            height=params.height,
             generator=generators,
             output_type="pil",
             **hook,
+            **inputs,
         )
     return list(out.images)

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -47,6 +47,8 @@ class LoadedModel:
     info: ModelInfo
     loras: LoraCache
     preview: Callable[[Any], Any]  # latents -> a small PIL image (previews.py)
+    # Its img2img and inpainting pipelines, made on first use from the same components.
+    derived: dict[str, Any] = field(default_factory=dict)
 
 
 class Runtime:

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from engine.contract.errors import PreviewOnly
+from engine.contract.generation import MAX_INLINE_IMAGE_CHARS, MAX_MASK_CHARS
 from engine.contract.handlers import error_response
 from engine.contract.schemas import (
     ENGINE_TOKEN_HEADER,
@@ -105,6 +106,8 @@ def body_limit(method: str, path: str) -> int:
         return MAX_LORA_BYTES + MAX_JSON_BYTES
     if path == "/images" and method == "POST":
         return MAX_TRAINING_IMAGE_BYTES + MAX_JSON_BYTES
+    if path == "/generate":  # an init image and a mask may come inline, as data URLs
+        return MAX_INLINE_IMAGE_CHARS + MAX_MASK_CHARS + MAX_JSON_BYTES
     return MAX_JSON_BYTES
 
 

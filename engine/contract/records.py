@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from engine.contract.schemas import GenerateRequest, TrainOptions
+from engine.contract.generation import GenerateRequest
+from engine.contract.schemas import TrainOptions
 
 
 class LoraUse(BaseModel):
@@ -45,11 +46,26 @@ class ImageParameters(BaseModel):
         None, description="upload: the user's own image (POST /images), not made here."
     )
     sha256: str | None = Field(None, description="upload: the uploaded file's sha256.")
+    # Made from an image (#29): what it started from and how much was drawn anew.
+    mode: str | None = Field(None, description="img2img, inpaint, outpaint or upscale.")
+    init_image: str | None = Field(
+        None, description="The gallery image it started from ('inline': sent as a data URL)."
+    )
+    init_image_sha256: str | None = None
+    strength: float | None = None
+    mask_sha256: str | None = None
+    mask_blur: int | None = None
+    mask_crop: bool | None = None
+    extend: dict[str, int] | None = None
+    upscale: float | None = None
+    upscale_strength: float | None = None
 
     @classmethod
     def requested(cls, user_id: str, req: GenerateRequest) -> ImageParameters:
-        """A job's params before a worker plans it: what was asked."""
-        return cls(user_id=user_id, **req.model_dump(include=set(cls.model_fields)))
+        """A job's params before a worker plans it: what was asked (an inline image by name
+        only: the hashes are the planner's, which decodes the images)."""
+        asked = req.model_dump(include=set(cls.model_fields) - set(IMAGE_FIELDS))
+        return cls(user_id=user_id, **asked, **image_fields(req))
 
     def record(self) -> dict[str, Any]:
         """As written in PNGs, jobs and answers: the fields that have a value."""
@@ -65,7 +81,41 @@ class ImageParameters(BaseModel):
             f"{self.guidance_scale:g}, Seed: {self.seed}, Size: {self.width}x{self.height}, "
             f"Model: {self.model}"
         )
+        for label, value in (
+            ("Denoising strength", self.strength),
+            ("Mask blur", self.mask_blur),
+            ("Inpaint area", "Only masked" if self.mask_crop else None),
+            ("Hires upscale", self.upscale),
+            ("Hires denoising strength", self.upscale_strength),
+        ):
+            if value is not None:
+                fields += (
+                    f", {label}: {value:g}" if isinstance(value, float) else f", {label}: {value}"
+                )
         return f"{self.prompt}{tags}\nNegative prompt: {self.negative_prompt}\n{fields}"
+
+
+IMAGE_FIELDS = ("mode", "init_image", "strength", "mask_blur", "mask_crop", "extend")
+IMAGE_FIELDS += ("upscale", "upscale_strength")
+
+
+def image_fields(req: GenerateRequest) -> dict[str, Any]:
+    """What an image made from an image records of its request, and only what applied."""
+    mode = req.image_mode
+    if mode == "txt2img" and not req.upscale:
+        return {}
+    masked = mode in ("inpaint", "outpaint")
+    init = req.init_image
+    return {
+        "mode": None if mode == "txt2img" else mode,
+        "init_image": None if init is None else "inline" if init.startswith("data:") else init,
+        "strength": req.first_pass_strength,
+        "mask_blur": req.mask_blur if masked else None,
+        "mask_crop": req.mask_crop if masked else None,
+        "extend": req.extend.model_dump() if req.extend else None,
+        "upscale": req.upscale,
+        "upscale_strength": req.upscale_strength if req.upscale else None,
+    }
 
 
 class TrainingRecord(BaseModel):

@@ -25,10 +25,11 @@ from PIL import Image
 from engine.blobs import open_store
 from engine.config import EngineSettings
 from engine.contract.errors import ApiError, ClientClosed, EngineUnavailable
+from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.handlers import error_response
 from engine.contract.jobs import Job
 from engine.contract.records import ImageParameters, TrainingRecord
-from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse
+from engine.contract.schemas import Captions
 from engine.jobs import GENERATION, TRAINING
 from engine.lifecycle import JobLifecycle
 from engine.queue.celery_app import (

@@ -23,7 +23,7 @@ from PIL import Image
 
 from engine.captions import CaptionWork
 from engine.contract.errors import ApiError, ClientClosed, ShuttingDown
-from engine.contract.schemas import GenerateRequest
+from engine.contract.generation import GenerateRequest
 from engine.generation import GenerationWork
 from engine.jobs import Cancelled
 from engine.queue.celery_app import CAPTION, DRAW_CHECKPOINT, GENERATE, GENERATE_JOB, TRAIN
@@ -103,7 +103,7 @@ def generate_job(rt: Runtime, job_id: str, user: str, body: dict) -> None:
     except ApiError as exc:
         rt.jobs.fail(job_id, exc.message)
         return
-    rt.jobs.record(job_id, plan.job_parameters(), total_steps=plan.render.steps)
+    rt.jobs.record(job_id, plan.job_parameters(), total_steps=plan.passes.steps)
     work = rt.worker.submit(lambda: service.run_job(job_id, plan), label="generate", owner=user)
     with contextlib.suppress(ShuttingDown):  # it never started: handed back below
         work.result()

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from engine.contract.errors import PreviewOnly
+from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.handlers import ContractRoute
 from engine.contract.jobs import GenerateAccepted
-from engine.contract.schemas import ERROR_RESPONSES, GenerateRequest, GenerateResponse
+from engine.contract.schemas import ERROR_RESPONSES
 from engine.deps import FrontDep, UserIdDep, WorkDep
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)

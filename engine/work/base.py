@@ -13,9 +13,10 @@ from fastapi import FastAPI
 from PIL import Image
 
 from engine.config import EngineSettings
+from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.jobs import Job
 from engine.contract.records import TrainingRecord
-from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse
+from engine.contract.schemas import Captions
 from engine.lifecycle import JobLifecycle
 from engine.storage import UserStore
 

@@ -14,9 +14,10 @@ from PIL import Image
 from engine.captions import CaptionWork
 from engine.config import EngineSettings
 from engine.contract.errors import ClientClosed, ShuttingDown
+from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.jobs import Job
 from engine.contract.records import TrainingRecord
-from engine.contract.schemas import Captions, GenerateRequest, GenerateResponse
+from engine.contract.schemas import Captions
 from engine.generation import GenerationWork
 from engine.jobs import GENERATION, TRAINING, Cancelled
 from engine.runtime import STOPPING, Runtime
@@ -89,7 +90,7 @@ class LocalQueue(WorkQueue):
     def start_generation(self, user: str, req: GenerateRequest) -> Job:
         work = GenerationWork(self.rt)
         plan = work.plan(user, req)  # the model's own refusals come before any job
-        job = self.jobs.create(GENERATION, user, plan.render.steps, plan.job_parameters())
+        job = self.jobs.create(GENERATION, user, plan.passes.steps, plan.job_parameters())
         future = self.rt.worker.submit(
             lambda: work.run_job(job.id, plan), label="generate", owner=user
         )

@@ -28,6 +28,7 @@ from engine.contract.files import (
     LoraList,
     LoraPatch,
 )
+from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.handlers import ContractRoute
 from engine.contract.jobs import GenerateAccepted, Job, JobList, TrainAccepted
 from engine.contract.names import check_file_name, check_job_id
@@ -40,8 +41,6 @@ from engine.contract.schemas import (
     CheckpointSave,
     CheckpointSaved,
     ContinueForm,
-    GenerateRequest,
-    GenerateResponse,
     TrainForm,
 )
 from orchestrator.banner import banner

@@ -1,0 +1,146 @@
+"""The pictures an image-from-image request starts from, checked and laid out before any model
+work: the init image at its output size, the mask (blurred, or made by extend), the crop that
+`mask_crop` draws, and the paste back that keeps what was not masked. PIL and numpy only."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from engine.contract.errors import InvalidRequest
+from engine.contract.generation import Extend
+from engine.uploads import decode_training_image
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom
+EDGE_NOISE = 24.0  # levels of noise over the edge colours an extended area starts from
+
+
+@dataclass(frozen=True)
+class Source:
+    """The first pass's input: the picture at the size it is drawn at and, when only part of
+    it is drawn anew, `repaint` (where the model draws) and `alpha` (how much of its drawing
+    is pasted back: 255 all, 0 none, so the original pixel comes back exactly)."""
+
+    image: Image.Image  # RGB
+    alpha: Image.Image | None  # L, the image's size
+    crop: Box | None = None  # mask_crop: the part drawn at the model's size, then pasted back
+    repaint: Image.Image | None = None  # L; None: as alpha
+
+    @property
+    def drawn(self) -> Image.Image | None:
+        return self.alpha if self.repaint is None else self.repaint
+
+
+def data_url_bytes(url: str, field: str) -> bytes:
+    head, sep, data = url.partition(",")
+    if not sep or not head.startswith("data:image/") or not head.endswith(";base64"):
+        raise InvalidRequest(f"{field}: not an image data URL (data:image/...;base64,...)")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest(f"{field}: its base64 can't be decoded") from exc
+
+
+def read_picture(data: bytes, field: str) -> tuple[Image.Image, str]:
+    """An init image by its content, as training uploads are checked; with its sha256."""
+    picture = decode_training_image(data, field)
+    return picture.image, picture.sha256
+
+
+def read_mask(url: str, size: tuple[int, int]) -> tuple[Image.Image, str]:
+    """The mask (L: white repaints) and its sha256, or 422 naming what is wrong."""
+    data = data_url_bytes(url, "mask")
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as img:
+            if img.size != size:
+                raise InvalidRequest(
+                    f"mask is {img.size[0]}x{img.size[1]}; it must be the size of init_image, "
+                    f"{size[0]}x{size[1]}",
+                    code="mask_size",
+                )
+            img.load()
+            mask = img.convert("LA") if img.mode in ("RGBA", "LA", "PA") else img.convert("L")
+    except InvalidRequest:
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InvalidRequest("mask is not a readable PNG image", code="invalid_mask") from exc
+    if mask.mode == "LA":  # a painted layer: transparent is kept, whatever its colour
+        lum, a = mask.split()
+        mask = Image.fromarray((np.asarray(lum, np.uint16) * np.asarray(a) // 255).astype(np.uint8))
+    if not np.asarray(mask).any():
+        raise InvalidRequest("mask is all black: paint white where to repaint", code="empty_mask")
+    return mask, hashlib.sha256(data).hexdigest()
+
+
+def blurred(mask: Image.Image, radius: int) -> Image.Image:
+    return mask.filter(ImageFilter.GaussianBlur(radius)) if radius else mask
+
+
+def extended(image: Image.Image, extend: Extend, blur: int, seed: int) -> Source:
+    """Outpainting: the picture on a larger canvas whose new area starts from its edge
+    colours plus noise."""
+    w, h = image.size
+    left, top = extend.left, extend.top
+    pixels = np.asarray(image, np.float32)
+    pad = ((top, extend.bottom), (left, extend.right), (0, 0))
+    canvas = np.pad(pixels, pad, mode="edge")
+    noise = np.random.default_rng(seed).normal(0.0, EDGE_NOISE, canvas.shape)
+    new = np.ones(canvas.shape[:2], bool)
+    new[top : top + h, left : left + w] = False
+    canvas[new] += noise[new]
+    fill = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
+    hard = Image.fromarray((new * 255).astype(np.uint8))
+    # The model draws `blur` px into the picture too, so the seam is drawn as one piece;
+    # only the new area is pasted back, so every original pixel comes back as it was.
+    repaint = hard
+    if blur:
+        padded = Image.fromarray(np.pad(np.asarray(hard), blur, mode="edge"))
+        grown = padded.filter(ImageFilter.MaxFilter(2 * blur + 1))
+        repaint = grown.crop((blur, blur, blur + hard.width, blur + hard.height))
+    return Source(fill, hard, repaint=repaint)
+
+
+def crop_box(alpha: Image.Image, side: int) -> Box:
+    """A1111's 'only masked' area: the mask's box, padded by a 16th of the model's side (32 px
+    on SD 1.5's 512), grown towards the square the model draws at, within the picture."""
+    w, h = alpha.size
+    left, top, right, bottom = alpha.point(lambda v: 255 if v else 0).getbbox() or (0, 0, w, h)
+    pad = max(side // 16, 1)
+    left, top, right, bottom = left - pad, top - pad, right + pad, bottom + pad
+    want = max(right - left, bottom - top)
+    left, right = _grow(left, right, want, w)
+    top, bottom = _grow(top, bottom, want, h)
+    return left, top, right, bottom
+
+
+def _grow(lo: int, hi: int, want: int, limit: int) -> tuple[int, int]:
+    """[lo, hi) grown evenly to `want` long (or as long as fits) inside [0, limit)."""
+    want = min(want, limit)
+    extra = want - (hi - lo)
+    lo -= extra // 2
+    hi += extra - extra // 2
+    if lo < 0:
+        lo, hi = 0, hi - lo
+    if hi > limit:
+        lo, hi = max(lo - (hi - limit), 0), limit
+    return lo, hi
+
+
+def crop_size(box: Box, side: int) -> tuple[int, int]:
+    """The size a crop is drawn at: the model's area at the crop's shape, in multiples of 8."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    scale = side / max(w, h)
+    return max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8)
+
+
+def paste_back(original: Image.Image, drawn: Image.Image, alpha: Image.Image) -> Image.Image:
+    """`drawn` where alpha is 255, `original` where it is 0, blended between."""
+    a = np.asarray(alpha, np.float32)[..., None] / 255.0
+    mixed = np.asarray(original, np.float32) * (1 - a) + np.asarray(drawn, np.float32) * a
+    return Image.fromarray(np.clip(mixed.round(), 0, 255).astype(np.uint8))
