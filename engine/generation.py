@@ -76,23 +76,27 @@ class GenerationWork:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
-    def _check_limits(self, model: LoadedModel, steps: int, width: int, height: int, n: int):
-        """`width` x `height`: the final picture's (after extend and upscale)."""
+    def _check_limits(
+        self, model: LoadedModel, steps: int, size: tuple[int, int], req: GenerateRequest
+    ) -> None:
+        """`size`: the final picture's (after extend and upscale, which the message names)."""
         s = self.rt.settings
+        width, height = size
+        made = " (after extend and upscale)" if req.extend or req.upscale else ""
         if steps > s.max_steps:
             raise InvalidRequest(f"steps: at most {s.max_steps} on this server")
         if max(width, height) > s.max_side:
             raise InvalidRequest(
-                f"the picture would be {width}x{height}: width and height at most "
+                f"the picture would be {width}x{height}{made}: width and height at most "
                 f"{s.max_side} on this server (LORAMINT_MAX_SIDE)",
                 code="size_too_large",
             )
-        if n > s.max_images:
+        if req.num_images > s.max_images:
             raise InvalidRequest(f"num_images: at most {s.max_images} on this server")
         native = model.info.defaults.width
         if max(width, height) > native * s.max_size_ratio:
             raise InvalidRequest(
-                f"{width}x{height} is far above this model's native {native}x{native}: it "
+                f"{width}x{height}{made} is far above this model's native {native}x{native}: it "
                 f"would draw noise, slowly. Ask for at most {int(native * s.max_size_ratio)} "
                 "px a side (LORAMINT_MAX_SIZE_RATIO allows more)",
                 code="size_too_large",
@@ -107,7 +111,7 @@ class GenerationWork:
         size = (req.width or d.width, req.height or d.height)
         guidance = d.guidance_scale if req.guidance_scale is None else req.guidance_scale
         passes = plan_passes(req, lambda name: self._read_image(user, name), steps, size, d.width)
-        self._check_limits(model, steps, *passes.final, req.num_images)
+        self._check_limits(model, steps, passes.final, req)
         width, height = passes.size
         refs = []
         for spec in req.loras:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
@@ -24,6 +25,7 @@ from engine.contract.records import ImageParameters
 from engine.contract.schemas import (
     MAX_LORA_BYTES,
     MAX_TRAINING_IMAGE_BYTES,
+    WithImages,
 )
 from engine.storage import UserStore
 
@@ -143,10 +145,16 @@ async def save_image_upload(
     )
 
 
-async def read_training_images(files: list[UploadFile]) -> list[TrainingImage]:
-    """The form's images (their count is checked by `TrainForm`), decoded and checked."""
+async def read_form_images(store: UserStore, user_id: str, form: WithImages) -> list[TrainingImage]:
+    """The form's images, decoded and checked: the named gallery images first (read from the
+    store: the same 404 as none for another user's), then the uploads. Their count is checked
+    by the form."""
     images = []
-    for i, upload in enumerate(files, 1):
+    for name in form.gallery:
+        file = check_file_name(name, "outputs")
+        data = await asyncio.to_thread(store.local_file("outputs", user_id, file).read_bytes)
+        images.append(decode_training_image(data, f"gallery image {file}"))
+    for i, upload in enumerate(form.images, len(images) + 1):
         data = await upload.read(MAX_TRAINING_IMAGE_BYTES + 1)
         images.append(decode_training_image(data, f"image {i}"))
     return images

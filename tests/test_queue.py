@@ -88,6 +88,34 @@ def test_bad_requests_come_back_as_the_same_4xx(cluster):
         assert c.get("/jobs/0123456789abcdef", params=ALICE).status_code == 404
 
 
+def test_images_from_images_run_on_the_workers_from_the_shared_store(cluster):
+    """A gallery image uploaded through the dispatcher is read by whichever worker takes the
+    work: inpainting answered at once, and img2img with the hires pass as a job."""
+    from PIL import Image, ImageFilter
+
+    from tests.test_image_modes import data_url, noise_picture
+
+    picture = noise_picture((64, 64), seed=5)
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))
+    with cluster.dispatcher.client() as c:
+        r = c.post("/images", params=ALICE, files={"image": ("p.png", encoded(picture))})
+        assert r.status_code == 201, r.text
+        file = r.json()["file"]
+        body = generate(c, seed=1, init_image=file, mask=data_url(mask), mask_crop=True)
+        out = pixels(c, body["images"][0])
+        outside = np.asarray(mask.filter(ImageFilter.GaussianBlur(4))) == 0
+        assert np.abs(out - np.asarray(picture, np.int16))[outside].max() == 0
+        ask = {"prompt": "a fox", "steps": 4, "init_image": file, "strength": 0.5, "upscale": 2}
+        r = c.post("/generate", params={**ALICE, "async": "true"}, json=ask)
+        assert r.status_code == 202, r.text
+        job = wait_job(c, r.json()["job_id"])
+        assert job["status"] == "succeeded" and job["total_steps"] == 3, job
+        assert pixels(c, job["result"]["images"][0]).shape == (128, 128, 3)
+        r = c.post("/generate", params={"user_id": "bob"}, json={**ask, "steps": 2})
+        assert r.status_code == 404  # alice's image is not bob's
+
+
 def test_a_task_put_straight_into_redis_is_refused(cluster):
     """Sent to Redis by anyone but the dispatcher, `loramint.generate` once wrote an image into
     alice's folder: unsigned, wrongly signed and altered tasks are refused and logged."""

@@ -62,6 +62,7 @@ def test_the_readme_api_block_and_python_example_run(app, work):
     out = run(bash(api[0]), app, work, ["bash", "-c"])
     assert '"state":"ready"' in out.replace(" ", "") and "event: succeeded" in out
     assert (work / "circle.png").read_bytes().startswith(b"\x89PNG")
+    assert "\ninpaint\n" in out  # the img2img call printed its image's url before it
     assert not (app.data_dir / "loras" / "local" / "my_star.safetensors").exists()  # deleted
     (python,) = blocks("README.md", "python")
     out = run(python, app, work, [sys.executable, "-c"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # full: everything. preview: a public demo that only generates (LORAMINT_MODE, both processes).
 AppMode = Literal["full", "preview"]
@@ -124,38 +124,45 @@ class TrainOptions(RequestBody):
     keep_checkpoints: int = Field(5, ge=1, le=50, description="The newest this many are kept.")
 
 
-def _one_to_five(v: Any) -> Any:
-    n = len(v) if isinstance(v, list) else 1
-    if not 1 <= n <= MAX_TRAINING_IMAGES:
-        raise ValueError(f"send 1 to {MAX_TRAINING_IMAGES} images; got {n}")
-    return v
+GalleryName = Annotated[str, Field(min_length=1, max_length=140)]
 
 
-class TrainForm(TrainOptions):
+class WithImages(RequestBody):
+    """A form's pictures: uploaded, or named from your gallery (read from the store, so they
+    need no download and upload again); 1 to 5 in all, the gallery's first."""
+
+    images: list[UploadFile] = Field(
+        default_factory=list,
+        description=f"PNG, JPEG or WEBP images (<= 20 MB, 4096x4096), 1-{MAX_TRAINING_IMAGES} "
+        "with the gallery's.",
+        json_schema_extra={"maxItems": MAX_TRAINING_IMAGES},
+    )
+    gallery: list[GalleryName] = Field(
+        default_factory=list,
+        description="File names of your images (GET /images) to use too; they come first.",
+        json_schema_extra={"maxItems": MAX_TRAINING_IMAGES},
+    )
+
+    @model_validator(mode="after")
+    def _one_to_five(self) -> WithImages:
+        n = len(self.images) + len(self.gallery)
+        if not 1 <= n <= MAX_TRAINING_IMAGES:
+            raise ValueError(
+                f"send 1 to {MAX_TRAINING_IMAGES} images; got {n} (uploaded and from your gallery)"
+            )
+        return self
+
+
+class TrainForm(TrainOptions, WithImages):
     """`POST /train-lora`'s multipart form."""
 
-    images: list[UploadFile] = Field(
-        ...,
-        description=f"1-{MAX_TRAINING_IMAGES} PNG, JPEG or WEBP images (<= 20 MB, 4096x4096).",
-        json_schema_extra={"minItems": 1, "maxItems": MAX_TRAINING_IMAGES},
-    )
 
-    _image_count = field_validator("images", mode="before")(_one_to_five)
-
-
-class CaptionForm(RequestBody):
+class CaptionForm(WithImages):
     """`POST /caption`'s multipart form."""
 
-    images: list[UploadFile] = Field(
-        ...,
-        description=f"1-{MAX_TRAINING_IMAGES} PNG, JPEG or WEBP images.",
-        json_schema_extra={"minItems": 1, "maxItems": MAX_TRAINING_IMAGES},
-    )
     trigger_word: str | None = Field(
         None, max_length=64, description="Put in each caption in place of the subject."
     )
-
-    _image_count = field_validator("images", mode="before")(_one_to_five)
 
 
 class Captions(BaseModel):

@@ -108,9 +108,13 @@ def extended(image: Image.Image, extend: Extend, blur: int, seed: int) -> Source
 
 def crop_box(alpha: Image.Image, side: int) -> Box:
     """A1111's 'only masked' area: the mask's box, padded by a 16th of the model's side (32 px
-    on SD 1.5's 512), grown towards the square the model draws at, within the picture."""
+    on SD 1.5's 512), grown towards the square the model draws at, within the picture. (The
+    drawing is pasted back through the whole blurred mask; outside the box it is the picture.)"""
     w, h = alpha.size
-    left, top, right, bottom = alpha.point(lambda v: 255 if v else 0).getbbox() or (0, 0, w, h)
+    # Around the mask as painted (its blur's half-way line), not the blur's faint tail, which
+    # would widen the crop by 3 blur radii on each side.
+    painted = alpha.point(lambda v: 255 if v >= 128 else 0)
+    left, top, right, bottom = painted.getbbox() or (0, 0, w, h)
     pad = max(side // 16, 1)
     left, top, right, bottom = left - pad, top - pad, right + pad, bottom + pad
     want = max(right - left, bottom - top)

@@ -21,7 +21,7 @@ from engine.contract.schemas import (
     TrainForm,
 )
 from engine.deps import FrontDep, UserIdDep, WorkDep
-from engine.uploads import read_training_images
+from engine.uploads import read_form_images
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
 
@@ -33,7 +33,7 @@ async def train_lora(
     form: Annotated[TrainForm, Form(media_type="multipart/form-data")],
 ) -> TrainAccepted:
     """Start training; answers at once with the job to follow."""
-    images = await read_training_images(form.images)
+    images = await read_form_images(front.store, user_id, form)
     job = front.train(user_id, images, form)
     return TrainAccepted(job_id=job.id, status_url=f"/jobs/{job.id}", job=job)
 
@@ -45,7 +45,7 @@ async def caption(
     form: Annotated[CaptionForm, Form(media_type="multipart/form-data")],
 ) -> Captions:
     """One caption per image, with the trigger word, to edit before training."""
-    images = await read_training_images(form.images)
+    images = await read_form_images(front.store, user_id, form)
     return await front.caption(user_id, [im.image for im in images], form.trigger_word)
 
 

@@ -2,9 +2,10 @@
 // generation job whose live preview, queue place and steps show in a batch of its own, above
 // the earlier batches of this visit.
 import {
-  api, el, followJob, loraMeta, reuseUrl, safeThumbnail, showError, TERMINAL,
+  api, el, followJob, loraMeta, safeThumbnail, showError, TERMINAL,
 } from "./lib.js";
 import { engineReady, refreshJobsBadge } from "./shell.js";
+import { sourcePanel } from "./source.js";
 
 const form = document.getElementById("gen-form");
 const stack = document.getElementById("lora-stack");
@@ -17,6 +18,7 @@ const loras = new Map();  // file -> listing entry
 const running = new Set();  // cancel functions of this page's unfinished batches
 // A preview deployment only generates, and keeps nothing: no LoRAs, no jobs, no deleting.
 const preview = document.body.dataset.mode === "preview";
+const source = sourcePanel({ preview, errorBox });
 
 function addLora(file, strength = 1.0) {
   if (!file || stack.querySelector(`li[data-file="${CSS.escape(file)}"]`)) return;
@@ -70,19 +72,60 @@ function showDefaults(health) {
   hint("width", d.width); hint("height", d.height);
 }
 
-function prefill() {
-  const q = new URLSearchParams(location.search);
-  for (const key of ["prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width",
-                     "height", "num_images"]) {
-    if (q.has(key)) form.elements[key].value = q.get(key);
+const FIELDS = ["prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height"];
+
+// Put settings in the form: from the address (links from other pages) or an image's Reuse.
+function fill(get, loraSpecs) {
+  for (const key of FIELDS) {
+    const v = get(key);
+    form.elements[key].value = v === undefined || v === null ? "" : v;
   }
-  if (["seed", "steps", "guidance_scale", "width", "height"].some((k) => q.has(k))) {
+  if (["seed", "steps", "guidance_scale", "width", "height"].some((k) => form.elements[k].value !== "")) {
     document.getElementById("advanced").open = true;
   }
-  for (const spec of q.getAll("lora")) {
+  stack.replaceChildren();
+  for (const [file, strength] of loraSpecs) addLora(file, strength);
+}
+
+function prefill() {
+  const q = new URLSearchParams(location.search);
+  if (![...q.keys()].length) return;
+  fill((k) => q.get(k) ?? undefined, q.getAll("lora").map((spec) => {
     const [file, strength] = spec.split(":");
-    addLora(file, strength === undefined ? 1.0 : Number(strength));
+    return [file, strength === undefined ? 1.0 : Number(strength)];
+  }));
+  if (q.has("num_images")) form.elements.num_images.value = q.get("num_images");
+  if (q.has("init_image")) {
+    const file = q.get("init_image");
+    source.use(file, `/images/${encodeURIComponent(file)}`);
   }
+}
+
+function reuse(p) {
+  fill((k) => p[k], (p.loras || []).map((l) => [l.file, l.strength]));
+  form.scrollIntoView({ behavior: "smooth" });
+  form.elements.prompt.focus();
+  status.textContent = "The form now holds that image's settings.";
+}
+
+// "Use as input" and "Upscale" on a result: its file (a data URL in a preview) goes on.
+function useAsInput(im) {
+  source.use(preview ? im.url : im.file, im.url);
+  document.getElementById("start-from").scrollIntoView({ behavior: "smooth" });
+  status.textContent = "That image is now the picture to start from.";
+}
+
+async function upscale(im, factor) {
+  showError(errorBox, null);
+  const p = im.parameters;
+  const b = { prompt: p.prompt || "", negative_prompt: p.negative_prompt || "", seed: im.seed,
+              loras: p.loras || [], init_image: preview ? im.url : im.file, upscale: factor };
+  if (!b.prompt.trim()) b.prompt = "a picture";  // an upload of yours has no prompt
+  const label = `×${factor}: ${b.prompt}`;
+  try {
+    if (preview) await generateInline(label, b);
+    else startBatch(await api("POST", "/generate?async=true", b), label);
+  } catch (err) { showError(errorBox, err); }
 }
 
 function body() {
@@ -93,7 +136,9 @@ function body() {
   if (form.elements.guidance_scale.value !== "") b.guidance_scale = parseFloat(form.elements.guidance_scale.value);
   b.loras = [...stack.children].map((li) => ({
     file: li.dataset.file, strength: parseFloat(li.querySelector("input[type=range]").value) }));
-  return b;
+  const from = source.fields();
+  if (from instanceof Error) throw from;
+  return { ...b, ...from };
 }
 
 function imageFigure(im, seconds, onDeleted) {
@@ -107,11 +152,15 @@ function imageFigure(im, seconds, onDeleted) {
     if (!confirm(`Delete this image (seed ${im.seed})?`)) return;
     try { await api("DELETE", im.url); fig.remove(); onDeleted(); } catch (err) { showError(errorBox, err); }
   };
+  const button = (text, label, onclick) => el("button", { type: "button", class: "secondary", text,
+                                                         "aria-label": `${label} image seed ${im.seed}`, onclick });
   fig.append(el("div", { class: "row actions" },
     el("a", { class: "button secondary", href: im.url, download: im.file, text: "Download",
               "aria-label": `Download image seed ${im.seed}` }),
-    el("a", { class: "button secondary", href: reuseUrl(im.parameters), text: "Reuse",
-              "aria-label": `Reuse the settings of image seed ${im.seed}` }),
+    button("Reuse", "Reuse the settings of", () => reuse(im.parameters)),
+    button("Use as input", "Start from", () => useAsInput(im)),
+    button("Upscale ×1.5", "Upscale by 1.5", () => upscale(im, 1.5)),
+    button("×2", "Upscale by 2", () => upscale(im, 2)),
     preview ? null : el("button", { type: "button", class: "danger", text: "Delete",
                                     "aria-label": `Delete image seed ${im.seed}`, onclick: del })));
   return fig;
@@ -171,7 +220,7 @@ function startBatch(started, prompt) {
 }
 
 // Preview: one request that answers with the images themselves.
-async function generateInline(prompt) {
+async function generateInline(prompt, request = body()) {
   const text = el("p", { class: "batch-status", text: "Generating…" });
   const images = el("div", { class: "gallery" });
   const section = el("section", { class: "card batch", "aria-label": `Batch: ${prompt}` },
@@ -179,7 +228,7 @@ async function generateInline(prompt) {
   batches.prepend(section);
   status.textContent = `“${prompt}”: generating`;
   try {
-    const result = await api("POST", "/generate", body());
+    const result = await api("POST", "/generate", request);
     text.textContent = `Done in ${result.seconds} s`;
     images.replaceChildren(...result.images.map((im) => imageFigure(im, result.seconds)));
   } catch (err) {

@@ -1,6 +1,7 @@
 // /my-images: newest first, a page at a time, with search; each card shows the date and the
 // LoRAs used; a lightbox (arrow keys move) with the parameters as a table, reuse, download
-// and delete; and selecting several to delete at once.
+// and delete; and selecting several to delete at once, or to train a LoRA from (1-5 of them,
+// read by the engine from your gallery).
 import { api, el, formatDate, reuseUrl, showError } from "./lib.js";
 import { engineReady } from "./shell.js";
 
@@ -10,6 +11,8 @@ const errorBox = document.getElementById("images-error");
 const more = document.getElementById("more");
 const selectToggle = document.getElementById("select-toggle");
 const deleteSelected = document.getElementById("delete-selected");
+const trainSelected = document.getElementById("train-selected");
+const MAX_TRAINING_IMAGES = 5;
 const PAGE = 30;
 let images = [];
 let cursor = null;
@@ -27,7 +30,9 @@ function card(im, i) {
   const box = el("input", { type: "checkbox", class: "pick", "aria-label": `Select ${label}`,
                             hidden: !selecting, onchange: updateSelection });
   return el("figure", { "data-file": im.file }, box,
-    el("button", { type: "button", class: "thumb", "aria-label": `Open ${label}`, onclick: () => open(i) },
+    // In Select mode a click on the picture ticks it; otherwise it opens the lightbox.
+    el("button", { type: "button", class: "thumb", "aria-label": `Open ${label}`,
+                   onclick: () => (selecting ? tick(box) : open(i)) },
        el("img", { src: im.url, alt: label, loading: "lazy" })),
     el("figcaption", {}, el("span", { text: label }),
        el("time", { datetime: im.created, text: formatDate(im.created) }), badges(im.parameters)));
@@ -51,6 +56,7 @@ function open(i) {
     el("tr", {}, el("th", { scope: "row", text: name }),
        el("td", { text: String((typeof key === "function" ? key(p) : p[key]) ?? "") }))));
   document.getElementById("dialog-reuse").href = reuseUrl(p);
+  document.getElementById("dialog-use").href = `/generate?${new URLSearchParams({ init_image: im.file })}`;
   const dl = document.getElementById("dialog-download");
   dl.href = im.url;
   dl.setAttribute("download", im.file);
@@ -91,10 +97,19 @@ function picked() {
   return [...grid.querySelectorAll("input.pick:checked")].map((b) => b.closest("figure").dataset.file);
 }
 
+function tick(box) {
+  box.checked = !box.checked;
+  updateSelection();
+}
+
 function updateSelection() {
   const n = picked().length;
   deleteSelected.hidden = !selecting || n === 0;
   deleteSelected.textContent = `Delete ${n} selected`;
+  trainSelected.hidden = !selecting || n === 0;
+  trainSelected.disabled = n > MAX_TRAINING_IMAGES;
+  trainSelected.textContent = n > MAX_TRAINING_IMAGES ? `Train from at most ${MAX_TRAINING_IMAGES} (${n} selected)`
+    : `Train a LoRA from ${n} selected`;
 }
 
 async function remove(files) {
@@ -117,6 +132,11 @@ selectToggle.addEventListener("click", () => {
 deleteSelected.addEventListener("click", async () => {
   const files = picked();
   if (files.length && confirm(`Delete ${files.length} image(s)? This can't be undone.`)) await remove(files);
+});
+trainSelected.addEventListener("click", () => {
+  const q = new URLSearchParams();
+  for (const file of picked()) q.append("gallery", file);
+  location.assign(`/train-lora?${q}`);
 });
 document.getElementById("images-search").addEventListener("submit", (ev) => {
   ev.preventDefault();

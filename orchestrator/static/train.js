@@ -26,7 +26,9 @@ const resumeBtn = document.getElementById("resume-btn");
 const reportBox = document.getElementById("report");
 const saved = document.getElementById("saved-note");
 const ALLOWED = ["image/png", "image/jpeg", "image/webp"];
-const chosen = [];  // {file, url, caption: <textarea>, fromTemplate: bool}
+// {file (an upload) or gallery (one of your images, by name), name, url, caption: <textarea>,
+// fromTemplate: bool}; gallery images first, as the engine orders them.
+const chosen = [];
 let jobId = null;
 let stopFollowing = null;
 
@@ -38,7 +40,7 @@ function addFiles(files) {
   for (const file of files) {
     if (!ALLOWED.includes(file.type)) { problems.push(`${file.name} is not a PNG, JPEG or WEBP image.`); continue; }
     if (chosen.length >= 5) { problems.push("At most 5 images: the rest were left out."); break; }
-    chosen.push({ file, url: URL.createObjectURL(file), caption: null, fromTemplate: true });
+    chosen.push({ file, name: file.name, url: URL.createObjectURL(file), caption: null, fromTemplate: true });
   }
   showError(errorBox, problems.length ? new Error(problems.join(" ")) : null);
   drawThumbs();
@@ -53,14 +55,27 @@ function drawThumbs() {
       item.caption.addEventListener("input", () => { item.fromTemplate = false; });
     }
     item.caption.id = id;
-    const remove = () => { URL.revokeObjectURL(item.url); chosen.splice(i, 1); drawThumbs(); };
+    const remove = () => { if (item.file) URL.revokeObjectURL(item.url); chosen.splice(i, 1); drawThumbs(); };
     return el("li", {},
-      el("img", { src: item.url, alt: item.file.name }),
+      el("img", { src: item.url, alt: item.name }),
       el("div", { class: "caption-box" },
-        el("label", { for: id, text: `Caption of ${item.file.name}` }), item.caption),
+        el("label", { for: id, text: `Caption of ${item.name}` }), item.caption),
       el("button", { type: "button", class: "secondary", text: "Remove",
-                     "aria-label": `Remove ${item.file.name}`, onclick: remove }));
+                     "aria-label": `Remove ${item.name}`, onclick: remove }));
   }));
+}
+
+function appendImage(data, item) {
+  if (item.gallery) data.append("gallery", item.gallery);
+  else data.append("images", item.file);
+}
+
+// "Train a LoRA from these" on /my-images: the chosen images of your gallery, by name.
+function addGallery(names) {
+  for (const name of names.slice(0, 5)) {
+    chosen.push({ gallery: name, name, url: `/images/${encodeURIComponent(name)}`, caption: null, fromTemplate: true });
+  }
+  drawThumbs();
 }
 
 function retemplate() {
@@ -78,12 +93,13 @@ drop.addEventListener("drop", (ev) => {
   addFiles([...ev.dataTransfer.files]);
 });
 template.addEventListener("input", retemplate);
+addGallery(new URLSearchParams(location.search).getAll("gallery"));
 trigger.addEventListener("input", retemplate);
 
 document.getElementById("auto-caption").addEventListener("click", async (ev) => {
   if (!chosen.length) { showError(errorBox, new Error("Choose images first, then Auto-caption.")); return; }
   const data = new FormData();
-  for (const item of chosen) data.append("images", item.file);
+  for (const item of chosen) appendImage(data, item);
   data.append("trigger_word", triggerWord());
   ev.target.disabled = true;
   captionStatus.textContent = "Writing captions…";
@@ -287,7 +303,7 @@ form.addEventListener("submit", async (ev) => {
   showError(errorBox, null);
   const data = new FormData();
   for (const item of chosen) {
-    data.append("images", item.file);
+    appendImage(data, item);
     data.append("captions", item.caption.value.trim() || triggerWord());
   }
   for (const field of form.querySelectorAll("input[name]:not([type=file]), select[name]")) {

@@ -1,0 +1,115 @@
+// The mask brush of "Start from an image": paint where the picture is drawn anew, on a canvas
+// of the picture's own size laid over it. Mouse, pen and touch (pointer events); a brush size,
+// an eraser, clear, invert and undo (Ctrl+Z). The mask leaves as a black-and-white PNG.
+const UNDO_DEPTH = 30;
+const INK = "#ff1a8c";  // shows on any picture; the exported mask is white wherever there is ink
+
+export class MaskPainter {
+  constructor(canvas, onChange = () => {}) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d", { willReadFrequently: true });
+    this.onChange = onChange;
+    this.size = 24;  // brush diameter, in the picture's pixels
+    this.erasing = false;
+    this.undos = [];
+    this.last = null;
+    canvas.addEventListener("pointerdown", (ev) => this.down(ev));
+    canvas.addEventListener("pointermove", (ev) => this.move(ev));
+    for (const end of ["pointerup", "pointercancel", "pointerleave"]) {
+      canvas.addEventListener(end, () => { this.last = null; });
+    }
+  }
+
+  reset(width, height) {
+    this.canvas.width = width;
+    this.canvas.height = height;
+    this.undos = [];
+    this.changed();
+  }
+
+  get painted() {
+    const { data } = this.ctx.getImageData(0, 0, this.canvas.width, this.canvas.height);
+    for (let i = 3; i < data.length; i += 4) if (data[i]) return true;
+    return false;
+  }
+
+  point(ev) {
+    const r = this.canvas.getBoundingClientRect();
+    return [(ev.clientX - r.left) * (this.canvas.width / r.width),
+            (ev.clientY - r.top) * (this.canvas.height / r.height)];
+  }
+
+  down(ev) {
+    ev.preventDefault();
+    this.canvas.setPointerCapture(ev.pointerId);
+    this.keep();
+    this.last = this.point(ev);
+    this.stroke(this.last, this.last);
+  }
+
+  move(ev) {
+    if (!this.last) return;
+    const p = this.point(ev);
+    this.stroke(this.last, p);
+    this.last = p;
+  }
+
+  stroke(from, to) {
+    const c = this.ctx;
+    c.globalCompositeOperation = this.erasing ? "destination-out" : "source-over";
+    c.strokeStyle = INK;
+    c.lineWidth = this.size;
+    c.lineCap = "round";
+    c.beginPath();
+    c.moveTo(...from);
+    c.lineTo(...to);
+    c.stroke();
+    this.changed();
+  }
+
+  keep() {
+    this.undos.push(this.ctx.getImageData(0, 0, this.canvas.width, this.canvas.height));
+    if (this.undos.length > UNDO_DEPTH) this.undos.shift();
+  }
+
+  undo() {
+    const before = this.undos.pop();
+    if (before) { this.ctx.putImageData(before, 0, 0); this.changed(); }
+  }
+
+  clear() {
+    this.keep();
+    this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.changed();
+  }
+
+  invert() {
+    this.keep();
+    const img = this.ctx.getImageData(0, 0, this.canvas.width, this.canvas.height);
+    const d = img.data;
+    for (let i = 0; i < d.length; i += 4) {
+      [d[i], d[i + 1], d[i + 2]] = [255, 26, 140];
+      d[i + 3] = 255 - d[i + 3];
+    }
+    this.ctx.putImageData(img, 0, 0);
+    this.changed();
+  }
+
+  changed() { this.onChange(this); }
+
+  // White where painted, black elsewhere, the picture's size: what POST /generate's mask is.
+  toDataURL() {
+    const out = document.createElement("canvas");
+    out.width = this.canvas.width;
+    out.height = this.canvas.height;
+    const c = out.getContext("2d");
+    c.drawImage(this.canvas, 0, 0);
+    c.globalCompositeOperation = "source-in";  // the ink, white
+    c.fillStyle = "#fff";
+    c.fillRect(0, 0, out.width, out.height);
+    c.globalCompositeOperation = "destination-over";  // on black
+    c.fillStyle = "#000";
+    c.fillRect(0, 0, out.width, out.height);
+    return out.toDataURL("image/png");
+  }
+}
