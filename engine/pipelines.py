@@ -242,10 +242,13 @@ def render(
     # CPU generators make a seed give the same image on every device.
     generators = [torch.Generator("cpu").manual_seed(s) for s in params.seeds]
     hook = {}
+    tap: dict[str, torch.Tensor] = {}
     if on_step is not None:
 
         def callback(_pipe, i: int, _t, kwargs: dict) -> dict:
-            on_step(first_step + i + 1, kwargs["latents"])
+            # The step's predicted clean image when the scheduler gives one: at 10 steps the
+            # noisy latents preview as colour noise until the last few.
+            on_step(first_step + i + 1, tap.pop("x0", kwargs["latents"]))
             return kwargs
 
         hook = {"callback_on_step_end": callback, "callback_on_step_end_tensor_inputs": ["latents"]}
@@ -253,7 +256,7 @@ def render(
     # do, and default to the model's native size, not the image's.
     img2img = "image" in inputs and "mask_image" not in inputs
     size = {} if img2img else {"width": params.width, "height": params.height}
-    with torch.inference_mode():
+    with torch.inference_mode(), predicted_x0(pipe.scheduler, tap if on_step else None):
         out = pipe(
             **size,
             prompt=list(params.prompt) if isinstance(params.prompt, tuple) else [params.prompt] * n,
@@ -266,3 +269,33 @@ def render(
             **inputs,
         )
     return list(out.images)
+
+
+@contextmanager
+def predicted_x0(scheduler, into: dict[str, torch.Tensor] | None) -> Iterator[None]:
+    """While a render runs, each scheduler step leaves its x0 prediction in `into["x0"]`: the
+    step's `pred_original_sample` (DDIM, Euler, LMS...), or DPM-Solver++'s converted model
+    output, which is x0. The scheduler is the loaded model's own, shared, so its `step` is put
+    back after (renders run one at a time, on the device worker)."""
+    if into is None:
+        yield
+        return
+    original = scheduler.step
+
+    def step(*args, **kwargs):
+        out = original(*args, **kwargs)
+        # Pipelines ask for a tuple (return_dict=False): (prev_sample, pred_original_sample).
+        x0 = out[1] if isinstance(out, tuple) and len(out) > 1 else None
+        x0 = getattr(out, "pred_original_sample", x0)
+        outputs = getattr(scheduler, "model_outputs", None)
+        if x0 is None and outputs and scheduler.config.get("algorithm_type") == "dpmsolver++":
+            x0 = outputs[-1]
+        if x0 is not None:
+            into["x0"] = x0
+        return out
+
+    scheduler.step = step
+    try:
+        yield
+    finally:
+        del scheduler.step  # the instance attribute goes; the class's method shows again

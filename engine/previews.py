@@ -1,4 +1,5 @@
-"""Live previews of a generation: the latents of the current step as a small image.
+"""Live previews of a generation: the clean image the current step predicts (its x0, in latent
+space; `engine.pipelines.render` taps it from the scheduler) as a small image.
 
 By default a linear latent→RGB map, as A1111's "Approx cheap" and ComfyUI's latent previews
 do: published factors for SD 1.x/2.x and SDXL, and the demo model's own (fitted from its VAE by
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,10 +40,15 @@ SDXL_BIAS = (0.1084, -0.0175, -0.0011)
 
 
 def to_image(rgb: torch.Tensor) -> Image.Image:
-    """(B, 3, h, w) in [-1, 1] → one image, the batch side by side, shrunk to at most
-    PREVIEW_SIDE. Never enlarged: the browser scales it up for free."""
-    row = torch.cat(list(rgb.float().clamp(-1, 1)), dim=-1)  # (3, h, B*w)
-    array = ((row + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    """(B, 3, h, w) in [-1, 1] → one image, the batch in a grid as near square as it goes
+    (2 x 2 for four: a row of four was a thin strip), shrunk to at most PREVIEW_SIDE. Never
+    enlarged: the browser scales it up for free."""
+    b = rgb.shape[0]
+    cols = math.ceil(math.sqrt(b))
+    tiles = list(rgb.float().clamp(-1, 1)) + [torch.ones_like(rgb[0])] * (-b % cols)
+    rows = [torch.cat(tiles[i : i + cols], dim=-1) for i in range(0, len(tiles), cols)]
+    grid = torch.cat(rows, dim=-2)  # (3, rows*h, cols*w)
+    array = ((grid + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     image = Image.fromarray(np.ascontiguousarray(array))
     if max(image.size) > PREVIEW_SIDE:
         image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BILINEAR)

@@ -174,7 +174,8 @@ class UserStore:
             "file": blob.name,
             "name": blob.name.removesuffix(SUFFIX["loras"]),
             "size": blob.size,
-            "created": iso(blob.modified),
+            # When it was made: the file's time changes with every edit of its metadata.
+            "created": (metadata or {}).get("loramint.created") or iso(blob.modified),
             "url": f"/loras/{blob.name}?user_id={user_id}",
             "metadata": metadata,
             "error": error,

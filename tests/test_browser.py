@@ -133,7 +133,9 @@ def test_account_page_makes_a_token_shown_once(page):
     page.get_by_label("What the token is for").fill("nightly")
     page.get_by_role("button", name="Create token").click()
     page.get_by_text("shown only now").wait_for()
-    token = page.locator("#tok-new").inner_text().rsplit(" ", 1)[-1]
+    token = page.locator("#tok-new code").inner_text()
+    page.get_by_role("button", name="Copy the token").click()  # copied, or says how to
+    page.locator("#tok-new [role=status]").get_by_text("op").wait_for()
     assert token.startswith("lmt_")
     row = page.locator("#tok-table tbody tr", has_text="nightly")
     row.wait_for()

@@ -175,3 +175,21 @@ def test_previews_from_a_tiny_autoencoder_when_one_is_named(tiny_models, tmp_pat
     # The autoencoder decodes the latents to pixels (this one 8x up, shrunk to 256 px); the
     # linear map gives one pixel per latent (the browser scales it up).
     assert sides[True] == 256 and sides[False] < 256
+
+
+def test_previews_show_the_predicted_picture_laid_out_as_the_batch(demo):
+    """The demo model at its 10 steps: the preview of step 3 is already near the last one (it
+    shows the step's predicted clean image; the noisy latents were 67 levels off there, x0
+    12), and four images preview as a 2 x 2 grid, not a strip."""
+    with demo.client() as c:
+        body = {"prompt": "a red circle on a white background", "seed": 4, "num_images": 4}
+        events = sse_events(c, start(c, **body)["status_url"] + "/events")
+    running = {
+        d["step"]: decode_data_url(d["preview"])
+        for n, d in events
+        if n == "running" and d["preview"]
+    }
+    last = running[max(running)]
+    assert last.shape[0] == last.shape[1]  # 2 x 2
+    early = min(step for step in running if step >= 3)
+    assert early <= 5 and np.abs(running[early] - last).mean() < 30, early

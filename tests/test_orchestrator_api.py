@@ -186,8 +186,12 @@ def test_openapi_describes_every_public_route(client):
     assert (strength["minimum"], strength["maximum"]) == (-2, 2)
     form = paths["/train-lora"]["post"]["requestBody"]["content"]["multipart/form-data"]
     props = form["schema"]["properties"]
-    assert set(form["schema"]["required"]) == {"images", "name"} and "user_id" not in props
-    assert props["images"]["maxItems"] == 5 and props["steps"]["anyOf"][0]["maximum"] == 5000
+    # Images are uploaded or named from the gallery: 1-5 in all, checked by the form.
+    assert set(form["schema"]["required"]) == {"name"} and "user_id" not in props
+    assert props["images"]["maxItems"] == 5 and props["gallery"]["maxItems"] == 5
+    assert props["steps"]["anyOf"][0]["maximum"] == 5000
+    init = generate["properties"]["init_image"]["anyOf"][0]
+    assert init["maxLength"] > 20 * 2**20  # a 20 MB picture, base64-encoded
     ok = paths["/loras"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok["$ref"].endswith("/LoraList")
     for path in ("/generate", "/train-lora"):

@@ -12,6 +12,7 @@ import sys
 import httpx
 import pytest
 
+from engine.contract.generation import MAX_GENERATE_BYTES
 from engine.contract.schemas import (
     ENGINE_TOKEN_HEADER,
     MAX_TRAINING_IMAGE_BYTES,
@@ -50,14 +51,18 @@ def test_a_host_it_does_not_serve_is_refused(either):
 
 
 def test_a_json_body_over_1_mb_is_refused_before_it_is_read(either):
-    big = b'{"prompt": "' + b"x" * (1 << 20) + b'"}'
+    big = b'{"description": "' + b"x" * (1 << 20) + b'"}'
     json_type = {"content-type": "application/json"}
-    r = either.post("/generate", content=big, headers=json_type)
+    r = either.patch("/loras/a.safetensors", content=big, headers=json_type)
     assert "1 MB" in assert_error(r, 413, "too_large")["message"]
     # Without Content-Length (chunked), counted as it streams in.
     chunks = (big[i : i + 65536] for i in range(0, len(big), 65536))
-    r = either.post("/generate", content=chunks, headers=json_type)
+    r = either.patch("/loras/a.safetensors", content=chunks, headers=json_type)
     assert "1 MB" in assert_error(r, 413, "too_large")["message"]
+    # /generate takes an init image and a mask inline (data URLs): up to their size, no more.
+    over = b'{"prompt": "x", "init_image": "' + b"A" * MAX_GENERATE_BYTES + b'"}'
+    r = either.post("/generate", content=over, headers=json_type)
+    assert "40 MB" in assert_error(r, 413, "too_large")["message"]
 
 
 def test_a_training_upload_over_its_limit_is_refused_from_its_headers(app):

@@ -20,6 +20,9 @@ from engine.contract.schemas import (
 # An image sent inline as a data URL: the upload limit, base64-encoded (4 chars per 3 bytes).
 MAX_INLINE_IMAGE_CHARS = MAX_TRAINING_IMAGE_BYTES * 4 // 3 + 64
 MAX_MASK_CHARS = 8 << 20  # a black-and-white PNG: far smaller than a picture of that size
+# The body of a /generate with both inline, and 1 MB for the rest, rounded up to say in words.
+MAX_GENERATE_BYTES = 40 << 20
+assert MAX_GENERATE_BYTES >= MAX_INLINE_IMAGE_CHARS + MAX_MASK_CHARS + (1 << 20)
 IMG2IMG_STRENGTH = 0.6  # A1111's 0.75 changes too much of a picture to call it the same one
 UPSCALE_STRENGTH = 0.35
 # Outpainting draws over edge colours plus noise; drawn from pure noise (1.0) the new area

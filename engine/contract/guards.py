@@ -11,7 +11,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from engine.contract.errors import PreviewOnly
-from engine.contract.generation import MAX_INLINE_IMAGE_CHARS, MAX_MASK_CHARS
+from engine.contract.generation import MAX_GENERATE_BYTES
 from engine.contract.handlers import error_response
 from engine.contract.schemas import (
     ENGINE_TOKEN_HEADER,
@@ -107,7 +107,7 @@ def body_limit(method: str, path: str) -> int:
     if path == "/images" and method == "POST":
         return MAX_TRAINING_IMAGE_BYTES + MAX_JSON_BYTES
     if path == "/generate":  # an init image and a mask may come inline, as data URLs
-        return MAX_INLINE_IMAGE_CHARS + MAX_MASK_CHARS + MAX_JSON_BYTES
+        return MAX_GENERATE_BYTES
     return MAX_JSON_BYTES
 
 

@@ -37,7 +37,13 @@ document.getElementById("tok-form").addEventListener("submit", async (ev) => {
   try {
     const t = await api("POST", "/account/tokens", { label: label.value });
     const box = document.getElementById("tok-new");
-    box.textContent = `New token for ${t.label} (shown only now): ${t.token}`;
+    const copied = el("span", { role: "status" });
+    const copy = el("button", { type: "button", class: "secondary", text: "Copy",
+                                "aria-label": `Copy the token for ${t.label}`, onclick: async () => {
+      try { await navigator.clipboard.writeText(t.token); copied.textContent = " Copied."; }
+      catch (err) { copied.textContent = " Copying is blocked here: select the token and copy it."; }
+    } });
+    box.replaceChildren(`New token for ${t.label} (shown only now): `, el("code", { text: t.token }), " ", copy, copied);
     box.hidden = false;
     label.value = "";
     await loadTokens();

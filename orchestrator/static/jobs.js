@@ -6,8 +6,13 @@ const list = document.getElementById("job-list");
 const errorBox = document.getElementById("jobs-error");
 const cancelling = new Set();
 
+// Named as the job is now: "Generating" while it runs, not beside "succeeded".
 function title(job) {
-  return job.kind === "train-lora" ? `Training ${job.params.name}` : `Generating “${job.params.prompt}”`;
+  if (job.kind === "train-lora") return `Training ${job.params.name}`;
+  const ended = TERMINAL.includes(job.status);
+  const what = `“${job.params.prompt}”`;
+  if (!ended) return `Generating ${what}`;
+  return job.status === "succeeded" ? `Generated ${what}` : `Generation of ${what}`;
 }
 
 function state(job) {
