@@ -124,3 +124,34 @@ def test_pipelines_made_from_the_loaded_model_share_its_weights():
             for name, part in pipe.components.items():
                 if isinstance(part, torch.nn.Module):
                     assert made.components[name] is part, (kind, name)
+
+
+def test_an_inpainting_checkpoint_is_used_natively(tmp_path):
+    """A 9-channel UNet (latents, mask, masked picture) loaded as the model: it inpaints with
+    its own channels, and text to image and img2img run through it with the whole picture
+    masked (a plain pipeline would fail on its UNet)."""
+    from diffusers import StableDiffusionInpaintPipeline
+
+    from tests.engine_process import EngineProcess
+    from tests.tiny import tiny_sd
+
+    folder = tmp_path / "inpainting-model"
+    StableDiffusionInpaintPipeline(**tiny_sd(in_channels=9).components).save_pretrained(
+        folder, safe_serialization=True
+    )
+    eng = EngineProcess(str(folder), tmp_path / "data", tmp_path / "engine.log").start()
+    try:
+        with eng.client() as c:
+            text = pixels(c, generate(c, seed=1)["images"][0])
+            assert text.shape == (64, 64, 3) and text.std() > 0
+            picture = noise_picture(seed=6)
+            file = upload(c, picture)
+            assert pixels(c, generate(c, seed=1, init_image=file)["images"][0]).shape == (64, 64, 3)
+            mask = Image.new("L", (64, 64), 0)
+            mask.paste(255, (16, 16, 48, 48))
+            out = pixels(c, generate(c, seed=1, init_image=file, mask=data_url(mask))["images"][0])
+            outside = np.asarray(mask.filter(ImageFilter.GaussianBlur(4))) == 0
+            src = np.asarray(picture, np.int16)
+            assert np.abs(out - src)[outside].max() == 0 and np.abs(out - src)[~outside].mean() > 5
+    finally:
+        eng.stop()

@@ -55,14 +55,15 @@ def _vae(channels: list[int], groups: int) -> AutoencoderKL:
     )
 
 
-def tiny_sd(seed: int = 0) -> StableDiffusionPipeline:
+def tiny_sd(seed: int = 0, in_channels: int = 4) -> StableDiffusionPipeline:
+    """`in_channels=9`: the UNet of an inpainting checkpoint (latents, mask, masked image)."""
     torch.manual_seed(seed)
     tok = build_tokenizer()
     unet = UNet2DConditionModel(
         block_out_channels=(4, 8),
         layers_per_block=1,
         sample_size=32,
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),

@@ -37,12 +37,18 @@ def draw(
 ) -> list[Image.Image]:
     """Each pass in turn; the steps they report count on across passes."""
     src, first = passes.source, passes.first
-    if src is None:
+    n = len(params.seeds)
+    if src is None and inpainting_model(model):  # its UNet can't draw from text alone
+        blank = Image.new("RGB", (params.width, params.height), (127, 127, 127))
+        images = _img2img(
+            model, params, [blank] * n, Pass(1.0, params.steps, params.steps), on_step, 0
+        )
+    elif src is None:
         images = render(model.pipe, params, on_step)
     elif first is None:
-        images = [src.image] * len(params.seeds)
+        images = [src.image] * n
     elif src.alpha is None:
-        images = _img2img(model, params, [src.image] * len(params.seeds), first, on_step, 0)
+        images = _img2img(model, params, [src.image] * n, first, on_step, 0)
     else:
         images = _inpaint(model, params, src, first, on_step)
     if passes.upscale is not None:
@@ -61,9 +67,18 @@ def _img2img(
     on_step: StepHook | None,
     first_step: int,
 ) -> list[Image.Image]:
-    pipe = derived(model, "img2img")
     asked = replace(params, steps=step.steps, width=images[0].width, height=images[0].height)
-    return render(pipe, asked, on_step, first_step, image=images, strength=step.strength)
+    if inpainting_model(model):  # all of it masked: its UNet needs a mask and a masked image
+        whole = [Image.new("L", images[0].size, 255)] * len(images)
+        pipe, more = derived(model, "inpaint"), {"mask_image": whole}
+    else:
+        pipe, more = derived(model, "img2img"), {}
+    return render(pipe, asked, on_step, first_step, image=images, strength=step.strength, **more)
+
+
+def inpainting_model(model: LoadedModel) -> bool:
+    """An inpainting checkpoint: its UNet takes the mask and the masked picture too (9 channels)."""
+    return model.pipe.unet.config.in_channels == 9
 
 
 def _inpaint(
