@@ -153,5 +153,12 @@ def test_an_inpainting_checkpoint_is_used_natively(tmp_path):
             outside = np.asarray(mask.filter(ImageFilter.GaussianBlur(4))) == 0
             src = np.asarray(picture, np.int16)
             assert np.abs(out - src)[outside].max() == 0 and np.abs(out - src)[~outside].mean() > 5
+            r = c.post(
+                "/train-lora",
+                params=ALICE,
+                files=[("images", ("a.png", encoded(picture), "image/png"))],
+                data={"name": "nope"},
+            )
+            assert r.status_code == 422 and r.json()["error"]["code"] == "cannot_train_this_model"
     finally:
         eng.stop()

@@ -196,3 +196,13 @@ def test_bad_image_inputs_are_refused_by_name(demo):
         assert_error(c.post("/generate", params={"user_id": "bob"}, json=ask), 404)
         traversal = {**ask, "init_image": "../alice/" + file}
         assert_error(c.post("/generate", params={"user_id": "bob"}, json=traversal), 422)
+        # Training from gallery images: only your own, and 1 to 5 in all.
+        for user, names, status in [
+            ("bob", [file], 404),
+            ("bob", ["../alice/" + file], 422),
+            ("alice", [file] * 6, 422),
+        ]:
+            r = c.post(
+                "/train-lora", params={"user_id": user}, data={"name": "g", "gallery": names}
+            )
+            assert_error(r, status)

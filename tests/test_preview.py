@@ -137,5 +137,18 @@ def test_a_visitor_generates_in_the_preview_page(browser, preview_app):
         expect(image).to_be_visible(timeout=60_000)
         assert image.get_attribute("src").startswith("data:image/png;base64,")
         expect(page.get_by_role("button", name="Delete", exact=False)).to_have_count(0)
+        # Start from it: the picture goes inline (a preview keeps no files), as does its
+        # upscale.
+        page.get_by_role("button", name="Start from image seed", exact=False).click()
+        expect(page.locator("#source-size")).to_have_text("64×64")
+        page.get_by_label("Prompt", exact=True).fill("a blue circle")
+        page.get_by_role("button", name="Generate").click()
+        second = page.locator("section.batch").first.get_by_role("img", name="Generated: a blue")
+        expect(second).to_be_visible(timeout=60_000)
+        page.locator("section.batch").first.get_by_role("button", name="Upscale by 2").click()
+        upscaled = page.locator("section.batch").first
+        expect(upscaled.locator("h2")).to_have_text("×2: a blue circle")
+        expect(upscaled.get_by_text("Done in")).to_be_visible(timeout=60_000)
+        assert page.locator("#gen-error").is_hidden(), page.locator("#gen-error").inner_text()
         shot(page, "preview-generate")
     assert _files(preview_app.data_dir) == []

@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Any
 
-from engine.contract.errors import ApiError, Conflict, NotFound
+from engine.contract.errors import ApiError, Conflict, InvalidRequest, NotFound
 from engine.contract.jobs import Job, JobPhase, JobSample
 from engine.contract.records import TrainingRecord
 from engine.contract.training import JobCheckpoint, ResumedFrom
@@ -39,6 +39,12 @@ class TrainingWork:
         model: LoadedModel, n_images: int, record: TrainingRecord
     ) -> tuple[TrainConfig, TrainingRecord]:
         """The run's settings for this model, and the record with them."""
+        if model.pipe.unet.config.in_channels != 4:
+            raise InvalidRequest(
+                "this model is an inpainting checkpoint (its UNet also takes a mask): LoRAs "
+                "are trained on the base model it was made from; load that to train",
+                code="cannot_train_this_model",
+            )
         cfg = train_config(record.train_options(), n_images, model.info)
         return cfg, record.planned(
             captions=list(cfg.captions),

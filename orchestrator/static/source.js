@@ -113,7 +113,9 @@ export function sourcePanel({ preview, errorBox }) {
   $("mask-invert").addEventListener("click", () => painter.invert());
   $("mask-undo").addEventListener("click", () => painter.undo());
   document.addEventListener("keydown", (ev) => {
-    if (ev.key === "z" && (ev.ctrlKey || ev.metaKey) && maskOn.checked && !ev.target.matches("input, textarea")) {
+    // Not while typing: text fields keep their own undo.
+    const typing = ev.target.matches("textarea, input:not([type=checkbox]):not([type=range]):not([type=radio])");
+    if (ev.key === "z" && (ev.ctrlKey || ev.metaKey) && maskOn.checked && !typing) {
       ev.preventDefault();
       painter.undo();
     }
