@@ -83,17 +83,19 @@ def main() -> None:
 
     text = RenderParams(PROMPT, "", args.steps, 5.0, side, side, (1,))
     url = picture_url(side)
+    how = dict(
+        read_file=lambda _: b"",
+        check_size=lambda _: None,
+        steps=args.steps,
+        size=(side, side),
+        native=side,
+        seed=1,
+    )
     plans = {
-        s: plan_passes(
-            GenerateRequest(prompt=PROMPT, init_image=url, strength=s),
-            lambda _: b"",
-            args.steps,
-            (side, side),
-            side,
-        )
+        s: plan_passes(GenerateRequest(prompt=PROMPT, init_image=url, strength=s), **how)
         for s in (0.3, 0.6, 0.9)
     }
-    txt = plan_passes(GenerateRequest(prompt=PROMPT), lambda _: b"", args.steps, (side, side), side)
+    txt = plan_passes(GenerateRequest(prompt=PROMPT), **how)
     timings: dict[str, list[float]] = {"txt2img": [], **{f"img2img {s}": [] for s in plans}}
     for run in range(args.runs + 1):  # the first is a warm-up
         for label, passes in [("txt2img", txt), *((f"img2img {s}", p) for s, p in plans.items())]:

@@ -108,10 +108,17 @@ class GenerationWork:
         self.rt.store.check_quota(user, self.rt.settings.user_quota_mb)
         d = model.info.defaults
         steps = req.steps or d.steps
-        size = (req.width or d.width, req.height or d.height)
         guidance = d.guidance_scale if req.guidance_scale is None else req.guidance_scale
-        passes = plan_passes(req, lambda name: self._read_image(user, name), steps, size, d.width)
-        self._check_limits(model, steps, passes.final, req)
+        seed = secrets.randbelow(MAX_SEED + 1) if req.seed is None else req.seed
+        passes = plan_passes(
+            req,
+            read_file=lambda name: self._read_image(user, name),
+            check_size=lambda size: self._check_limits(model, steps, size, req),
+            steps=steps,
+            size=(req.width or d.width, req.height or d.height),
+            native=d.width,
+            seed=seed,
+        )
         width, height = passes.size
         refs = []
         for spec in req.loras:
@@ -119,7 +126,6 @@ class GenerationWork:
             path = self.rt.store.local_file("loras", user, file)
             read_safetensors_metadata(path, file)  # reject a broken file before queueing
             refs.append(LoraRef(user, file, path, spec.strength))
-        seed = secrets.randbelow(MAX_SEED + 1) if req.seed is None else req.seed
         seeds = tuple((seed + i) % (MAX_SEED + 1) for i in range(req.num_images))
         render = RenderParams(
             req.prompt, req.negative_prompt, steps, guidance, width, height, seeds

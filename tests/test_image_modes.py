@@ -86,6 +86,10 @@ def test_outpainting_and_hires_fix_give_the_final_size(client):
     assert out.shape == (72, 80, 3)
     src = np.asarray(Image.open(io.BytesIO(encoded(noise_picture((64, 64), seed=2)))), np.int16)
     assert np.array_equal(out[8:, 16:], src)
+    # Its seed drawn, then given back: the same picture (the new area's noise comes from it).
+    drawn = generate(client, init_image=file, extend={"right": 16})["images"][0]
+    again = generate(client, init_image=file, extend={"right": 16}, seed=drawn["seed"])
+    assert np.array_equal(pixels(client, drawn), pixels(client, again["images"][0]))
     big = generate(client, seed=1, upscale=1.5, num_images=2)
     assert [pixels(client, im).shape for im in big["images"]] == [(96, 96, 3)] * 2
     assert big["parameters"]["upscale"] == 1.5 and big["parameters"]["width"] == 96

@@ -90,10 +90,10 @@ def extended(image: Image.Image, extend: Extend, blur: int, seed: int) -> Source
     pixels = np.asarray(image, np.float32)
     pad = ((top, extend.bottom), (left, extend.right), (0, 0))
     canvas = np.pad(pixels, pad, mode="edge")
-    noise = np.random.default_rng(seed).normal(0.0, EDGE_NOISE, canvas.shape)
     new = np.ones(canvas.shape[:2], bool)
     new[top : top + h, left : left + w] = False
-    canvas[new] += noise[new]
+    rng = np.random.default_rng(seed)
+    canvas[new] += rng.normal(0.0, EDGE_NOISE, (int(new.sum()), 3)).astype(np.float32)
     fill = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
     hard = Image.fromarray((new * 255).astype(np.uint8))
     # The model draws `blur` px into the picture too, so the seam is drawn as one piece;

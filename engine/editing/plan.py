@@ -63,18 +63,23 @@ def eight(side: float) -> int:
 
 def plan_passes(
     req: GenerateRequest,
+    *,
     read_file: Callable[[str], bytes],
+    check_size: Callable[[tuple[int, int]], None],
     steps: int,
     size: tuple[int, int],
     native: int,
+    seed: int,
 ) -> Passes:
-    """`read_file(name)`: one of the user's images (404 when it is not theirs); `size`: the
-    request's (or the model's) width and height, for text to image; `native`: the side the
-    model draws best at (a crop is drawn at it)."""
+    """`read_file(name)`: one of the user's images (404 when it is not theirs);
+    `check_size(final)`: refuses a final picture past the server's limits, called before any
+    canvas is made; `size`: the request's (or the model's) width and height, for text to
+    image; `native`: the side the model draws best at (a crop is drawn at it); `seed`: the
+    first image's, which also draws an extended area's noise."""
     upscale = schedule(steps, req.upscale_strength) if req.upscale else None
     if req.init_image is None:
-        text = Pass(1.0, steps, steps)
-        return Passes(None, text, upscale, size, _scaled(size, req.upscale))
+        check_size(_scaled(size, req.upscale))
+        return Passes(None, Pass(1.0, steps, steps), upscale, size, _scaled(size, req.upscale))
     data = (
         data_url_bytes(req.init_image, "init_image")
         if req.init_image.startswith("data:")
@@ -87,12 +92,17 @@ def plan_passes(
             code="image_too_small",
         )
     out = (req.width or eight(picture.size[0]), req.height or eight(picture.size[1]))
+    first_size = out
+    if req.extend is not None:
+        e = req.extend
+        first_size = (out[0] + e.left + e.right, out[1] + e.top + e.bottom)
+    final = _scaled(first_size, req.upscale)
+    check_size(final)
     mask, mask_sha = (None, None) if req.mask is None else read_mask(req.mask, picture.size)
     image = picture.resize(out, Image.Resampling.LANCZOS) if picture.size != out else picture
     strength = req.first_pass_strength
     first = None if strength is None else schedule(steps, strength)
     if req.extend is not None:
-        seed = req.seed or 0
         source = extended(image, req.extend, req.mask_blur, seed)
     else:
         alpha = None
@@ -101,10 +111,7 @@ def plan_passes(
         source = Source(image, alpha)
     if req.mask_crop and source.drawn is not None:
         source = replace(source, crop=crop_box(source.drawn, native))
-    first_size = source.image.size
-    return Passes(
-        source, first, upscale, first_size, _scaled(first_size, req.upscale), sha, mask_sha
-    )
+    return Passes(source, first, upscale, first_size, final, sha, mask_sha)
 
 
 def _scaled(size: tuple[int, int], factor: float | None) -> tuple[int, int]:
