@@ -78,9 +78,15 @@ def test_the_mask_brush_repaints_only_what_was_painted(page, tmp_path):
     picture = side_by_side()
     start_from(page, tmp_path, picture)
     page.get_by_label("Paint a mask (repaint only there)").check()
+    undo = page.get_by_role("button", name="Undo")
+    page.locator("#mask-canvas").focus()  # from the keyboard: a stroke, taken back
+    page.keyboard.press("Shift+ArrowRight")
+    assert page.locator("#brush-cursor").is_visible() and undo.is_enabled()
+    page.keyboard.press("Control+z")
+    assert undo.is_disabled()
     paint(page, 0.1, 0.3, rows=1)  # a stroke on the circle...
     page.keyboard.press("Control+z")  # ...taken back
-    assert page.get_by_role("button", name="Undo").is_disabled()  # nothing left to undo
+    assert undo.is_disabled()  # nothing left to undo
     page.get_by_role("button", name="Eraser").click()
     paint(page, 0.6, 0.9, rows=2)  # erasing nothing changes nothing
     page.get_by_role("button", name="Eraser").click()

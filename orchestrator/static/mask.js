@@ -5,7 +5,7 @@ const UNDO_DEPTH = 30;
 const INK = "#ff1a8c";  // shows on any picture; the exported mask is white wherever there is ink
 
 export class MaskPainter {
-  constructor(canvas, onChange = () => {}) {
+  constructor(canvas, onChange = () => {}, cursor = null) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d", { willReadFrequently: true });
     this.onChange = onChange;
@@ -18,11 +18,47 @@ export class MaskPainter {
     for (const end of ["pointerup", "pointercancel", "pointerleave"]) {
       canvas.addEventListener(end, () => { this.last = null; });
     }
+    // From the keyboard: arrows move the brush (shown by `cursor`), Space paints a dot there,
+    // Shift+arrows paint along the way.
+    this.at = [0, 0];
+    this.cursor = cursor;
+    canvas.tabIndex = 0;
+    canvas.addEventListener("keydown", (ev) => this.key(ev));
+    canvas.addEventListener("focus", () => this.showCursor(true));
+    canvas.addEventListener("blur", () => this.showCursor(false));
+  }
+
+  key(ev) {
+    const step = Math.max(2, this.size / 2);
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    const clamp = (v, hi) => Math.min(Math.max(v, 0), hi);
+    if (moves[ev.key]) {
+      ev.preventDefault();
+      const from = this.at;
+      this.at = [clamp(from[0] + moves[ev.key][0], this.canvas.width), clamp(from[1] + moves[ev.key][1], this.canvas.height)];
+      if (ev.shiftKey) { if (!ev.repeat) this.keep(); this.stroke(from, this.at); }
+      this.showCursor(true);
+    } else if (ev.key === " ") {
+      ev.preventDefault();
+      this.keep();
+      this.stroke(this.at, this.at);
+    }
+  }
+
+  showCursor(on) {
+    if (!this.cursor) return;
+    this.cursor.hidden = !on;
+    const r = this.canvas.getBoundingClientRect();
+    const scale = r.width / this.canvas.width;
+    const d = this.size * scale;
+    Object.assign(this.cursor.style, { width: `${d}px`, height: `${d}px`,
+      left: `${this.at[0] * scale - d / 2}px`, top: `${this.at[1] * scale - d / 2}px` });
   }
 
   reset(width, height) {
     this.canvas.width = width;
     this.canvas.height = height;
+    this.at = [width / 2, height / 2];
     this.undos = [];
     this.changed();
   }

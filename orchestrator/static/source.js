@@ -19,7 +19,7 @@ export function sourcePanel({ preview, errorBox }) {
   let strengthTouched = false;
   const painter = new MaskPainter(canvas, (p) => {
     $("mask-undo").disabled = !p.undos.length;
-  });
+  }, $("brush-cursor"));
 
   function showStrength() {
     // Until moved, the server's default for the mode is used: say which.
