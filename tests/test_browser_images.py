@@ -67,11 +67,11 @@ def paint(page, x0: float, x1: float, rows: int = 9) -> None:
         page.mouse.up()
 
 
-def finished(page):
-    """The newest batch once done, pinned: later batches go above it."""
-    page.locator("section.batch").first.get_by_text("Done in").wait_for(timeout=60_000)
-    n = page.locator("section.batch").count()
-    return page.locator(f"#batches > section.batch:nth-last-child({n})")
+def finished(page, n: int):
+    """The n-th batch of the visit once it is done, pinned: later batches go above it."""
+    batch = page.locator(f"#batches > section.batch:nth-last-child({n})")
+    batch.get_by_text("Done in").wait_for(timeout=60_000)
+    return batch
 
 
 def test_the_mask_brush_repaints_only_what_was_painted(page, tmp_path):
@@ -95,7 +95,7 @@ def test_the_mask_brush_repaints_only_what_was_painted(page, tmp_path):
     page.get_by_label("Only the masked area, in more detail").check()
     page.get_by_label("Prompt", exact=True).fill("a blue triangle on a white background")
     page.get_by_role("button", name="Generate").click()
-    batch = finished(page)
+    batch = finished(page, 1)
     shot(page, "images-1-mask-brush")
     out = result_pixels(page, batch)
     assert out.size == (128, 64)
@@ -114,7 +114,7 @@ def test_extend_by_the_side_buttons_and_upscale_a_result(page, tmp_path):
     assert "0.8 extending" in page.locator("#strength-out").inner_text()
     page.get_by_label("Prompt", exact=True).fill("a red circle on a white background")
     page.get_by_role("button", name="Generate").click()
-    wide = finished(page)
+    wide = finished(page, 1)
     out = result_pixels(page, wide)
     assert out.size == (96, 64)
     assert np.abs(np.asarray(out, np.int16)[:, :64] - np.asarray(picture, np.int16)).max() <= 2
@@ -127,9 +127,9 @@ def test_extend_by_the_side_buttons_and_upscale_a_result(page, tmp_path):
     page.get_by_role("button", name="Remove picture").click()
     page.get_by_label("Prompt", exact=True).fill("a green square on a gray background")
     page.get_by_role("button", name="Generate").click()
-    finished(page).get_by_role("button", name="Upscale by 2 image").click()
+    finished(page, 2).get_by_role("button", name="Upscale by 2 image").click()
     page.locator("section.batch h2", has_text="×2:").wait_for()
-    assert result_pixels(page, finished(page)).size == (128, 128)
+    assert result_pixels(page, finished(page, 3)).size == (128, 128)
     shot(page, "images-2-extend-upscale")
     # Use as input: a result becomes the picture to start from; Reuse fills the form in
     # place and every batch of this visit stays.
@@ -153,7 +153,7 @@ def test_a_picture_from_the_gallery_lightbox_and_training_from_a_selection(page,
     page.get_by_label("Strength: how much is drawn anew").fill("0.75")
     page.get_by_label("Prompt", exact=True).fill("a green circle on a black background")
     page.get_by_role("button", name="Generate").click()
-    out = result_pixels(page, finished(page))
+    out = result_pixels(page, finished(page, 1))
     assert classify(out)[:2] == ("green", "circle")
     # Select mode: a click ticks a picture (it does not open the lightbox); two of them train.
     page.goto("/my-images")
