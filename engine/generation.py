@@ -82,7 +82,8 @@ class GenerationWork:
         """`size`: the final picture's (after extend and upscale, which the message names)."""
         s = self.rt.settings
         width, height = size
-        made = " (after extend and upscale)" if req.extend or req.upscale else ""
+        after = [name for name in ("extend", "upscale") if getattr(req, name)]
+        made = f" (after {' and '.join(after)})" if after else ""
         if steps > s.max_steps:
             raise InvalidRequest(f"steps: at most {s.max_steps} on this server")
         if max(width, height) > s.max_side:

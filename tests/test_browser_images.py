@@ -121,7 +121,7 @@ def test_extend_by_the_side_buttons_and_upscale_a_result(page, tmp_path):
     # Twice 96 px is past what the demo model may draw: the message says why, in words.
     wide.get_by_role("button", name="Upscale by 2 image").click()
     error = page.locator("#gen-error")
-    error.get_by_text("192x128 (after extend and upscale) is far above").wait_for()
+    error.get_by_text("192x128 (after upscale) is far above").wait_for()
     assert "at most 128 px a side" in error.inner_text()
     # A plain render, upscaled from its result: a batch of its own, twice the size.
     page.get_by_role("button", name="Remove picture").click()
