@@ -4,6 +4,7 @@ same answers. It then hands the work to the work queue (`engine.work`), whicheve
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -52,7 +53,7 @@ class Front:
         self, user: str, req: GenerateRequest, gone: Callable[[], Awaitable[bool]]
     ) -> GenerateResponse:
         """The images in the answer; a client that hangs up stops the work."""
-        self._check_generation(user, req)
+        await asyncio.to_thread(self._check_generation, user, req)
         return await self.work.generate(user, req, gone)
 
     def start_generation(self, user: str, req: GenerateRequest) -> GenerateAccepted:

@@ -7,7 +7,9 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.engine_process import ROOT
+import pytest
+
+from tests.engine_process import ROOT, OrchestratorProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -27,12 +29,17 @@ def shot(page, name: str) -> None:
 
 
 @contextmanager
-def watched_page(browser, url: str, width: int = 1100, height: int = 900) -> Iterator:
+def watched_page(
+    browser, url: str, width: int = 1100, height: int = 900, *, confirm: bool = False
+) -> Iterator:
     """A page of the app at `url`. Uncaught script errors and console errors fail the test,
-    except the browser's own note of an HTTP error answer (tests cause those on purpose)."""
+    except the browser's own note of an HTTP error answer (tests cause those on purpose).
+    `confirm`: the person says OK to every confirm() (Playwright's default is Cancel)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(base_url=url, viewport={"width": width, "height": height})
     page = context.new_page()
+    if confirm:
+        page.on("dialog", lambda d: d.accept())
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on(
@@ -46,3 +53,16 @@ def watched_page(browser, url: str, width: int = 1100, height: int = 900) -> Ite
     yield page
     context.close()
     assert not errors, errors
+
+
+def app_fixture(model: str, name: str):
+    """A module's app: one orchestrator (and its engine) on `model`, shared by its tests."""
+
+    @pytest.fixture(scope="module")
+    def app(tmp_path_factory):
+        proc = OrchestratorProcess(model, tmp_path_factory.mktemp(name))
+        proc.start_ready(timeout=240)
+        yield proc
+        proc.stop()
+
+    return app

@@ -18,8 +18,7 @@ from playwright.sync_api import expect
 from engine.demo_model import WEIGHTS_DIR
 from engine.demo_model.acceptance import CAPTIONS, TRIGGER, star_images
 from engine.demo_model.shapes import Scene, draw
-from tests.browser import CHROMIUM, shot, watched_page
-from tests.engine_process import OrchestratorProcess
+from tests.browser import CHROMIUM, app_fixture, shot, watched_page
 from tests.helpers import encoded, png_bytes, start_training, wait_job
 
 pytestmark = [
@@ -30,19 +29,13 @@ pytestmark = [
 SLOW_RENDER = {"Steps": "150", "Width": "128", "Height": "128"}
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    # The default model of a CPU machine, which can't be downloaded here: the demo model runs.
-    proc = OrchestratorProcess("stabilityai/sd-turbo", tmp_path_factory.mktemp("flows"))
-    proc.start_ready(timeout=240)
-    yield proc
-    proc.stop()
+# The default model of a CPU machine, which can't be downloaded here: the demo model runs.
+app = app_fixture("stabilityai/sd-turbo", "flows")
 
 
 @pytest.fixture
 def page(browser, app):
-    with watched_page(browser, app.url) as pg:
-        pg.on("dialog", lambda d: d.accept())
+    with watched_page(browser, app.url, confirm=True) as pg:
         yield pg
 
 
@@ -314,8 +307,7 @@ def test_lora_cards_edit_and_import_on_a_phone(browser, app, tmp_path):
             files = [("images", (p, Path(p).read_bytes(), "image/png")) for p in _files(tmp_path)]
             r = c.post("/train-lora", files=files, data={"name": "stars", "steps": "30"})
             wait_job(c, r.json()["job_id"], params={})
-    with watched_page(browser, app.url, 375, 740) as page:
-        page.on("dialog", lambda d: d.accept())
+    with watched_page(browser, app.url, 375, 740, confirm=True) as page:
         _lora_cards_on_a_phone(page, app, tmp_path)
 
 

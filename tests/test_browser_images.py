@@ -14,8 +14,7 @@ from PIL import Image
 
 from engine.demo_model.reading import classify
 from engine.demo_model.shapes import Scene, draw
-from tests.browser import CHROMIUM, shot, watched_page
-from tests.engine_process import OrchestratorProcess
+from tests.browser import CHROMIUM, app_fixture, shot, watched_page
 from tests.test_images_from_images import side_by_side
 
 pytestmark = [
@@ -24,18 +23,12 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    proc = OrchestratorProcess("builtin:demo", tmp_path_factory.mktemp("images-pages"))
-    proc.start_ready(timeout=240)
-    yield proc
-    proc.stop()
+app = app_fixture("builtin:demo", "images-pages")
 
 
 @pytest.fixture
 def page(browser, app):
-    with watched_page(browser, app.url) as pg:
-        pg.on("dialog", lambda d: d.accept())
+    with watched_page(browser, app.url, confirm=True) as pg:
         yield pg
 
 

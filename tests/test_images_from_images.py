@@ -111,10 +111,11 @@ def edges(image: Image.Image) -> float:
 
 @pytest.mark.slow
 def test_hires_fix_keeps_most_subjects_and_is_sharper_than_bicubic(demo):
-    """Measured over the demo model's 54 prompts (4 seeds each): the 2x pass reads as the 1x
-    render 68 % of the time (its red turns orange, white backgrounds gray, and a frame shows:
-    the model never saw 128 px pictures), short of #29's 95 %; every picture is sharper than
-    bicubic (median 1.44x the edges). This guards the level measured, on six of them."""
+    """Measured over the demo model's 54 prompts (4 seeds each, 3 seed sets): the 2x pass
+    reads as the 1x render 91 % of the time, short of #29's 95 %: with its colours matched to
+    the enlarged render (68 % without: the model never saw 128 px pictures, and turns red
+    orange and white gray there), what is left is a rough 1x outline it redraws. Every picture
+    is sharper than bicubic. This guards the level measured, on six prompts."""
     prompts = [
         "a purple circle on a black background",
         "a yellow triangle on a black background",
@@ -134,7 +135,7 @@ def test_hires_fix_keeps_most_subjects_and_is_sharper_than_bicubic(demo):
                 same += a == classify(b.resize((64, 64), Image.Resampling.LANCZOS))[:2]
                 sharper += edges(b) > edges(s.resize((128, 128), Image.Resampling.BICUBIC))
                 total += 1
-    assert same / total >= 0.6, f"{same} of {total} read as the 1x render"
+    assert same / total >= 0.85, f"{same} of {total} read as the 1x render"
     assert sharper / total >= 0.95, f"{sharper} of {total} sharper than bicubic"
 
 

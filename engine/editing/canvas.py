@@ -148,3 +148,20 @@ def paste_back(original: Image.Image, drawn: Image.Image, alpha: Image.Image) ->
     a = np.asarray(alpha, np.float32)[..., None] / 255.0
     mixed = np.asarray(original, np.float32) * (1 - a) + np.asarray(drawn, np.float32) * a
     return Image.fromarray(np.clip(mixed.round(), 0, 255).astype(np.uint8))
+
+
+def match_colours(image: Image.Image, reference: Image.Image) -> Image.Image:
+    """`image` with each channel's levels mapped so their spread is `reference`'s (histogram
+    matching, as A1111's img2img colour correction): the hires pass's refine keeps its detail
+    but not the colour drift of a model drawing above its size. The map only ever raises
+    with the level, so edges stay where they were."""
+    src, ref = np.asarray(image.convert("RGB")), np.asarray(reference.convert("RGB"))
+    out = np.empty_like(src)
+    for ch in range(3):
+        levels, at, counts = np.unique(src[..., ch], return_inverse=True, return_counts=True)
+        ref_levels, ref_counts = np.unique(ref[..., ch], return_counts=True)
+        quantiles = np.cumsum(counts) / src[..., ch].size
+        ref_quantiles = np.cumsum(ref_counts) / ref[..., ch].size
+        mapped = np.interp(quantiles, ref_quantiles, ref_levels)
+        out[..., ch] = mapped.round().astype(np.uint8)[at].reshape(src.shape[:2])
+    return Image.fromarray(out)

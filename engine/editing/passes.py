@@ -1,6 +1,7 @@
 """Images from images on the loaded model: img2img, inpainting (whole or on a crop) and the
-hires-fix pass, through pipelines made from the loaded components (`from_pipe`: the same
-weights in memory, so the LoRA stack made active on them applies in every pass)."""
+hires-fix pass (its colours matched to the picture it enlarged), through pipelines made from
+the loaded components (`from_pipe`: the same weights in memory, so the LoRA stack made active
+on them applies in every pass)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 from PIL import Image
 
-from engine.editing.canvas import Source, crop_size, paste_back
+from engine.editing.canvas import Source, crop_size, match_colours, paste_back
 from engine.editing.plan import Pass, Passes
 from engine.pipelines import StepHook, render
 from engine.runtime import LoadedModel
@@ -56,6 +57,7 @@ def draw(
         done = first.runs if first else 0
         with tiled(model.pipe.vae, max(passes.final) > TILED_FROM):
             images = _img2img(model, params, big, passes.upscale, on_step, done)
+        images = [match_colours(im, b) for im, b in zip(images, big, strict=True)]
     return images
 
 

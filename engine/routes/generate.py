@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -53,6 +54,7 @@ async def generate(
     if as_job:
         if front.settings.mode == "preview":
             raise PreviewOnly("generating as a job (?async=true)")
-        accepted = front.start_generation(user, req)
+        # Off the event loop: planning decodes an inline picture and reads the user's files.
+        accepted = await asyncio.to_thread(front.start_generation, user, req)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
     return await front.generate(user, req, request.is_disconnected)

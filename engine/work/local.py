@@ -57,7 +57,7 @@ class LocalQueue(WorkQueue):
         """If the client hangs up, queued work is dropped and running work stops at its
         next step; nothing is saved."""
         work = GenerationWork(self.rt)
-        plan = work.plan(user, req)
+        plan = await asyncio.to_thread(work.plan, user, req)  # decodes pictures, reads files
         started = asyncio.get_running_loop().time()
         hung_up = threading.Event()
         future = self.rt.worker.submit(
