@@ -70,7 +70,8 @@ class Front:
             raise Conflict(f"LoRA {file!r} already exists; send overwrite=true to replace it")
         captions = checked_captions(opts, len(images))
         sha256s = [im.sha256 for im in images]  # of what was uploaded, recorded once here
-        record = TrainingRecord.requested(opts, file, trigger_word(opts), captions, sha256s)
+        masks = [im.mask_sha256 for im in images]
+        record = TrainingRecord.requested(opts, file, trigger_word(opts), captions, sha256s, masks)
         self.files.prune(user, self.work.jobs.list(user))
         self.files.keep_images(user, images)
         return self.work.start_training(user, record)

@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from fastapi import UploadFile
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from safetensors import SafetensorError, safe_open
 
+from engine import masks
 from engine.contract.errors import Conflict, InvalidRequest
 from engine.contract.files import (
     ImageUploaded,
@@ -24,6 +25,7 @@ from engine.contract.names import check_file_name
 from engine.contract.records import ImageParameters
 from engine.contract.schemas import (
     MAX_LORA_BYTES,
+    MAX_MASK_BYTES,
     MAX_TRAINING_IMAGE_BYTES,
     WithImages,
 )
@@ -82,11 +84,20 @@ ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP")
 @dataclass(frozen=True)
 class TrainingImage:
     image: Image.Image  # decoded, EXIF-oriented, RGB, metadata stripped
-    sha256: str
+    sha256: str  # of the upload
+    mask: Image.Image | None = None  # L, the image's size: what to learn (white), if masked
+    mask_sha256: str | None = None
+
+    def with_mask(self, mask: Image.Image | None, label: str) -> TrainingImage:
+        if mask is None:
+            return replace(self, mask=None, mask_sha256=None)
+        masks.check_not_empty(mask, label, "it hides the whole picture; nothing would be learnt")
+        return replace(self, mask=mask, mask_sha256=masks.mask_sha256(mask))
 
 
-def decode_training_image(data: bytes, label: str) -> TrainingImage:
-    """Check an upload by its content and return a clean re-encoded copy, or raise 422."""
+def decode_training_image(data: bytes, label: str, *, masked: bool = False) -> TrainingImage:
+    """Check an upload by its content and return a clean re-encoded copy, or raise 422.
+    `masked`: an alpha channel with some transparency is the image's mask (#30)."""
     if not data:
         raise InvalidRequest(f"{label} is empty", code="empty_image")
     if len(data) > MAX_TRAINING_IMAGE_BYTES:
@@ -102,7 +113,9 @@ def decode_training_image(data: bytes, label: str) -> TrainingImage:
                         code="image_too_large",
                     )
                 img.load()
-                rgb = ImageOps.exif_transpose(img).convert("RGB")
+                upright = ImageOps.exif_transpose(img)
+                rgb = upright.convert("RGB")
+                alpha = masks.from_alpha(upright) if masked else None
     except InvalidRequest:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -112,7 +125,8 @@ def decode_training_image(data: bytes, label: str) -> TrainingImage:
             f"{label} is not a readable PNG, JPEG or WEBP image", code="invalid_image"
         ) from exc
     clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
-    return TrainingImage(clean, hashlib.sha256(data).hexdigest())
+    image = TrainingImage(clean, hashlib.sha256(data).hexdigest())
+    return image.with_mask(alpha, f"{label}'s transparency") if alpha else image
 
 
 async def save_image_upload(
@@ -145,16 +159,38 @@ async def save_image_upload(
     )
 
 
-async def read_form_images(store: UserStore, user_id: str, form: WithImages) -> list[TrainingImage]:
+async def read_form_images(
+    store: UserStore, user_id: str, form: WithImages, *, masked: bool = False
+) -> list[TrainingImage]:
     """The form's images, decoded and checked: the named gallery images first (read from the
     store: the same 404 as none for another user's), then the uploads. Their count is checked
-    by the form."""
+    by the form. `masked`: for training, each one's transparency is its mask."""
     images = []
     for name in form.gallery:
         file = check_file_name(name, "outputs")
         data = await asyncio.to_thread(store.local_file("outputs", user_id, file).read_bytes)
-        images.append(decode_training_image(data, f"gallery image {file}"))
+        images.append(decode_training_image(data, f"gallery image {file}", masked=masked))
     for i, upload in enumerate(form.images, len(images) + 1):
         data = await upload.read(MAX_TRAINING_IMAGE_BYTES + 1)
-        images.append(decode_training_image(data, f"image {i}"))
+        images.append(decode_training_image(data, f"image {i}", masked=masked))
     return images
+
+
+async def with_mask_files(images: list[TrainingImage], files: list[UploadFile]) -> list:
+    """Each image with its mask file (in the images' order: the gallery's first), which
+    stands in for any alpha channel; none sent: the images as they are."""
+    if not files:
+        return images
+    if len(files) != len(images):
+        raise InvalidRequest(
+            f"send one mask per image, in their order: {len(images)} images, {len(files)} masks",
+            code="mask_count",
+        )
+    out = []
+    for i, (image, upload) in enumerate(zip(images, files, strict=True), 1):
+        data = await upload.read(MAX_MASK_BYTES + 1)
+        if len(data) > MAX_MASK_BYTES:
+            raise InvalidRequest(f"mask {i} is larger than 5 MB", code="mask_too_large")
+        mask = masks.read_mask_file(data, f"mask {i}", image.image.size)
+        out.append(image.with_mask(mask, f"mask {i}"))
+    return out

@@ -17,6 +17,7 @@ from engine.contract.schemas import (
     ENGINE_TOKEN_HEADER,
     MAX_JSON_BYTES,
     MAX_LORA_BYTES,
+    MAX_MASK_BYTES,
     MAX_TRAINING_IMAGE_BYTES,
     MAX_TRAINING_IMAGES,
 )
@@ -100,7 +101,9 @@ class HostGuard:
 
 def body_limit(method: str, path: str) -> int:
     """The largest body a route takes: its files plus 1 MB of form fields, or 1 MB of JSON."""
-    if path in ("/train-lora", "/caption"):
+    if path == "/train-lora":  # and a mask for each image
+        return MAX_TRAINING_IMAGES * (MAX_TRAINING_IMAGE_BYTES + MAX_MASK_BYTES) + MAX_JSON_BYTES
+    if path == "/caption":
         return MAX_TRAINING_IMAGES * MAX_TRAINING_IMAGE_BYTES + MAX_JSON_BYTES
     if path == "/loras" and method == "POST":
         return MAX_LORA_BYTES + MAX_JSON_BYTES

@@ -128,6 +128,11 @@ class TrainingRecord(BaseModel):
     captions: list[str]
     image_count: int
     image_sha256: list[str] = Field(description="Of the images as they were uploaded.")
+    mask_sha256: list[str | None] | None = Field(
+        None,
+        description="Masked training: of each image's mask (None: that image is learnt "
+        "whole); None: no image had one.",
+    )
     overwrite: bool
     options: dict[str, Any] = Field(description="The request's options, as sent.")
     steps: int | None = None
@@ -147,7 +152,13 @@ class TrainingRecord(BaseModel):
 
     @classmethod
     def requested(
-        cls, opts: TrainOptions, file: str, trigger: str, captions: tuple[str, ...], sha256s
+        cls,
+        opts: TrainOptions,
+        file: str,
+        trigger: str,
+        captions: tuple[str, ...],
+        sha256s: list[str],
+        mask_sha256s: list[str | None],
     ) -> TrainingRecord:
         return cls(
             name=file.removesuffix(".safetensors"),
@@ -156,9 +167,16 @@ class TrainingRecord(BaseModel):
             captions=list(captions),
             image_count=len(sha256s),
             image_sha256=list(sha256s),
+            mask_sha256=list(mask_sha256s) if any(mask_sha256s) else None,
             overwrite=opts.overwrite,
             options=opts.model_dump(mode="json", include=set(TrainOptions.model_fields)),
         )
+
+    @property
+    def kept_images(self) -> list[tuple[str, str | None]]:
+        """Each image's (sha256, mask sha256): how the job keeps it."""
+        masks = self.mask_sha256 or [None] * len(self.image_sha256)
+        return list(zip(self.image_sha256, masks, strict=True))
 
     def train_options(self) -> TrainOptions:
         return TrainOptions.model_validate(self.options)
@@ -188,6 +206,7 @@ class TrainingRecord(BaseModel):
             "seed": p.seed,
             "image_count": self.image_count,
             "image_sha256": self.image_sha256,
+            **({"mask_sha256": self.mask_sha256} if self.mask_sha256 else {}),
             "captions": self.captions,
             **extra,
         }

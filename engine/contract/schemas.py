@@ -20,6 +20,7 @@ MAX_SIDE = 2048
 MAX_IMAGES = 4
 MAX_TRAINING_IMAGES = 5
 MAX_TRAINING_IMAGE_BYTES = 20 << 20
+MAX_MASK_BYTES = 5 << 20  # a training image's mask file
 MAX_TRAINING_STEPS = 5000
 MAX_LORA_BYTES = 2 << 30
 MAX_JSON_BYTES = 1 << 20  # a JSON body, or the fields of a form beside its files
@@ -155,6 +156,15 @@ class WithImages(RequestBody):
 
 class TrainForm(TrainOptions, WithImages):
     """`POST /train-lora`'s multipart form."""
+
+    masks: list[UploadFile] = Field(
+        default_factory=list,
+        description="Masked training: one mask per image, in the images' order (the "
+        "gallery's first), white where the subject is (learnt), black where it is not "
+        "(ignored); PNG, WEBP or JPEG (<= 5 MB), of its image's shape. Without them, an "
+        "image's transparency is its mask.",
+        json_schema_extra={"maxItems": MAX_TRAINING_IMAGES},
+    )
 
 
 class CaptionForm(WithImages):

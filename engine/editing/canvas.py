@@ -15,6 +15,7 @@ from PIL import Image, ImageFilter
 
 from engine.contract.errors import InvalidRequest
 from engine.contract.generation import Extend
+from engine.masks import check_not_empty, levels
 from engine.uploads import decode_training_image
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom
@@ -65,16 +66,12 @@ def read_mask(url: str, size: tuple[int, int]) -> tuple[Image.Image, str]:
                     code="mask_size",
                 )
             img.load()
-            mask = img.convert("LA") if img.mode in ("RGBA", "LA", "PA") else img.convert("L")
+            mask = levels(img)  # a painted layer: transparent is kept, whatever its colour
     except InvalidRequest:
         raise
     except (OSError, ValueError, SyntaxError) as exc:
         raise InvalidRequest("mask is not a readable PNG image", code="invalid_mask") from exc
-    if mask.mode == "LA":  # a painted layer: transparent is kept, whatever its colour
-        lum, a = mask.split()
-        mask = Image.fromarray((np.asarray(lum, np.uint16) * np.asarray(a) // 255).astype(np.uint8))
-    if not np.asarray(mask).any():
-        raise InvalidRequest("mask is all black: paint white where to repaint", code="empty_mask")
+    check_not_empty(mask, "mask", "paint white where to repaint")
     return mask, hashlib.sha256(data).hexdigest()
 
 

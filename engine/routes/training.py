@@ -21,7 +21,7 @@ from engine.contract.schemas import (
     TrainForm,
 )
 from engine.deps import FrontDep, UserIdDep, WorkDep
-from engine.uploads import read_form_images
+from engine.uploads import read_form_images, with_mask_files
 
 router = APIRouter(route_class=ContractRoute, responses=ERROR_RESPONSES)
 
@@ -33,7 +33,8 @@ async def train_lora(
     form: Annotated[TrainForm, Form(media_type="multipart/form-data")],
 ) -> TrainAccepted:
     """Start training; answers at once with the job to follow."""
-    images = await read_form_images(front.store, user_id, form)
+    images = await read_form_images(front.store, user_id, form, masked=True)
+    images = await with_mask_files(images, form.masks)
     job = front.train(user_id, images, form)
     return TrainAccepted(job_id=job.id, status_url=f"/jobs/{job.id}", job=job)
 

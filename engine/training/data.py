@@ -1,5 +1,5 @@
-"""What a LoRA trains on, in the model's terms: images as pixel tensors, captions as the
-embeddings the pipelines would compute for them."""
+"""What a LoRA trains on, in the model's terms: images as pixel tensors, their masks as loss
+weights, captions as the embeddings the pipelines would compute for them."""
 
 from __future__ import annotations
 
@@ -9,19 +9,37 @@ from diffusers import DiffusionPipeline
 from PIL import Image
 
 
+def square(img: Image.Image, resolution: int) -> Image.Image:
+    """The shorter side resized to `resolution`, centre-cropped."""
+    w, h = img.size
+    s = resolution / min(w, h)
+    img = img.resize(
+        (max(resolution, round(w * s)), max(resolution, round(h * s))), Image.Resampling.LANCZOS
+    )
+    left, top = (img.width - resolution) // 2, (img.height - resolution) // 2
+    return img.crop((left, top, left + resolution, top + resolution))
+
+
 def preprocess(images: list[Image.Image], resolution: int) -> torch.Tensor:
-    """Resize the shorter side to `resolution`, centre-crop, scale to [-1, 1]."""
+    """Squared to `resolution`, scaled to [-1, 1]: (n, 3, r, r)."""
+    out = [np.asarray(square(img, resolution), dtype=np.float32) for img in images]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2) / 127.5 - 1.0
+
+
+def loss_weights(
+    masks: list[Image.Image | None], images: list[Image.Image], resolution: int, size: int
+) -> torch.Tensor | None:
+    """Masked training's weights at the latents' `size`: each mask squared as its image is,
+    then averaged over the pixels each latent covers, so the edge is soft (0-1), not cut. An
+    image with no mask is learnt whole; None when none has one."""
+    if all(m is None for m in masks):
+        return None
     out = []
-    for img in images:
-        w, h = img.size
-        s = resolution / min(w, h)
-        img = img.resize(
-            (max(resolution, round(w * s)), max(resolution, round(h * s))), Image.Resampling.LANCZOS
-        )
-        left, top = (img.width - resolution) // 2, (img.height - resolution) // 2
-        img = img.crop((left, top, left + resolution, top + resolution))
-        out.append(torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1))
-    return torch.stack(out) / 127.5 - 1.0
+    for mask, img in zip(masks, images, strict=True):
+        mask = mask if mask is not None else Image.new("L", img.size, 255)
+        out.append(np.asarray(square(mask, resolution), dtype=np.float32) / 255.0)
+    full = torch.from_numpy(np.stack(out))[:, None]
+    return torch.nn.functional.interpolate(full, size=(size, size), mode="area")
 
 
 def text_encoders(pipe: DiffusionPipeline) -> list[torch.nn.Module]:

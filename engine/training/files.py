@@ -2,7 +2,8 @@
 every user file (atomic writes, the user's quota, local disk or the shared container):
 
 - `img-{sha256}.png`: the training images, by the hash of the upload, shared by the jobs that
-  used them (a resume or a continue trains on them again, on any worker);
+  used them (a resume or a continue trains on them again, on any worker); a masked one
+  (`img-{sha256}-{mask sha256}.png`) keeps its mask as its alpha channel;
 - `{job}-state.safetensors`: the latest training state of the job (`state.py`), replaced at
   each checkpoint, so a resume goes on from its last one;
 - `{job}-{step}.safetensors`: the LoRA at a checkpoint, with a finished LoRA's metadata.
@@ -13,6 +14,7 @@ the front and a celery dispatcher use it too."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from engine.contract.errors import Conflict, NotFound
 from engine.contract.jobs import Job
@@ -25,8 +27,10 @@ from engine.uploads import TrainingImage, decode_training_image
 KIND = "jobs"
 
 
-def image_name(sha256: str) -> str:
-    return f"img-{sha256[:40]}.png"
+def image_name(sha256: str, mask_sha256: str | None = None) -> str:
+    if mask_sha256 is None:
+        return f"img-{sha256[:40]}.png"
+    return f"img-{sha256[:32]}-{mask_sha256[:32]}.png"
 
 
 def state_name(job_id: str) -> str:
@@ -59,17 +63,22 @@ class JobFiles:
     # -- the images ----------------------------------------------------------------------
     def keep_images(self, user: str, images: list[TrainingImage]) -> None:
         for im in images:
-            name = image_name(im.sha256)
+            name = image_name(im.sha256, im.mask_sha256)
             if self.store.exists(KIND, user, name):
                 continue
+            picture = im.image
+            if im.mask is not None:
+                picture = picture.copy()
+                picture.putalpha(im.mask)
             with self.store.writing(KIND, user, name) as tmp:
-                im.image.save(tmp, format="PNG")
+                picture.save(tmp, format="PNG")
 
-    def images(self, user: str, sha256s: list[str]) -> list[TrainingImage]:
-        """The images a job trained on, as they were kept; 404 if one is gone."""
+    def images(self, user: str, kept: list[tuple[str, str | None]]) -> list[TrainingImage]:
+        """The images a job trained on, as they were kept (with their masks); 404 if one is
+        gone."""
         out = []
-        for sha in sha256s:
-            name = image_name(sha)
+        for sha, mask_sha in kept:
+            name = image_name(sha, mask_sha)
             try:
                 data = self.store.local_file(KIND, user, name).read_bytes()
             except NotFound:
@@ -77,7 +86,8 @@ class JobFiles:
                     "this training's images are no longer kept (its job was forgotten); "
                     "train again with the images"
                 ) from None
-            out.append(TrainingImage(decode_training_image(data, name).image, sha))
+            image = decode_training_image(data, name, masked=mask_sha is not None)
+            out.append(replace(image, sha256=sha))
         return out
 
     # -- state and checkpoints -----------------------------------------------------------
@@ -117,7 +127,9 @@ class JobFiles:
         running = tuple(f"{j.id}-" for j in jobs if not j.status.terminal)
         for job in jobs:
             wanted.update(c.file for c in job.checkpoints if c.file and c.kept)
-            wanted.update(image_name(s) for s in job.params.get("image_sha256") or ())
+            shas = job.params.get("image_sha256") or []
+            masks = job.params.get("mask_sha256") or [None] * len(shas)
+            wanted.update(image_name(s, m) for s, m in zip(shas, masks, strict=False))
         for blob in self.store.blobs.list(KIND, user):
             if blob.name not in wanted and not blob.name.startswith(running):
                 self.drop(user, blob.name)

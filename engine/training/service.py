@@ -72,7 +72,7 @@ class TrainingWork:
             return
         try:
             record = TrainingRecord.model_validate(job.params)
-            images = self.files.images(job.user_id, record.image_sha256)
+            images = self.files.images(job.user_id, record.kept_images)
             model = self.rt.require_model()
             cfg, record = self.plan(model, len(images), record)
             resume = self._own_state(job) or self._resume_point(job.user_id, job.resumed_from)
@@ -145,7 +145,9 @@ class TrainingWork:
             what = f"training at {cfg.resolution} px, rank {cfg.rank}"
             way_out = "lower the resolution or the rank, or turn prior preservation off"
             with memory_guard(what, way_out):
-                result = trainer.run([im.image for im in images], resume)
+                result = trainer.run(
+                    [im.image for im in images], resume, masks=[im.mask for im in images]
+                )
             thumb = self._draw(model, cfg.captions[0], cfg.seed)
             extra = {
                 "created": iso(time.time()),

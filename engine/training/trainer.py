@@ -2,11 +2,11 @@
 
 Follows diffusers' `train_dreambooth_lora(_sdxl).py`: a LoRA on the UNet attention projections
 (every layer of the mid and up blocks on small models; optionally the text encoders too), noise
-and timesteps sampled uniformly, MSE against the epsilon or v-prediction target, optionally with
-prior preservation (prior.py). Unlike the examples, the 1-5 images are encoded by the
-VAE and the captions by the text encoder(s) once, so each step runs only the UNet. Runs on the
-device worker; between two steps it lets queued generations run with the training adapter
-inactive."""
+and timesteps sampled uniformly, MSE against the epsilon or v-prediction target (weighed by the
+image's mask in masked training), optionally with prior preservation (prior.py). Unlike the
+examples, the 1-5 images are encoded by the VAE and the captions by the text encoder(s) once,
+so each step runs only the UNet. Runs on the device worker; between two steps it lets queued
+generations run with the training adapter inactive."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from PIL import Image
 from engine.jobs import Cancelled
 from engine.training.adapter import ADAPTER, TrainingAdapter
 from engine.training.config import TrainConfig
-from engine.training.data import embed, preprocess, text_encoders
+from engine.training.data import embed, loss_weights, preprocess, text_encoders
 from engine.training.lean import LeanForward
 from engine.training.prior import PriorBank, draw_prior_images
 from engine.training.probe import LossProbe, target_for
@@ -80,6 +80,13 @@ class LoraTrainer:
         pixels = preprocess(images, self.cfg.resolution)
         return torch.cat([pixels, pixels.flip(-1)]) if self.cfg.flip else pixels
 
+    def _weights(self, masks, images, size: int) -> torch.Tensor | None:
+        """Each picture's loss weights (flipped ones' flipped too), on the device."""
+        w = loss_weights(masks or [None] * len(images), images, self.cfg.resolution, size)
+        if w is None:
+            return None
+        return (torch.cat([w, w.flip(-1)]) if self.cfg.flip else w).to(self.device)
+
     def _encode(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         vae = self.pipe.vae
         # SDXL's VAE overflows in fp16; its config says so, as the pipelines honour.
@@ -103,12 +110,19 @@ class LoraTrainer:
                 enc.to(where)
 
     # -- the loop ----------------------------------------------------------------------
-    def run(self, images: list[Image.Image], resume: TrainingState | None = None) -> TrainResult:
-        """Train, from the start or from `resume` (a checkpoint of the same run's settings)."""
+    def run(
+        self,
+        images: list[Image.Image],
+        resume: TrainingState | None = None,
+        masks: list[Image.Image | None] | None = None,
+    ) -> TrainResult:
+        """Train, from the start or from `resume` (a checkpoint of the same run's settings);
+        `masks` (L, white: learn) weigh each image's loss where given."""
         started = time.perf_counter()
         self.pipe.disable_lora()  # captions and latents of the base model, no user LoRA
         self.pixels = self._pixels(images)
         mean, std = self._encode(self.pixels)
+        self.weights = self._weights(masks, images, mean.shape[-1])
         n = len(images)
         embeds, pooled = (None, None)
         if self.cfg.cache_inputs and not self.cfg.train_text_encoder:
@@ -243,13 +257,14 @@ class LoraTrainer:
         t = torch.randint(0, sched.config.num_train_timesteps, (1,), generator=g).to(self.device)
         noisy = sched.add_noise(latents, noise, t)
         target = target_for(sched, latents, noise, t).float()
+        mask = None if self.weights is None else self.weights[i : i + 1]
         if self.bank is None or step % self.bank.every:
-            loss = F.mse_loss(self._predict(noisy, t, i % n, embeds, pooled), target)
+            loss = masked_mse(self._predict(noisy, t, i % n, embeds, pooled), target, mask)
         else:  # one UNet call for both: on small inputs batch 2 costs far less than two calls
             d, weight = self.bank[step // self.bank.every], self.bank.weight
             both = torch.cat([noisy, d.noisy]), torch.cat([t, d.t])
             pred = self._predict(*both, [i % n, d.cap], embeds, pooled)
-            loss = F.mse_loss(pred[:1], target) + weight * F.mse_loss(pred[1:], d.target)
+            loss = masked_mse(pred[:1], target, mask) + weight * F.mse_loss(pred[1:], d.target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -258,3 +273,12 @@ class LoraTrainer:
     def remove(self) -> None:
         """Drop the training adapter from every module that has it."""
         self.adapter.remove()
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None):
+    """The mean squared error over what the mask keeps, each latent weighed by it: the
+    same scale as a plain MSE, however much of the picture the mask covers."""
+    if mask is None:
+        return F.mse_loss(pred, target)
+    weighed = ((pred - target) ** 2 * mask).sum()
+    return weighed / (mask.sum() * pred.shape[1]).clamp_min(1e-6)
