@@ -74,10 +74,15 @@ def encoded(image: Image.Image) -> bytes:
 
 
 def start_training(
-    client: httpx.Client, images: list[bytes], params: dict[str, str] | None = None, **form: Any
+    client: httpx.Client,
+    images: list[bytes],
+    params: dict[str, str] | None = None,
+    masks: list[bytes] = (),
+    **form: Any,
 ) -> dict[str, Any]:
     """POST /train-lora as alice (or with `params`, e.g. {} through the orchestrator)."""
     files = [("images", (f"img{i}.png", data, "image/png")) for i, data in enumerate(images)]
+    files += [("masks", (f"mask{i}.png", data, "image/png")) for i, data in enumerate(masks)]
     data = {"overwrite": "true", **form}
     r = client.post(
         "/train-lora", params=ALICE if params is None else params, files=files, data=data
