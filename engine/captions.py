@@ -8,8 +8,6 @@ words that model knows. Elsewhere an image-to-text model from transformers
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections.abc import Callable
 
 from PIL import Image
@@ -17,11 +15,10 @@ from PIL import Image
 from engine.contract.errors import CaptionerUnavailable
 from engine.contract.schemas import Captions
 from engine.demo_model import MODEL_ID as DEMO_ID
+from engine.helper_models import HelperModel, from_cache_first
 from engine.runtime import Runtime
 from engine.training.defaults import DEFAULT_TRIGGER
 
-log = logging.getLogger(__name__)
-RETRY_AFTER_S = 300  # a captioner that failed to load is not tried again for this long
 Captioner = Callable[[list[Image.Image], str], list[str]]
 
 
@@ -46,15 +43,11 @@ class ModelCaptioner:
     def __init__(self, model: str, device: str) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        try:
-            self.processor = AutoProcessor.from_pretrained(model)
-            self.model = AutoModelForImageTextToText.from_pretrained(model).to(device).eval()
-        except Exception as exc:  # offline, missing, not an image-to-text model...
-            raise CaptionerUnavailable(
-                f"the captioning model {model!r} could not be loaded ({type(exc).__name__}). "
-                "Write the captions yourself, or set LORAMINT_CAPTION_MODEL to a local folder "
-                "or a Hub id that is in the cache (this server may be offline)."
-            ) from exc
+        self.processor = from_cache_first(lambda **kw: AutoProcessor.from_pretrained(model, **kw))
+        self.model = from_cache_first(
+            lambda **kw: AutoModelForImageTextToText.from_pretrained(model, **kw)
+        )
+        self.model = self.model.to(device).eval()
 
     def __call__(self, images: list[Image.Image], trigger: str) -> list[str]:
         import torch
@@ -75,17 +68,19 @@ class CaptionWork:
         if model.info.model == DEMO_ID:
             return "builtin:demo classifier", demo_captions
         name = self.rt.settings.caption_model
-        failed = self.rt.captioner_failed
-        if failed and time.monotonic() - failed[0] < RETRY_AFTER_S:  # offline: fail at once
-            raise failed[1]
-        if self.rt.captioner is None:  # loaded once, on the device thread
-            log.info("loading the captioning model %s", name)
-            try:
-                self.rt.captioner = ModelCaptioner(name, model.info.device)
-            except CaptionerUnavailable as exc:
-                self.rt.captioner_failed = (time.monotonic(), exc)
-                raise
-        return name, self.rt.captioner
+        helper = self.rt.helper(
+            "captioner",
+            lambda: HelperModel(
+                name,
+                lambda device: ModelCaptioner(name, device),
+                lambda why: CaptionerUnavailable(
+                    f"the captioning model {name!r} could not be loaded ({why}). Write the "
+                    "captions yourself, or set LORAMINT_CAPTION_MODEL to a local folder or a "
+                    "Hub id that is in the cache (this server may be offline)."
+                ),
+            ),
+        )
+        return name, helper.get(model.info.device)
 
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
         word = (trigger or DEFAULT_TRIGGER).strip()

@@ -140,6 +140,12 @@ class EngineSettings(BaseSettings):
         description="Captioner for POST /caption (a transformers image-to-text model: Hub id "
         "or folder), loaded on first use. The demo model always uses its built-in reader.",
     )
+    mask_model: str = Field(
+        "nvidia/segformer-b0-finetuned-ade-512-512",
+        description="Subject masker for POST /subject-masks (a transformers image-segmentation "
+        "model: Hub id or folder), loaded on first use; everything it finds that is not a kind "
+        "of background is the subject. The demo model always uses its built-in reader.",
+    )
     judge_model: str = Field(
         "openai/clip-vit-base-patch32",
         description="CLIP model that reads a training's pictures for its report card (Hub id "

@@ -23,6 +23,7 @@ from engine.contract.schemas import (
     CheckpointPicture,
     CheckpointSave,
     ContinueForm,
+    SubjectMasks,
     TrainOptions,
 )
 from engine.contract.training import ResumedFrom
@@ -231,3 +232,6 @@ class Front:
     # -- captions ------------------------------------------------------------------------
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
         return await self.work.caption(user, images, trigger)
+
+    async def subject_masks(self, user: str, images: list[Image.Image]) -> SubjectMasks:
+        return await self.work.subject_masks(user, images)

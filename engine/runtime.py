@@ -19,10 +19,11 @@ from engine.blobs import open_store
 from engine.config import EngineSettings
 from engine.contract.errors import ModelLoadError, NotReady, ShuttingDown
 from engine.contract.jobs import Job
+from engine.helper_models import HelperModel
 from engine.jobs import JobStore
 from engine.lifecycle import JobLifecycle, JobRecords
 from engine.storage import UserStore
-from engine.training.clip_judge import ClipLoader
+from engine.training.clip_judge import clip_loader
 from engine.values import ModelInfo
 from engine.worker import DeviceWorker
 
@@ -63,12 +64,18 @@ class Runtime:
         # Set when the engine is told to stop: running work ends at its next step.
         self.stopping = threading.Event()
         self.model: LoadedModel | None = None
-        self.captioner: Any = None  # captions.ModelCaptioner, loaded on first use
-        self.captioner_failed: tuple[float, Exception] | None = None  # when, and why
-        self.clip = ClipLoader(settings.judge_model)  # the report card's judge (#28)
+        self.clip = clip_loader(settings.judge_model)  # the report card's judge (#28)
+        # The captioner, the subject masker: loaded on first use (helper_models.py).
+        self.helpers: dict[str, HelperModel] = {}
         self.reason: str | None = "loading model"
         self._failed = False
         self.started = time.time()
+
+    def helper(self, key: str, make: Callable[[], HelperModel]) -> HelperModel:
+        """The helper model kept under `key`, made by `make` the first time."""
+        if key not in self.helpers:
+            self.helpers[key] = make()
+        return self.helpers[key]
 
     def start(self) -> None:
         if self.settings.parent_pid:

@@ -142,15 +142,19 @@ def test_without_its_captioning_model_caption_says_what_to_do(client, tmp_path):
     assert "LORAMINT_CAPTION_MODEL" in err["message"] and "yourself" in err["message"]
 
 
-def test_a_captioning_model_captions_with_the_trigger_word_first(tiny_models, tmp_path):
-    from tests.tiny import tiny_captioner
+def test_helper_models_caption_and_mask_from_their_folders(tiny_models, tmp_path):
+    """A captioning model puts the trigger word first; a segmentation model's subject mask is
+    what it finds that is not background (the tiny model's "cat", not its "wall")."""
+    from tests.tiny import tiny_captioner, tiny_segmenter
 
     folder = tiny_captioner(tmp_path / "blip")
+    segmenter = tiny_segmenter(tmp_path / "segformer")
     eng = EngineProcess(
         str(tiny_models["sd"].folder),
         tmp_path / "data",
         tmp_path / "e.log",
         LORAMINT_CAPTION_MODEL=str(folder),
+        LORAMINT_MASK_MODEL=str(segmenter),
     ).start()
     try:
         files = [
@@ -163,6 +167,17 @@ def test_a_captioning_model_captions_with_the_trigger_word_first(tiny_models, tm
         body = r.json()
         assert body["captioner"] == str(folder) and len(body["captions"]) == 2
         assert all(cap == "sks" or cap.startswith("sks, ") for cap in body["captions"])
+        picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8))
+        with eng.client() as c:
+            r = c.post("/subject-masks", params=ALICE, files=[("images", ("p.png", _png(picture)))])
+        assert r.status_code == 200, r.text
+        assert r.json()["masker"] == str(segmenter)
+        mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(r.json()["masks"][0][22:]))))
+        from transformers import pipeline
+
+        segments = pipeline("image-segmentation", model=str(segmenter))(picture)
+        cat = next(s["mask"] for s in segments if s["label"] == "cat")
+        assert mask.shape == (48, 64) and np.array_equal(mask > 127, np.asarray(cat) > 127)
     finally:
         eng.stop()
 

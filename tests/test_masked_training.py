@@ -5,6 +5,9 @@ on the demo model (slow): a corner shape the pictures share stays out of a maske
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +112,27 @@ def test_the_loss_counts_only_what_the_mask_keeps():
     assert w.shape == (2, 1, 8, 8)
     assert w[0, 0, 0].tolist() == pytest.approx([1, 1, 1, 0.5, 0, 0, 0, 0])
     assert torch.equal(w[1], torch.ones(1, 8, 8))
+
+
+def test_without_its_masking_model_subject_masks_says_what_to_do(client):
+    r = client.post("/subject-masks", params=ALICE, files=[("images", ("a.png", OK))])
+    err = assert_error(r, 503, "masker_unavailable")
+    assert "LORAMINT_MASK_MODEL" in err["message"] and "Paint" in err["message"]
+
+
+def test_the_demo_subject_mask_covers_the_star_and_not_the_corner_shape(demo):
+    from engine.demo_model.masked import HELD_APART
+
+    corner_set = HELD_APART[0]
+    files = [("images", (f"{i}.png", encoded(im))) for i, im in enumerate(corner_set.images())]
+    with demo.client() as c:
+        r = c.post("/subject-masks", params=ALICE, files=files)
+    assert r.status_code == 200, r.text
+    assert r.json()["masker"] == "builtin:demo reader"
+    for url, star, (scene, corner) in zip(
+        r.json()["masks"], corner_set.star_masks(grow=0), corner_set.scenes(), strict=True
+    ):
+        mask = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",")[1])))) > 127
+        assert mask[np.asarray(star) > 127].all()  # every pixel of the star
+        box = mask[int(corner.cy) - 8 : int(corner.cy) + 8, int(corner.cx) - 8 : int(corner.cx) + 8]
+        assert not box.any() and mask.mean() < 0.3, scene  # nothing of the corner shape

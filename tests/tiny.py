@@ -219,3 +219,34 @@ def tiny_clip(folder: Path) -> Path:
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     CLIPProcessor(image_processor=images, tokenizer=tok).save_pretrained(folder)
     return folder
+
+
+def tiny_segmenter(folder: Path) -> Path:
+    """A SegFormer semantic segmentation model with random weights and two labels ("wall", a
+    background; "cat", a subject), saved as a transformers folder: what LORAMINT_MASK_MODEL
+    loads, minus the download."""
+    from transformers import (
+        SegformerConfig,
+        SegformerForSemanticSegmentation,
+        SegformerImageProcessor,
+    )
+
+    config = SegformerConfig(
+        num_channels=3,
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[8, 16],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 1],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=16,
+        num_labels=2,
+        id2label={0: "wall", 1: "cat"},
+        label2id={"wall": 0, "cat": 1},
+    )
+    torch.manual_seed(0)
+    SegformerForSemanticSegmentation(config).save_pretrained(folder, safe_serialization=True)
+    SegformerImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder

@@ -124,6 +124,13 @@ class ShuttingDown(ApiError):
     code = "shutting_down"
 
 
+class MaskerUnavailable(ApiError):
+    """The subject masking model could not be loaded; the message names it and the way out."""
+
+    status_code = 503
+    code = "masker_unavailable"
+
+
 class CaptionerUnavailable(ApiError):
     """The captioning model could not be loaded; the message names it and the way out."""
 

@@ -103,7 +103,7 @@ def body_limit(method: str, path: str) -> int:
     """The largest body a route takes: its files plus 1 MB of form fields, or 1 MB of JSON."""
     if path == "/train-lora":  # and a mask for each image
         return MAX_TRAINING_IMAGES * (MAX_TRAINING_IMAGE_BYTES + MAX_MASK_BYTES) + MAX_JSON_BYTES
-    if path == "/caption":
+    if path in ("/caption", "/subject-masks"):
         return MAX_TRAINING_IMAGES * MAX_TRAINING_IMAGE_BYTES + MAX_JSON_BYTES
     if path == "/loras" and method == "POST":
         return MAX_LORA_BYTES + MAX_JSON_BYTES

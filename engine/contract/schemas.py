@@ -175,6 +175,18 @@ class CaptionForm(WithImages):
     )
 
 
+class SubjectMaskForm(WithImages):
+    """`POST /subject-masks`'s multipart form."""
+
+
+class SubjectMasks(BaseModel):
+    masks: list[str] = Field(
+        description="One per image, in their order: a PNG data URL of the image's size, white "
+        "over the subject. Send them (edited or not) as /train-lora's masks."
+    )
+    masker: str = Field(description="Which model or rule made them.")
+
+
 class Captions(BaseModel):
     captions: list[str]
     captioner: str = Field(description="Which captioner wrote them.")

@@ -10,12 +10,14 @@ GENERATE = "loramint.generate"  # answered with the images (a synchronous /gener
 GENERATE_JOB = "loramint.generate_job"  # /generate?async=true: the job record carries it
 TRAIN = "loramint.train"
 CAPTION = "loramint.caption"
+SUBJECT_MASKS = "loramint.subject_masks"
 DRAW_CHECKPOINT = "loramint.draw_checkpoint"  # a report card grid's picture, on demand
 # Generations wait behind no training: each kind has its own queue, and every worker reads both.
 QUEUES = {
     GENERATE: "generate",
     GENERATE_JOB: "generate",
     CAPTION: "generate",
+    SUBJECT_MASKS: "generate",
     DRAW_CHECKPOINT: "generate",
     TRAIN: "train",
 }

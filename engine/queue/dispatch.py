@@ -29,7 +29,7 @@ from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.handlers import error_response
 from engine.contract.jobs import Job
 from engine.contract.records import ImageParameters, TrainingRecord
-from engine.contract.schemas import Captions
+from engine.contract.schemas import Captions, SubjectMasks
 from engine.jobs import GENERATION, TRAINING
 from engine.lifecycle import JobLifecycle
 from engine.queue.celery_app import (
@@ -38,6 +38,7 @@ from engine.queue.celery_app import (
     GENERATE,
     GENERATE_JOB,
     QUEUES,
+    SUBJECT_MASKS,
     TRAIN,
     make_celery,
 )
@@ -210,9 +211,19 @@ class CeleryQueue(WorkQueue):
         return await self._call(DRAW_CHECKPOINT, [user, file, strength, prompt, seed], gone)
 
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
-        encoded = []
-        for im in images:
-            buf = io.BytesIO()
-            im.save(buf, format="PNG")
-            encoded.append(base64.b64encode(buf.getvalue()).decode())
-        return Captions.model_validate(await self._call(CAPTION, [user, encoded, trigger]))
+        answer = await self._call(CAPTION, [user, _pngs(images), trigger])
+        return Captions.model_validate(answer)
+
+    async def subject_masks(self, user: str, images: list[Image.Image]) -> SubjectMasks:
+        answer = await self._call(SUBJECT_MASKS, [user, _pngs(images)])
+        return SubjectMasks.model_validate(answer)
+
+
+def _pngs(images: list[Image.Image]) -> list[str]:
+    """Pictures as a task's arguments: base64 PNGs."""
+    out = []
+    for im in images:
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        out.append(base64.b64encode(buf.getvalue()).decode())
+    return out

@@ -26,10 +26,18 @@ from engine.contract.errors import ApiError, ClientClosed, ShuttingDown
 from engine.contract.generation import GenerateRequest
 from engine.generation import GenerationWork
 from engine.jobs import Cancelled
-from engine.queue.celery_app import CAPTION, DRAW_CHECKPOINT, GENERATE, GENERATE_JOB, TRAIN
+from engine.queue.celery_app import (
+    CAPTION,
+    DRAW_CHECKPOINT,
+    GENERATE,
+    GENERATE_JOB,
+    SUBJECT_MASKS,
+    TRAIN,
+)
 from engine.queue.presence import Presence
 from engine.queue.signing import verify
 from engine.runtime import Runtime
+from engine.subject import SubjectMaskWork
 from engine.training.pictures import submit_checkpoint
 from engine.training.service import TrainingWork
 
@@ -121,10 +129,18 @@ def train_job(rt: Runtime, job_id: str) -> None:
     hand_back_if_stopping(rt, job_id)
 
 
+def _pictures(images: list[str]) -> list[Image.Image]:
+    return [Image.open(io.BytesIO(base64.b64decode(im))).convert("RGB") for im in images]
+
+
 def caption_now(rt: Runtime, user: str, images: list[str], trigger: str | None) -> dict:
-    decoded = [Image.open(io.BytesIO(base64.b64decode(im))).convert("RGB") for im in images]
-    captions = asyncio.run(CaptionWork(rt).caption(user, decoded, trigger))
+    captions = asyncio.run(CaptionWork(rt).caption(user, _pictures(images), trigger))
     return captions.model_dump(mode="json")
+
+
+def subject_masks_now(rt: Runtime, user: str, images: list[str]) -> dict:
+    masks = asyncio.run(SubjectMaskWork(rt).masks(user, _pictures(images)))
+    return masks.model_dump(mode="json")
 
 
 def register(app: Celery, rt: Runtime, presence: Presence, secret: str) -> None:
@@ -168,6 +184,13 @@ def register(app: Celery, rt: Runtime, presence: Presence, secret: str) -> None:
     ) -> dict:
         run = lambda: answer(lambda: caption_now(rt, user, images, trigger))  # noqa: E731
         return leased(self, [user, images, trigger], signature, run)
+
+    @app.task(name=SUBJECT_MASKS, bind=True, max_retries=None)
+    def subject_masks(
+        self: Task, user: str, images: list[str], signature: str | None = None
+    ) -> dict:
+        run = lambda: answer(lambda: subject_masks_now(rt, user, images))  # noqa: E731
+        return leased(self, [user, images], signature, run)
 
     @app.task(name=DRAW_CHECKPOINT, bind=True, max_retries=None)
     def draw(

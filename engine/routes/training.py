@@ -18,6 +18,8 @@ from engine.contract.schemas import (
     CheckpointSave,
     CheckpointSaved,
     ContinueForm,
+    SubjectMaskForm,
+    SubjectMasks,
     TrainForm,
 )
 from engine.deps import FrontDep, UserIdDep, WorkDep
@@ -48,6 +50,17 @@ async def caption(
     """One caption per image, with the trigger word, to edit before training."""
     images = await read_form_images(front.store, user_id, form)
     return await front.caption(user_id, [im.image for im in images], form.trigger_word)
+
+
+@router.post("/subject-masks")
+async def subject_masks(
+    front: FrontDep,
+    user_id: UserIdDep,
+    form: Annotated[SubjectMaskForm, Form(media_type="multipart/form-data")],
+) -> SubjectMasks:
+    """One mask per image, white over its subject, to edit and send with /train-lora."""
+    images = await read_form_images(front.store, user_id, form)
+    return await front.subject_masks(user_id, [im.image for im in images])
 
 
 @router.get("/jobs")

@@ -31,7 +31,9 @@ class ReportCard:
         self.judge_, why = judge_for(
             model, record.trigger_word, record.captions, [im.image for im in images], clip
         )
-        defaults = training_defaults(model.info.family, len(images), model.info.defaults.width)
+        defaults = training_defaults(
+            model.info.family, len(images), model.info.defaults.width, bool(record.mask_sha256)
+        )
         self.ctx = report.Context(
             judge=getattr(self.judge_, "name", "none"),
             total_steps=record.steps or 0,

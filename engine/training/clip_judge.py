@@ -13,13 +13,13 @@ says where the card can be wrong."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from PIL import Image
 
 from engine.contract.errors import ApiError
 from engine.contract.training import Scores
+from engine.helper_models import HelperModel, from_cache_first
 from engine.training.judge import SEEDS, Cell, Draw, share
 
 MARGIN = 0.03  # nearer the uploads than the base picture by this much: it shows the subject
@@ -28,52 +28,32 @@ SAME = 0.85  # image similarity above which a plain prompt's picture is unchange
 COPY = 0.95  # image similarity above which a picture is an upload, or the other seed's
 CONTEXTS = ("in a snowy forest", "as a watercolor painting")
 PLAIN = ("a photo of a city street at night", "a bowl of fruit on a wooden table")
-RETRY_AFTER_S = 300
 
 
 class JudgeUnavailable(ApiError):
     pass
 
 
-class ClipLoader:
-    """Loads the judge model once per engine; a failure is kept (and said) for a while."""
+def clip_loader(name: str) -> HelperModel[tuple[Any, Any]]:
+    """The judge model, loaded on first use by `.get(device)`."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.loaded: tuple[Any, Any] | None = None
-        self.failed: tuple[float, str] | None = None
-
-    def get(self, device: str) -> tuple[Any, Any]:
-        if self.loaded:
-            return self.loaded
-        if self.failed and time.monotonic() - self.failed[0] < RETRY_AFTER_S:
-            raise JudgeUnavailable(self.failed[1])
-        try:
-            self.loaded = self._load(device)
-        except Exception as exc:  # offline and not cached, not a CLIP model...
-            why = (
-                f"the judge model {self.name!r} could not be loaded ({exc}): set "
-                "LORAMINT_JUDGE_MODEL to a CLIP model folder or a Hub id in the cache"
-            )
-            self.failed = (time.monotonic(), why)
-            raise JudgeUnavailable(why) from exc
-        return self.loaded
-
-    def _load(self, device: str) -> tuple[Any, Any]:
+    def load(device: str) -> tuple[Any, Any]:
         from transformers import CLIPModel, CLIPProcessor
 
-        from engine.pipelines import hub_unreachable
+        def both(**kw: Any) -> tuple[Any, Any]:
+            model = CLIPModel.from_pretrained(name, **kw).to(device).eval()
+            return model, CLIPProcessor.from_pretrained(name, **kw)
 
-        try:  # the cache first: no network wait when it is there, or when offline
-            return self._to(device, CLIPModel, CLIPProcessor, local_files_only=True)
-        except OSError:
-            if why := hub_unreachable():
-                raise OSError(f"not on this machine, and can't be downloaded: {why}") from None
-        return self._to(device, CLIPModel, CLIPProcessor)
+        return from_cache_first(both)
 
-    def _to(self, device: str, model_cls, processor_cls, **kw: Any) -> tuple[Any, Any]:
-        model = model_cls.from_pretrained(self.name, **kw)
-        return model.to(device).eval(), processor_cls.from_pretrained(self.name, **kw)
+    return HelperModel(
+        name,
+        load,
+        lambda why: JudgeUnavailable(
+            f"the judge model {name!r} could not be loaded ({why}): set "
+            "LORAMINT_JUDGE_MODEL to a CLIP model folder or a Hub id in the cache"
+        ),
+    )
 
 
 class ClipJudge:

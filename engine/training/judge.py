@@ -227,7 +227,7 @@ def share(hits: list[bool]) -> float:
 
 def judge_for(model, trigger: str, captions: list[str], images, clip=None):
     """The judge for this loaded model, or (None, why not). `clip`: the engine's
-    `clip_judge.ClipLoader`, which loads the judge model on first use."""
+    `clip_judge.clip_loader`, which loads the judge model on first use."""
     from engine.training.clip_judge import ClipJudge, JudgeUnavailable
 
     if model.info.model == DEMO_ID:

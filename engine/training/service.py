@@ -45,7 +45,8 @@ class TrainingWork:
                 "are trained on the base model it was made from; load that to train",
                 code="cannot_train_this_model",
             )
-        cfg = train_config(record.train_options(), n_images, model.info)
+        masked = bool(record.mask_sha256)
+        cfg = train_config(record.train_options(), n_images, model.info, masked)
         return cfg, record.planned(
             captions=list(cfg.captions),
             steps=cfg.steps,

@@ -16,7 +16,7 @@ from engine.config import EngineSettings
 from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.jobs import Job
 from engine.contract.records import TrainingRecord
-from engine.contract.schemas import Captions
+from engine.contract.schemas import Captions, SubjectMasks
 from engine.lifecycle import JobLifecycle
 from engine.storage import UserStore
 
@@ -75,6 +75,10 @@ class WorkQueue(ABC):
     @abstractmethod
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
         """One caption per image, with the trigger word."""
+
+    @abstractmethod
+    async def subject_masks(self, user: str, images: list[Image.Image]) -> SubjectMasks:
+        """One mask per image, white over its subject (subject.py)."""
 
     @abstractmethod
     def cancel(self, job_id: str, owner: str) -> Job:

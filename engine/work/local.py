@@ -17,10 +17,11 @@ from engine.contract.errors import ClientClosed, ShuttingDown
 from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.jobs import Job
 from engine.contract.records import TrainingRecord
-from engine.contract.schemas import Captions
+from engine.contract.schemas import Captions, SubjectMasks
 from engine.generation import GenerationWork
 from engine.jobs import GENERATION, TRAINING, Cancelled
 from engine.runtime import STOPPING, Runtime
+from engine.subject import SubjectMaskWork
 from engine.training.pictures import submit_checkpoint
 from engine.training.service import TrainingWork
 from engine.work.base import Gone, WorkQueue
@@ -51,6 +52,9 @@ class LocalQueue(WorkQueue):
 
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
         return await CaptionWork(self.rt).caption(user, images, trigger)
+
+    async def subject_masks(self, user: str, images: list[Image.Image]) -> SubjectMasks:
+        return await SubjectMaskWork(self.rt).masks(user, images)
 
     # -- generation ----------------------------------------------------------------------
     async def generate(self, user: str, req: GenerateRequest, gone: Gone) -> GenerateResponse:

@@ -41,6 +41,8 @@ from engine.contract.schemas import (
     CheckpointSave,
     CheckpointSaved,
     ContinueForm,
+    SubjectMaskForm,
+    SubjectMasks,
     TrainForm,
 )
 from orchestrator.banner import banner
@@ -164,6 +166,15 @@ FORWARDED = [
         "Caption 1-5 training images; edit them, then send them with /train-lora.",
         Captions,
         CaptionForm,
+    ),
+    Forwarded(
+        "POST",
+        "/subject-masks",
+        200,
+        "A mask over the subject of each of 1-5 training images, to edit and send with "
+        "/train-lora (masked training).",
+        SubjectMasks,
+        SubjectMaskForm,
     ),
     Forwarded(
         "GET",
