@@ -89,7 +89,7 @@ class TrainingImage:
     mask_sha256: str | None = None
 
     def with_mask(self, mask: Image.Image | None, label: str) -> TrainingImage:
-        if mask is None:
+        if mask is None or mask.getextrema()[0] == 255:  # all of it learnt: not masked
             return replace(self, mask=None, mask_sha256=None)
         masks.check_not_empty(mask, label, "it hides the whole picture; nothing would be learnt")
         return replace(self, mask=mask, mask_sha256=masks.mask_sha256(mask))

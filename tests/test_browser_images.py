@@ -49,9 +49,10 @@ def start_from(page, tmp_path, picture: Image.Image) -> None:
     page.locator("#source-size").get_by_text(f"{picture.width}×{picture.height}").wait_for()
 
 
-def paint(page, x0: float, x1: float, rows: int = 9) -> None:
-    """Drag the brush across the mask canvas, from x0 to x1 (fractions of its width)."""
-    box = page.locator("#mask-canvas").bounding_box()
+def paint(page, x0: float, x1: float, rows: int = 9, canvas: str = "#mask-canvas") -> None:
+    """Drag the brush across a mask canvas, from x0 to x1 (fractions of its width), over
+    `rows` rows spread down its height."""
+    box = page.locator(canvas).bounding_box()
     for k in range(rows):
         y = box["y"] + box["height"] * (k + 0.5) / rows
         page.mouse.move(box["x"] + box["width"] * x0, y)
@@ -167,3 +168,43 @@ def test_a_picture_from_the_gallery_lightbox_and_training_from_a_selection(page,
     shot(page, "images-3-train-from-gallery")
     from_gallery = app.data_dir / "loras" / "local" / "from-gallery.safetensors"
     assert from_gallery.is_file()
+
+
+def test_subject_only_masks_each_image_and_a_mask_is_touched_up(page, app, tmp_path):
+    """Masked training in the page: Subject only masks every image (the corner shape left
+    out), one mask is repainted with the brush, and the job trains with those masks."""
+    from engine.demo_model.masked import TUNING
+    from engine.masks import mask_sha256
+    from engine.subject import demo_mask
+
+    paths = []
+    for i, im in enumerate(TUNING.images()):
+        paths.append(tmp_path / f"corner-{i}.png")
+        im.save(paths[-1])
+    page.goto("/train-lora")
+    page.get_by_label("Reference images (1–5, PNG, JPEG or WEBP)").set_input_files(
+        [str(p) for p in paths]
+    )
+    page.get_by_role("button", name="Subject only").click()
+    page.get_by_text("Masks made by builtin:demo reader").wait_for()
+    assert page.locator("#thumbs li", has_text="masked").count() == 3
+    page.get_by_role("button", name="Edit the mask of corner-0.png").click()
+    editor = page.locator("#mask-editor")
+    editor.get_by_role("button", name="Clear").click()
+    paint(page, 0.0, 1.0, rows=4, canvas="#tm-canvas")  # four strokes across all of it
+    shot(page, "images-4-train-mask-editor")
+    editor.get_by_role("button", name="Done").click()
+    assert not editor.is_visible()
+    page.get_by_role("button", name="Remove the mask of corner-2.png").click()  # all learnt
+    page.get_by_label("Name", exact=True).fill("masked-in-page")
+    page.get_by_text("Advanced settings").click()
+    page.get_by_label("Steps").fill("20")
+    page.get_by_role("button", name="Start training").click()
+    page.locator("#progress-text").get_by_text("Done:").wait_for(timeout=180_000)
+    shot(page, "images-5-trained-with-masks")
+    with app.client() as c:
+        job = c.get("/jobs").json()["jobs"][0]
+    shas = job["params"]["mask_sha256"]
+    auto = [mask_sha256(demo_mask(im)) for im in TUNING.images()]
+    assert shas[1] == auto[1]  # as the reader made it, through the page and back
+    assert shas[0] not in (None, auto[0]) and shas[2] is None  # repainted; removed

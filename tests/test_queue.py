@@ -15,8 +15,10 @@ import uuid
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from engine.demo_model.acceptance import CAPTIONS, TRIGGER, star_images
+from engine.masks import mask_sha256
 from tests.engine_process import QUEUE_SECRET, OrchestratorProcess, QueueCluster
 from tests.helpers import (
     ALICE,
@@ -146,13 +148,22 @@ def test_a_lora_trained_on_one_worker_is_used_on_the_other(cluster):
         plain = pixels(c, generate(c, seed=5)["images"][0])
         learn = {"steps": "40", "learning_rate": "0.01", "rank": "16", "sample_every": "0"}
         upload = png_bytes((250, 20, 20), fmt="JPEG")  # the dispatcher keeps a PNG copy
-        job = start_training(c, [upload], name="red", prior_preservation="false", **learn)
+        # Masked: the mask is kept with the image, in the shared store, for the worker.
+        mask = Image.new("L", (64, 64), 0)
+        mask.paste(255, (8, 8, 56, 56))
+        job = start_training(
+            c, [upload], masks=[encoded(mask)], name="red", prior_preservation="false", **learn
+        )
         assert wait_job(c, job["job_id"])["status"] == "succeeded"
         # What the user uploaded, not the dispatcher's PNG copy of it, is what the LoRA records.
         meta = c.get("/loras", params=ALICE).json()["loras"]
         red = next(lo for lo in meta if lo["file"] == "red.safetensors")["metadata"]
         uploaded = hashlib.sha256(upload).hexdigest()
         assert json.loads(red["loramint.image_sha256"]) == [uploaded]
+        assert json.loads(red["loramint.mask_sha256"]) == [mask_sha256(mask)]
+        # Subject masks are a worker's task: its model's absence comes back as the same 503.
+        r = c.post("/subject-masks", params=ALICE, files=[("images", ("a.png", upload))])
+        assert r.status_code == 503 and r.json()["error"]["code"] == "masker_unavailable"
         started = f"training job {job['job_id']}: started"
         trainer = next(w for w in cluster.workers.values() if started in w.log())
         trainer.stop()  # only the other worker is left to use it

@@ -161,8 +161,8 @@ class TrainForm(TrainOptions, WithImages):
         default_factory=list,
         description="Masked training: one mask per image, in the images' order (the "
         "gallery's first), white where the subject is (learnt), black where it is not "
-        "(ignored); PNG, WEBP or JPEG (<= 5 MB), of its image's shape. Without them, an "
-        "image's transparency is its mask.",
+        "(ignored); PNG, WEBP or JPEG (<= 5 MB), of its image's shape; all white: learnt "
+        "whole. Without them, an image's transparency is its mask.",
         json_schema_extra={"maxItems": MAX_TRAINING_IMAGES},
     )
 

@@ -1,6 +1,7 @@
-// The mask brush of "Start from an image": paint where the picture is drawn anew, on a canvas
-// of the picture's own size laid over it. Mouse, pen and touch (pointer events); a brush size,
-// an eraser, clear, invert and undo (Ctrl+Z). The mask leaves as a black-and-white PNG.
+// The mask brush: paint on a canvas of the picture's own size laid over it, where /generate's
+// "Start from an image" draws anew, or what /train-lora's masked training learns. Mouse, pen
+// and touch (pointer events); a brush size, an eraser, clear, invert and undo (Ctrl+Z). The
+// mask leaves as a black-and-white PNG.
 const UNDO_DEPTH = 30;
 const INK = "#ff1a8c";  // shows on any picture; the exported mask is white wherever there is ink
 
@@ -133,6 +134,24 @@ export class MaskPainter {
 
   changed() { this.onChange(this); }
 
+  // A mask made elsewhere (white: painted), as ink to touch up; resolves once drawn.
+  async load(url) {
+    const mask = new Image();
+    mask.src = url;
+    await mask.decode();
+    this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.ctx.drawImage(mask, 0, 0, this.canvas.width, this.canvas.height);
+    const img = this.ctx.getImageData(0, 0, this.canvas.width, this.canvas.height);
+    const d = img.data;
+    for (let i = 0; i < d.length; i += 4) {
+      const level = d[i];
+      [d[i], d[i + 1], d[i + 2], d[i + 3]] = [255, 26, 140, level];
+    }
+    this.ctx.putImageData(img, 0, 0);
+    this.undos = [];
+    this.changed();
+  }
+
   // White where painted, black elsewhere, the picture's size: what POST /generate's mask is.
   toDataURL() {
     const out = document.createElement("canvas");
@@ -148,4 +167,27 @@ export class MaskPainter {
     c.fillRect(0, 0, out.width, out.height);
     return out.toDataURL("image/png");
   }
+}
+
+// The tool buttons of a painter, by element id: brush size, eraser (a toggle), undo, clear,
+// invert; Ctrl+Z undoes while `active()` and the focus is not in a text field (which keeps its
+// own undo).
+export function wireTools(painter, ids, active) {
+  const $ = (id) => document.getElementById(id);
+  $(ids.size).addEventListener("input", (ev) => { painter.size = Number(ev.target.value); });
+  const eraser = $(ids.eraser);
+  eraser.addEventListener("click", () => {
+    painter.erasing = !painter.erasing;
+    eraser.setAttribute("aria-pressed", String(painter.erasing));
+  });
+  $(ids.clear).addEventListener("click", () => painter.clear());
+  $(ids.invert).addEventListener("click", () => painter.invert());
+  $(ids.undo).addEventListener("click", () => painter.undo());
+  document.addEventListener("keydown", (ev) => {
+    const typing = ev.target.matches("textarea, input:not([type=checkbox]):not([type=range]):not([type=radio])");
+    if (ev.key === "z" && (ev.ctrlKey || ev.metaKey) && active() && !typing) {
+      ev.preventDefault();
+      painter.undo();
+    }
+  });
 }

@@ -3,7 +3,7 @@
 // POST /generate body. In a preview (which keeps no files) the picture goes inline as a data
 // URL; elsewhere it is put in your gallery first (POST /images) and named.
 import { api, el, showError } from "./lib.js";
-import { MaskPainter } from "./mask.js";
+import { MaskPainter, wireTools } from "./mask.js";
 
 const SIDES = ["left", "right", "top", "bottom"];
 const $ = (id) => document.getElementById(id);
@@ -103,23 +103,8 @@ export function sourcePanel({ preview, errorBox }) {
     if (maskOn.checked) for (const s of SIDES) $(`extend-${s}`).value = "0";
     showStrength();
   });
-  $("brush-size").addEventListener("input", (ev) => { painter.size = Number(ev.target.value); });
-  const eraser = $("mask-eraser");
-  eraser.addEventListener("click", () => {
-    painter.erasing = !painter.erasing;
-    eraser.setAttribute("aria-pressed", String(painter.erasing));
-  });
-  $("mask-clear").addEventListener("click", () => painter.clear());
-  $("mask-invert").addEventListener("click", () => painter.invert());
-  $("mask-undo").addEventListener("click", () => painter.undo());
-  document.addEventListener("keydown", (ev) => {
-    // Not while typing: text fields keep their own undo.
-    const typing = ev.target.matches("textarea, input:not([type=checkbox]):not([type=range]):not([type=radio])");
-    if (ev.key === "z" && (ev.ctrlKey || ev.metaKey) && maskOn.checked && !typing) {
-      ev.preventDefault();
-      painter.undo();
-    }
-  });
+  wireTools(painter, { size: "brush-size", eraser: "mask-eraser", undo: "mask-undo",
+                       clear: "mask-clear", invert: "mask-invert" }, () => maskOn.checked);
   for (const s of SIDES) {
     const input = $(`extend-${s}`);
     input.addEventListener("input", showStrength);

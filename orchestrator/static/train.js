@@ -1,4 +1,5 @@
 // /train-lora: pick or drop 1-5 images, caption each (by template, by hand or Auto-caption),
+// mask each (train_masks.js),
 // start, and follow the job live: phase, steps, time left, loss chart and sample images, then
 // the report card (report.js) with its actions, and Resume for a run cut short. The page
 // reattaches to your running training job when it is opened again.
@@ -6,6 +7,7 @@ import {
   api, el, followJob, formatDuration, safeThumbnail, showError, TERMINAL, useLoraUrl,
 } from "./lib.js";
 import { drawReport } from "./report.js";
+import { trainMasks } from "./train_masks.js";
 import { engineReady, refreshJobsBadge } from "./shell.js";
 
 const form = document.getElementById("train-form");
@@ -33,6 +35,9 @@ let jobId = null;
 let stopFollowing = null;
 
 const triggerWord = () => trigger.value.trim() || "ohwx";
+// Each image's mask of what to learn (train_masks.js); item.mask is its PNG data URL.
+const masks = trainMasks({ chosen, appendImage: (data, item) => appendImage(data, item),
+  redraw: () => drawThumbs(), errorBox, status: captionStatus });
 const templated = () => template.value.replaceAll("{trigger}", triggerWord());
 
 function addFiles(files) {
@@ -57,7 +62,7 @@ function drawThumbs() {
     item.caption.id = id;
     const remove = () => { if (item.file) URL.revokeObjectURL(item.url); chosen.splice(i, 1); drawThumbs(); };
     return el("li", {},
-      el("img", { src: item.url, alt: item.name }),
+      masks.view(item, i),
       el("div", { class: "caption-box" },
         el("label", { for: id, text: `Caption of ${item.name}` }), item.caption),
       el("button", { type: "button", class: "secondary", text: "Remove",
@@ -306,6 +311,7 @@ form.addEventListener("submit", async (ev) => {
     appendImage(data, item);
     data.append("captions", item.caption.value.trim() || triggerWord());
   }
+  await masks.append(data);
   for (const field of form.querySelectorAll("input[name]:not([type=file]), select[name]")) {
     if (field.type === "checkbox") data.append(field.name, field.checked ? "true" : "false");
     else if (field.value !== "") data.append(field.name, field.value);
