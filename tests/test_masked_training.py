@@ -135,3 +135,36 @@ def test_the_demo_subject_mask_covers_the_star_and_not_the_corner_shape(demo):
         assert mask[np.asarray(star) > 127].all()  # every pixel of the star
         box = mask[int(corner.cy) - 8 : int(corner.cy) + 8, int(corner.cx) - 8 : int(corner.cx) + 8]
         assert not box.any() and mask.mean() < 0.3, scene  # nothing of the corner shape
+
+
+@pytest.mark.slow
+def test_a_masked_lora_draws_the_star_without_the_corner_shape(demo):
+    """#30's acceptance on a held-apart set (engine/demo_model/masked.py): trained with masks
+    over the stars, the trigger prompts draw the star and not the corner shape all the
+    pictures share. Measured on both held-apart sets: engine/demo_model/README.md."""
+    from engine.demo_model.masked import CASES, HELD_APART, score
+
+    corner_set = HELD_APART[0]
+    with demo.client() as c:
+        job = start_training(
+            c,
+            [encoded(im) for im in corner_set.images()],
+            masks=[encoded(m) for m in corner_set.star_masks()],
+            name="masked-stars",
+            trigger_word="zxq",
+            captions=list(corner_set.captions()),
+        )
+        done = wait_job(c, job["job_id"], timeout=900)
+        assert done["status"] == "succeeded", done
+        pictures = []
+        lora = [{"file": "masked-stars.safetensors", "strength": 1.0}]
+        for prompt, seed in CASES:
+            r = c.post(
+                "/generate", params=ALICE, json={"prompt": prompt, "seed": seed, "loras": lora}
+            )
+            assert r.status_code == 200, r.text
+            png = c.get(r.json()["images"][0]["url"]).content
+            pictures.append(Image.open(io.BytesIO(png)).convert("RGB"))
+    scores = score(pictures, corner_set.corner)
+    # Measured: no corner shape, the star alone in 16 of 20 (80 %; the other set 60 %).
+    assert scores["corner"] <= 0.1 and scores["star_alone"] >= 0.7, scores

@@ -66,8 +66,8 @@ def test_a_json_body_over_1_mb_is_refused_before_it_is_read(either):
 
 
 def test_a_training_upload_over_its_limit_is_refused_from_its_headers(app):
-    """101 MB is the limit (5 images of 20 MB and the form); the answer comes before a byte of
-    the body is sent."""
+    """126 MB is the limit (5 images of 20 MB, a 5 MB mask for each, and the form); the answer
+    comes before a byte of the body is sent."""
     with socket.create_connection(("127.0.0.1", app.port), timeout=10) as s:
         s.sendall(
             b"POST /train-lora HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -79,7 +79,7 @@ def test_a_training_upload_over_its_limit_is_refused_from_its_headers(app):
             answer += chunk
         answer = answer.decode()
     assert answer.startswith("HTTP/1.1 413") and '"too_large"' in answer, answer
-    assert "101 MB" in answer
+    assert "126 MB" in answer
 
 
 def test_the_newer_routes_hold_the_same_line(either, app, tiny_models):
