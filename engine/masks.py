@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -14,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from engine.contract.errors import InvalidRequest
 
 MASK_FORMATS = ("PNG", "WEBP", "JPEG")
+MAX_MASK_SIDE = 4096  # as a training image
 
 
 def levels(img: Image.Image) -> Image.Image:
@@ -39,22 +41,32 @@ def read_mask_file(data: bytes, label: str, size: tuple[int, int]) -> Image.Imag
     """A mask sent as a file for a picture of `size`: its size, or any of the same shape
     (resized to it); 422 naming what is wrong."""
     try:
-        with Image.open(io.BytesIO(data), formats=MASK_FORMATS) as img:
-            img.load()
-            mask = levels(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=MASK_FORMATS) as img:
+                _check_shape(img.size, size, label)  # from its header, before decoding
+                img.load()
+                mask = levels(img)
+    except InvalidRequest:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidRequest(f"{label} is a decompression bomb", code="mask_too_large") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InvalidRequest(
             f"{label} is not a readable PNG, WEBP or JPEG image", code="invalid_mask"
         ) from exc
-    if mask.size != size:
-        if abs(mask.width * size[1] - mask.height * size[0]) > max(size):  # > 1 px of shape
-            raise InvalidRequest(
-                f"{label} is {mask.width}x{mask.height}; it must have its picture's shape "
-                f"({size[0]}x{size[1]})",
-                code="mask_size",
-            )
-        mask = mask.resize(size, Image.Resampling.BILINEAR)
-    return mask
+    return mask if mask.size == size else mask.resize(size, Image.Resampling.BILINEAR)
+
+
+def _check_shape(have: tuple[int, int], want: tuple[int, int], label: str) -> None:
+    """Its picture's shape (to a pixel), and no larger than a training image may be."""
+    off = abs(have[0] * want[1] - have[1] * want[0]) > max(want)
+    if off or max(have) > MAX_MASK_SIDE:
+        raise InvalidRequest(
+            f"{label} is {have[0]}x{have[1]}; it must have its picture's shape "
+            f"({want[0]}x{want[1]}), at most {MAX_MASK_SIDE} px a side",
+            code="mask_size",
+        )
 
 
 def check_not_empty(mask: Image.Image, label: str, what: str) -> None:

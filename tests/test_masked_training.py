@@ -84,6 +84,7 @@ OK = encoded(picture())
         ([OK], [encoded(Image.new("L", (64, 64), 0))], "empty_mask", "mask 1 is all black"),
         ([OK], [b"not a picture"], "invalid_mask", "mask 1 is not a readable"),
         ([OK], [b"\x89PNG" + b"\0" * (6 << 20)], "mask_too_large", "larger than 5 MB"),
+        ([OK], [encoded(Image.new("L", (8192, 8192)))], "mask_size", "at most 4096"),
         ([with_alpha(picture(), Image.new("L", (64, 64), 0))], [], "empty_mask", "transparency"),
     ],
 )
