@@ -85,8 +85,10 @@ class ReportCard:
             {s: data_url(c.picture) for s, c in cells.items()},
         )
 
-    def report(self, final: bool) -> TrainingReport:
-        points = self.jobs.current(self.job_id).checkpoints
+    def report(self, final: bool, points: list | None = None) -> TrainingReport:
+        """From `points` (the job's checkpoints when not given)."""
+        if points is None:
+            points = self.jobs.current(self.job_id).checkpoints
         shift = getattr(self.judge_, "colour_shift", None)
         card = report.build(points, dataclasses.replace(self.ctx, colour_shift=shift), final)
         return card.model_copy(update={"seconds": round(self.seconds, 2)})

@@ -214,8 +214,9 @@ class TrainingWork:
             if old.kept and old.step not in kept and (old.file or "").startswith(job_id):
                 self.files.drop(user, old.file or "")
         points = [c.model_copy(update={"kept": c.kept and c.step in kept}) for c in points]
-        jobs.progress(job_id, phase=job.phase, checkpoints=points)
-        jobs.progress(job_id, report=card.report(final=False))
+        # One write: a checkpoint is never seen without the report card that judged it.
+        report = card.report(final=False, points=points)
+        jobs.progress(job_id, phase=job.phase, checkpoints=points, report=report)
 
     def _hooks(self, job_id: str, model: LoadedModel, cfg: TrainConfig, card) -> Any:
         """How a run reports its steps and samples, stops, and lets generations in."""
