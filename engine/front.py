@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 
 from PIL import Image
 
-from engine.contract.errors import Conflict, InvalidRequest, NotFound, QueueFull
+from engine.contract.errors import Conflict, InvalidRequest, NotFound, NotReady, QueueFull
 from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.jobs import GenerateAccepted, Job, JobStatus
 from engine.contract.names import check_file_name
+from engine.contract.presets import PresetList
 from engine.contract.records import TrainingRecord
 from engine.contract.schemas import (
     MAX_TRAINING_STEPS,
@@ -29,8 +30,9 @@ from engine.contract.schemas import (
 from engine.contract.training import ResumedFrom
 from engine.jobs import TRAINING
 from engine.storage import iso
-from engine.training.defaults import checked_captions, trigger_word
+from engine.training.defaults import checked_captions, preset_list, trigger_word
 from engine.training.files import JobFiles, kept_checkpoint
+from engine.training.presets import group_of
 from engine.uploads import TrainingImage
 from engine.work.base import Gone, WorkQueue
 
@@ -235,3 +237,16 @@ class Front:
 
     async def subject_masks(self, user: str, images: list[Image.Image]) -> SubjectMasks:
         return await self.work.subject_masks(user, images)
+
+    def presets(self, images: int, masked: bool, group: str | None) -> PresetList:
+        """The presets for the served model's group (or `group`'s)."""
+        if group is None:
+            health = self.work.health()  # celery mode: a live worker's model
+            family, defaults = health.get("family"), health.get("defaults")
+            if not family or not defaults:
+                raise NotReady(
+                    "the model is not loaded yet, and presets depend on it: try again soon, "
+                    "or send ?group=small|sd|sdxl"
+                )
+            group = group_of(family, defaults["width"])
+        return preset_list(group, images, masked)

@@ -53,6 +53,10 @@ def test_health_lists_both_workers_with_their_model(cluster):
     cards = {c["name"]: c for c in h["workers"]}
     assert {"w1", "w2"} <= set(cards)
     assert all(c["model"] == cluster.model and c["device"] == "cpu" for c in cards.values())
+    # Presets follow the workers' model: the dispatcher has none of its own.
+    with cluster.dispatcher.client() as c:
+        presets = c.get("/presets", params=ALICE)
+    assert presets.status_code == 200 and presets.json()["group"] == "small", presets.text
 
 
 def test_a_batch_of_generations_is_shared_by_both_workers(cluster):
@@ -152,7 +156,13 @@ def test_a_lora_trained_on_one_worker_is_used_on_the_other(cluster):
         mask = Image.new("L", (64, 64), 0)
         mask.paste(255, (8, 8, 56, 56))
         job = start_training(
-            c, [upload], masks=[encoded(mask)], name="red", prior_preservation="false", **learn
+            c,
+            [upload],
+            masks=[encoded(mask)],
+            name="red",
+            preset="character",
+            prior_preservation="false",
+            **learn,
         )
         assert wait_job(c, job["job_id"])["status"] == "succeeded"
         # What the user uploaded, not the dispatcher's PNG copy of it, is what the LoRA records.
@@ -161,6 +171,7 @@ def test_a_lora_trained_on_one_worker_is_used_on_the_other(cluster):
         uploaded = hashlib.sha256(upload).hexdigest()
         assert json.loads(red["loramint.image_sha256"]) == [uploaded]
         assert json.loads(red["loramint.mask_sha256"]) == [mask_sha256(mask)]
+        assert red["loramint.preset"] == "character"
         # Subject masks are a worker's task: its model's absence comes back as the same 503.
         r = c.post("/subject-masks", params=ALICE, files=[("images", ("a.png", upload))])
         assert r.status_code == 503 and r.json()["error"]["code"] == "masker_unavailable"

@@ -149,6 +149,10 @@ class TrainingRecord(BaseModel):
     sample_every: int | None = None
     sample_prompts: list[str] | None = None
     checkpoint_every: int | None = None
+    preset: str | None = Field(None, description="The preset the defaults came from.")
+    changed_from_preset: dict[str, Any] | None = Field(
+        None, description="The preset's settings this run set otherwise, as it trained."
+    )
 
     @classmethod
     def requested(
@@ -208,6 +212,8 @@ class TrainingRecord(BaseModel):
             "image_sha256": self.image_sha256,
             **({"mask_sha256": self.mask_sha256} if self.mask_sha256 else {}),
             "captions": self.captions,
+            **({"preset": self.preset} if self.preset else {}),
+            **({"changed_from_preset": p.changed_from_preset} if p.changed_from_preset else {}),
             **extra,
         }
         meta = {

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.contract.presets import PresetName
+
 # full: everything. preview: a public demo that only generates (LORAMINT_MODE, both processes).
 AppMode = Literal["full", "preview"]
 MAX_SEED = 2**32 - 1
@@ -78,13 +80,20 @@ class TrainOptions(RequestBody):
     """A training run's settings: everything in the form but the images."""
 
     name: str = Field(..., min_length=1, max_length=64, description="The LoRA's name.")
+    preset: PresetName = Field(
+        "object",
+        description="What you teach: object, character, style or quick-test. Sets the "
+        "defaults of steps, rank, learning_rate, captions, flip and prior_preservation for "
+        "the model (GET /presets says which and why); any field sent here overrides it.",
+    )
     trigger_word: str | None = Field(
         None, max_length=64, description="Word that calls the concept up (default ohwx)."
     )
     captions: list[Caption] | None = Field(
         None,
         max_length=MAX_TRAINING_IMAGES,
-        description="One per image; the trigger word is added where missing.",
+        description="One per image; the trigger word is added where missing. Default: the "
+        "preset's caption template.",
     )
     steps: int | None = Field(
         None, ge=1, le=MAX_TRAINING_STEPS, description="Default: by image count."
@@ -94,7 +103,9 @@ class TrainOptions(RequestBody):
     resolution: int | None = Field(None, ge=64, le=2048, description="Multiple of 8.")
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Default 0.")
     train_text_encoder: bool = Field(False, description="Also train the text encoder(s).")
-    flip: bool = Field(True, description="Also train on mirrored copies.")
+    flip: bool | None = Field(
+        None, description="Also train on mirrored copies. Default: the preset's."
+    )
     overwrite: bool = Field(False, description="Replace a LoRA of the same name.")
     sample_every: int | None = Field(
         None,

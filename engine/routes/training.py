@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
 from engine.contract.handlers import ContractRoute
 from engine.contract.jobs import Job, JobList, TrainAccepted
+from engine.contract.presets import ModelGroup, PresetList
 from engine.contract.schemas import (
     ERROR_RESPONSES,
+    MAX_TRAINING_IMAGES,
     CaptionForm,
     Captions,
     CheckpointDraw,
@@ -61,6 +63,19 @@ async def subject_masks(
     """One mask per image, white over its subject, to edit and send with /train-lora."""
     images = await read_form_images(front.store, user_id, form)
     return await front.subject_masks(user_id, [im.image for im in images])
+
+
+@router.get("/presets")
+def presets(
+    front: FrontDep,
+    user_id: UserIdDep,
+    images: Annotated[int, Query(ge=1, le=MAX_TRAINING_IMAGES)] = 3,
+    masked: bool = False,
+    group: ModelGroup | None = None,
+) -> PresetList:
+    """Training presets with their values for the model served (or `group`'s) and `images`
+    images, and why each is so."""
+    return front.presets(images, masked, group)
 
 
 @router.get("/jobs")

@@ -12,7 +12,7 @@ from typing import Any
 from engine.contract.records import TrainingRecord
 from engine.contract.training import STRENGTHS, Scores, TrainingReport
 from engine.training import pictures, report
-from engine.training.defaults import training_defaults
+from engine.training.defaults import preset_defaults
 from engine.training.judge import SEEDS, judge_for
 from engine.uploads import TrainingImage
 
@@ -31,8 +31,15 @@ class ReportCard:
         self.judge_, why = judge_for(
             model, record.trigger_word, record.captions, [im.image for im in images], clip
         )
-        defaults = training_defaults(
-            model.info.family, len(images), model.info.defaults.width, bool(record.mask_sha256)
+        # A quick test is judged against the full run it stands for: "continue" then offers
+        # the steps a full run would have had.
+        full = "object" if record.preset in (None, "quick-test") else record.preset
+        defaults = preset_defaults(
+            full,
+            model.info.family,
+            len(images),
+            model.info.defaults.width,
+            bool(record.mask_sha256),
         )
         self.ctx = report.Context(
             judge=getattr(self.judge_, "name", "none"),

@@ -8,7 +8,9 @@ import re
 from typing import Any
 
 from engine.contract.errors import InvalidRequest
+from engine.contract.presets import PresetList
 from engine.contract.schemas import TrainOptions
+from engine.training import presets
 from engine.training.config import Prior, TrainConfig
 from engine.training.targets import ALL_UNET_TARGETS, DECODER_BLOCKS, UNET_TARGETS
 from engine.values import ModelInfo
@@ -49,6 +51,8 @@ def training_defaults(
         "prior_preservation": small,
         "prior_every": SMALL_PRIOR_EVERY if small else 1,
         "cpu_threads": 1 if small else None,
+        "caption": "{trigger}" if small else "a photo of {trigger}",
+        "flip": True,
         "new_context": (
             "a green {trigger} on a black background"
             if small
@@ -57,13 +61,22 @@ def training_defaults(
     }
 
 
+def preset_defaults(
+    preset: str, family: str, n_images: int, native: int, masked: bool = False
+) -> dict[str, Any]:
+    """The defaults table with a preset's changes (presets.py): what a run trains with where
+    the request leaves a field out."""
+    table = training_defaults(family, n_images, native, masked)
+    return presets.apply(preset, presets.group_of(family, native), table)
+
+
 def trigger_word(opts: TrainOptions) -> str:
     return (opts.trigger_word or DEFAULT_TRIGGER).strip()
 
 
-def _captions(opts: TrainOptions, trigger: str, n: int) -> tuple[str, ...]:
+def _captions(opts: TrainOptions, trigger: str, n: int, template: str) -> tuple[str, ...]:
     if not opts.captions:
-        return (trigger,) * n
+        return (template.format(trigger=trigger),) * n
     if len(opts.captions) != n:
         raise InvalidRequest(
             f"send one caption per image: {n} images, {len(opts.captions)} captions",
@@ -88,12 +101,15 @@ def _prior(captions: tuple[str, ...], trigger: str, info: ModelInfo, every: int)
     )
 
 
-def checked_captions(opts: TrainOptions, n_images: int) -> tuple[str, ...]:
+def checked_captions(
+    opts: TrainOptions, n_images: int, template: str = "{trigger}"
+) -> tuple[str, ...]:
     """The checks that need no model (a celery dispatcher makes them too, for the same 422),
-    and the captions, each with the trigger word."""
+    and the captions, each with the trigger word (`template` where none were sent: the
+    preset's, once the model is known)."""
     if opts.resolution and opts.resolution % 8:
         raise InvalidRequest("resolution must be a multiple of 8", code="invalid_resolution")
-    return _captions(opts, trigger_word(opts), n_images)
+    return _captions(opts, trigger_word(opts), n_images, template)
 
 
 def train_config(
@@ -101,9 +117,9 @@ def train_config(
 ) -> TrainConfig:
     """The options filled in from the defaults table for this model (`masked`: some image
     has a mask)."""
-    d = training_defaults(info.family, n_images, info.defaults.width, masked)
+    d = preset_defaults(opts.preset, info.family, n_images, info.defaults.width, masked)
     trigger = trigger_word(opts)
-    captions = checked_captions(opts, n_images)
+    captions = checked_captions(opts, n_images, d["caption"])
     resolution = opts.resolution or d["resolution"]
     prior = d["prior_preservation"] if opts.prior_preservation is None else opts.prior_preservation
     steps = opts.steps or d["steps"]
@@ -116,7 +132,7 @@ def train_config(
         resolution=resolution,
         seed=0 if opts.seed is None else opts.seed,
         train_text_encoder=opts.train_text_encoder,
-        flip=opts.flip,
+        flip=d["flip"] if opts.flip is None else opts.flip,
         unet_targets=d["unet_targets"],
         unet_blocks=d["unet_blocks"],
         prior=_prior(captions, trigger, info, d["prior_every"]) if prior else None,
@@ -140,3 +156,35 @@ def prior_captions(captions: tuple[str, ...], trigger: str) -> tuple[str, ...]:
     word = re.compile(rf"\b{re.escape(trigger)}\b,?")
     plain = [" ".join(word.sub(" ", c).split()) for c in captions]
     return tuple(dict.fromkeys([*plain, ""]))
+
+
+def changed_from_preset(
+    opts: TrainOptions, cfg: TrainConfig, info: ModelInfo, n_images: int, masked: bool = False
+) -> dict[str, Any]:
+    """The preset's settings this run was given otherwise (recorded with the job and LoRA)."""
+    d = preset_defaults(opts.preset, info.family, n_images, info.defaults.width, masked)
+    ran = {
+        "steps": cfg.steps,
+        "rank": cfg.rank,
+        "learning_rate": cfg.learning_rate,
+        "flip": cfg.flip,
+        "prior_preservation": cfg.prior is not None,
+    }
+    out = {k: v for k, v in ran.items() if v != d[k]}
+    if opts.captions:
+        out["captions"] = list(cfg.captions)
+    return out
+
+
+# A model of each group, as the defaults table tells them apart.
+GROUP_MODELS = {"small": ("sd", 64), "sd": ("sd", 512), "sdxl": ("sdxl", 1024)}
+
+
+def preset_list(group: str, n_images: int, masked: bool) -> PresetList:
+    """GET /presets: every preset's values for this model group and image count."""
+    family, native = GROUP_MODELS[group]
+    infos = [
+        presets.describe(name, group, preset_defaults(name, family, n_images, native, masked))
+        for name in presets.PRESETS
+    ]
+    return PresetList(group=group, images=n_images, masked=masked, presets=infos)

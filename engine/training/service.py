@@ -19,7 +19,7 @@ from engine.runtime import LoadedModel, Runtime
 from engine.storage import iso
 from engine.training.card import ReportCard
 from engine.training.config import TrainConfig
-from engine.training.defaults import train_config
+from engine.training.defaults import changed_from_preset, train_config
 from engine.training.files import JobFiles, checkpoint_name, state_name
 from engine.training.pictures import draw, sample_steps
 from engine.training.progress import Progress, images_left
@@ -46,8 +46,11 @@ class TrainingWork:
                 code="cannot_train_this_model",
             )
         masked = bool(record.mask_sha256)
-        cfg = train_config(record.train_options(), n_images, model.info, masked)
+        opts = record.train_options()
+        cfg = train_config(opts, n_images, model.info, masked)
         return cfg, record.planned(
+            preset=opts.preset,
+            changed_from_preset=changed_from_preset(opts, cfg, model.info, n_images, masked),
             captions=list(cfg.captions),
             steps=cfg.steps,
             rank=cfg.rank,

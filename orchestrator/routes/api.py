@@ -32,6 +32,7 @@ from engine.contract.generation import GenerateRequest, GenerateResponse
 from engine.contract.handlers import ContractRoute
 from engine.contract.jobs import GenerateAccepted, Job, JobList, TrainAccepted
 from engine.contract.names import check_file_name, check_job_id
+from engine.contract.presets import PresetList
 from engine.contract.schemas import (
     ERROR_RESPONSES,
     CaptionForm,
@@ -166,6 +167,15 @@ FORWARDED = [
         "Caption 1-5 training images; edit them, then send them with /train-lora.",
         Captions,
         CaptionForm,
+    ),
+    Forwarded(
+        "GET",
+        "/presets",
+        200,
+        "Training presets (object, character, style, quick-test) with their values for the "
+        "model served and why each is so: ?images= (1-5, default 3), ?masked=, ?group= "
+        "(small, sd, sdxl: another model group's).",
+        PresetList,
     ),
     Forwarded(
         "POST",

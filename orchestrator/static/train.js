@@ -1,5 +1,5 @@
-// /train-lora: pick or drop 1-5 images, caption each (by template, by hand or Auto-caption),
-// mask each (train_masks.js),
+// /train-lora: choose what you teach (train_presets.js), pick or drop 1-5 images, caption each
+// (by template, by hand or Auto-caption), mask each (train_masks.js),
 // start, and follow the job live: phase, steps, time left, loss chart and sample images, then
 // the report card (report.js) with its actions, and Resume for a run cut short. The page
 // reattaches to your running training job when it is opened again.
@@ -8,6 +8,7 @@ import {
 } from "./lib.js";
 import { drawReport } from "./report.js";
 import { trainMasks } from "./train_masks.js";
+import { trainPresets } from "./train_presets.js";
 import { engineReady, refreshJobsBadge } from "./shell.js";
 
 const form = document.getElementById("train-form");
@@ -39,6 +40,8 @@ const triggerWord = () => trigger.value.trim() || "ohwx";
 const masks = trainMasks({ chosen, appendImage: (data, item) => appendImage(data, item),
   redraw: () => drawThumbs(), errorBox, status: captionStatus });
 const templated = () => template.value.replaceAll("{trigger}", triggerWord());
+const presets = trainPresets({ form, template, retemplate: () => retemplate(), errorBox,
+  count: () => chosen.length || 3, masked: () => chosen.some((item) => item.mask) });
 
 function addFiles(files) {
   const problems = [];
@@ -68,6 +71,7 @@ function drawThumbs() {
       el("button", { type: "button", class: "secondary", text: "Remove",
                      "aria-label": `Remove ${item.name}`, onclick: remove }));
   }));
+  presets.refresh();
 }
 
 function appendImage(data, item) {
@@ -343,6 +347,7 @@ cancelBtn.addEventListener("click", async () => {
   catch (err) { cancelBtn.disabled = false; showError(errorBox, err); }
 });
 
+presets.refresh();
 // Reopened: follow the job named in the address, else your running training job.
 engineReady.then(async () => {
   try {
