@@ -69,11 +69,12 @@ def test_generate_train_use_and_manage(page, tmp_path):
     page.goto("/train-lora")
     page.get_by_label("Reference images").set_input_files(images)
     assert page.locator("#thumbs img").count() == 2
-    assert page.get_by_label("Caption of ref0.png").input_value() == "a photo of ohwx"
+    # The object preset's caption template, for this small model: the trigger word.
+    expect(page.get_by_label("Caption of ref0.png")).to_have_value("ohwx")
     page.get_by_label("Name", exact=True).fill("browser_lora")
     page.get_by_label("Trigger word").fill("zqx")
     # The captions follow the trigger word until they are edited.
-    assert page.get_by_label("Caption of ref0.png").input_value() == "a photo of zqx"
+    assert page.get_by_label("Caption of ref0.png").input_value() == "zqx"
     page.get_by_label("Caption of ref1.png").fill("a blue zqx")
     page.get_by_text("Advanced settings").click()
     page.get_by_label("Steps").fill("30")

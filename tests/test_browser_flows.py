@@ -105,7 +105,12 @@ def test_training_with_captions_samples_chart_and_reattaching(page, app, tmp_pat
     page.get_by_label("Reference images").set_input_files(_files(tmp_path))
     page.get_by_label("Name", exact=True).fill("stars")
     page.get_by_label("Trigger word").fill("zxq")
-    assert page.get_by_label("Caption of star0.png").input_value() == "a photo of zxq"
+    # The presets come first; the object preset's caption on the demo model is the trigger.
+    expect(page.get_by_label("Caption of star0.png")).to_have_value("zxq")
+    page.get_by_label("Character", exact=True).check()
+    assert not page.get_by_label("Mirror images too").is_checked()  # the character preset's
+    page.get_by_text("What this preset sets").click()
+    page.locator("#preset-settings li", has_text="Mirror images too: off").wait_for()
     page.get_by_role("button", name="Auto-caption").click()
     page.get_by_text("Captions written by builtin:demo classifier").wait_for(timeout=30_000)
     assert page.get_by_label("Caption of star0.png").input_value() == (
@@ -116,6 +121,10 @@ def test_training_with_captions_samples_chart_and_reattaching(page, app, tmp_pat
     page.get_by_role("button", name="Start training").click()
     page.locator("#progress-card").wait_for()
     page.locator("#progress-text", has_text="Step ").wait_for(timeout=120_000)
+    with app.client() as c:
+        params = c.get("/jobs").json()["jobs"][0]["params"]
+    assert params["preset"] == "character" and params["flip"] is False
+    assert params["changed_from_preset"]["steps"] == 120
     # Reopened mid-run, the page finds the job again.
     page.goto("/train-lora")
     page.locator("#progress-card").wait_for(timeout=30_000)

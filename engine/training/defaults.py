@@ -171,7 +171,8 @@ def changed_from_preset(
         "prior_preservation": cfg.prior is not None,
     }
     out = {k: v for k, v in ran.items() if v != d[k]}
-    if opts.captions:
+    # The page sends the template's captions when none were written: no change then.
+    if list(cfg.captions) != [d["caption"].format(trigger=trigger_word(opts))] * n_images:
         out["captions"] = list(cfg.captions)
     return out
 
@@ -183,8 +184,9 @@ GROUP_MODELS = {"small": ("sd", 64), "sd": ("sd", 512), "sdxl": ("sdxl", 1024)}
 def preset_list(group: str, n_images: int, masked: bool) -> PresetList:
     """GET /presets: every preset's values for this model group and image count."""
     family, native = GROUP_MODELS[group]
+    table = training_defaults(family, n_images, native, masked)
     infos = [
-        presets.describe(name, group, preset_defaults(name, family, n_images, native, masked))
+        presets.describe(name, group, presets.apply(name, group, table), table)
         for name in presets.PRESETS
     ]
     return PresetList(group=group, images=n_images, masked=masked, presets=infos)

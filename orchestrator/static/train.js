@@ -318,6 +318,7 @@ form.addEventListener("submit", async (ev) => {
   await masks.append(data);
   for (const field of form.querySelectorAll("input[name]:not([type=file]), select[name]")) {
     if (field.type === "checkbox") data.append(field.name, field.checked ? "true" : "false");
+    else if (field.type === "radio") { if (field.checked) data.append(field.name, field.value); }
     else if (field.value !== "") data.append(field.name, field.value);
   }
   const button = document.getElementById("train-btn");

@@ -8,6 +8,7 @@ import { engineReady } from "./shell.js";
 const LABELS = {
   steps: "Steps", rank: "Rank", learning_rate: "Learning rate", caption: "Caption template",
   flip: "Mirror images too", prior_preservation: "Prior preservation",
+  new_context: "Second sample prompt",
 };
 
 function shown(value) {
@@ -50,8 +51,9 @@ export function trainPresets({ form, template, retemplate, count, masked, errorB
                                   "aria-describedby": `${id}-use` });
       radio.checked = p.name === (checked || "object");
       radio.addEventListener("change", () => apply(true));
-      return el("label", { class: "preset", for: id }, radio,
-        el("span", { text: p.title }), el("small", { id: `${id}-use`, text: p.use_for }));
+      // The title alone names the choice; what it is for describes it.
+      return el("div", { class: "preset" }, radio, el("label", { for: id, text: p.title }),
+        el("small", { id: `${id}-use`, text: p.use_for }));
     }));
   }
 
