@@ -8,8 +8,8 @@ their colour and plain prompts' colour) and the trigger prompts it missed. Uploa
 bench/report_card.py (`acceptance`, `yellow`, `freshN`), captioned by the demo reader. A variant
 is the defaults with `+`-joined changes: `noprior`, `noflip`, `te` (train the text encoder),
 `lrX`, `stN` (steps), `rkN` (rank), `pwX` (prior weight), `peN` (prior every N steps), `sdN`
-(the training seed: the spread of one setting). Runs one thread: start two at once on two
-cores. One JSON line per (set, variant).
+(the training seed: the spread of one setting), `dora` (adapter=dora). Runs one thread:
+start two at once on two cores. One JSON line per (set, variant).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ CHANGES = {
     "pw": lambda cfg, v: {"prior": dataclasses.replace(cfg.prior, weight=float(v))},
     "pe": lambda cfg, v: {"prior": dataclasses.replace(cfg.prior, every=int(v))},
     "sd": lambda cfg, v: {"seed": int(v)},
+    "dora": lambda cfg, _: {"dora": True},
 }
 
 

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save
 
 from engine.contract.errors import InvalidRequest
 from engine.lora_fusion import FusedStack, fusable
+from engine.storage import DORA_KEYS
 from engine.values import LoraRef
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,13 @@ def kohya_bytes(path: Path, file: str) -> bytes:
     state = read_lora_file(path, file)
     if all(k.startswith(KOHYA_PREFIXES) for k in state):
         return path.read_bytes()
+    if any(DORA_KEYS[0] in k for k in state):
+        raise InvalidRequest(
+            f"LoRA {file!r} is a DoRA: kohya's LoRA format has no place for its magnitude "
+            "vectors. Use this file as it is (LoraMint and diffusers load it), or train again "
+            "with adapter=lora for a kohya file.",
+            code="dora_not_convertible",
+        )
     with safe_open(str(path), framework="pt") as f:
         metadata = dict(f.metadata() or {})
     # kohya files carry per-module alphas; diffusers refuses a file with both.

@@ -28,11 +28,22 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
 
 
+# DoRA's magnitude, as PEFT/diffusers and as kohya/LyCORIS name it.
+DORA_KEYS = ("lora_magnitude_vector", "dora_scale")
+
+
 def read_safetensors_metadata(path: Path, label: str | None = None) -> dict[str, str]:
     """Parse the header (never the tensors); raise InvalidRequest if it isn't safetensors."""
+    return read_lora_header(path, label)[0]
+
+
+def read_lora_header(path: Path, label: str | None = None) -> tuple[dict[str, str], str]:
+    """The header's metadata, and "dora" or "lora" by its tensors' names (never the tensors);
+    raise InvalidRequest if it isn't safetensors."""
     try:
         with safe_open(str(path), framework="numpy") as f:
-            return dict(f.metadata() or {})
+            dora = any(k in key for key in f.keys() for k in DORA_KEYS)  # noqa: SIM118 - not a dict
+            return dict(f.metadata() or {}), "dora" if dora else "lora"
     except (SafetensorError, OSError, ValueError) as exc:
         raise InvalidRequest(
             f"{label or path.name} is not a valid .safetensors file: {exc}",
@@ -161,15 +172,15 @@ class UserStore:
         return self._lora_entry(user_id, self.info("loras", user_id, name))
 
     def _lora_entry(self, user_id: str, blob: BlobInfo) -> dict[str, Any]:
+        adapter: str | None = None
+        metadata: dict[str, str] | None = None
         try:
-            metadata: dict[str, str] | None = read_safetensors_metadata(
-                self.files.path(blob.key), blob.name
-            )
+            metadata, adapter = read_lora_header(self.files.path(blob.key), blob.name)
             error = None
         except InvalidRequest as exc:
-            metadata, error = None, exc.message
+            error = exc.message
         except NotFound:  # deleted since it was listed
-            metadata, error = None, "deleted meanwhile"
+            error = "deleted meanwhile"
         return {
             "file": blob.name,
             "name": blob.name.removesuffix(SUFFIX["loras"]),
@@ -178,6 +189,7 @@ class UserStore:
             "created": (metadata or {}).get("loramint.created") or iso(blob.modified),
             "url": f"/loras/{blob.name}?user_id={user_id}",
             "metadata": metadata,
+            "adapter": adapter,
             "error": error,
         }
 

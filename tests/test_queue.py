@@ -161,6 +161,7 @@ def test_a_lora_trained_on_one_worker_is_used_on_the_other(cluster):
             masks=[encoded(mask)],
             name="red",
             preset="character",
+            adapter="dora",  # loaded as an adapter on the other worker, not fused
             prior_preservation="false",
             **learn,
         )
@@ -171,7 +172,7 @@ def test_a_lora_trained_on_one_worker_is_used_on_the_other(cluster):
         uploaded = hashlib.sha256(upload).hexdigest()
         assert json.loads(red["loramint.image_sha256"]) == [uploaded]
         assert json.loads(red["loramint.mask_sha256"]) == [mask_sha256(mask)]
-        assert red["loramint.preset"] == "character"
+        assert red["loramint.preset"] == "character" and red["loramint.adapter"] == "dora"
         # Subject masks are a worker's task: its model's absence comes back as the same 503.
         r = c.post("/subject-masks", params=ALICE, files=[("images", ("a.png", upload))])
         assert r.status_code == 503 and r.json()["error"]["code"] == "masker_unavailable"

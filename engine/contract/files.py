@@ -3,7 +3,7 @@ deleted. Torch-free, shared by both processes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import UploadFile
 from pydantic import BaseModel, Field
@@ -30,6 +30,9 @@ class LoraEntry(BaseModel):
     created: str
     url: str
     metadata: dict[str, str] | None = Field(description="The safetensors header metadata.")
+    adapter: Literal["lora", "dora"] | None = Field(
+        None, description="dora: the file holds DoRA magnitudes (None: it can't be read)."
+    )
     error: str | None = Field(description="Why the file can't be read, if it can't.")
 
 

@@ -150,6 +150,7 @@ class TrainingRecord(BaseModel):
     sample_prompts: list[str] | None = None
     checkpoint_every: int | None = None
     preset: str | None = Field(None, description="The preset the defaults came from.")
+    adapter: Literal["lora", "dora"] | None = None
     changed_from_preset: dict[str, Any] | None = Field(
         None, description="The preset's settings this run set otherwise, as it trained."
     )
@@ -212,6 +213,7 @@ class TrainingRecord(BaseModel):
             "image_sha256": self.image_sha256,
             **({"mask_sha256": self.mask_sha256} if self.mask_sha256 else {}),
             "captions": self.captions,
+            "adapter": p.adapter or "lora",
             **({"preset": self.preset} if self.preset else {}),
             **({"changed_from_preset": p.changed_from_preset} if p.changed_from_preset else {}),
             **extra,

@@ -99,6 +99,12 @@ class TrainOptions(RequestBody):
         None, ge=1, le=MAX_TRAINING_STEPS, description="Default: by image count."
     )
     rank: int | None = Field(None, ge=1, le=128, description="LoRA rank (alpha = rank).")
+    adapter: Literal["lora", "dora"] = Field(
+        "lora",
+        description="dora: weight-decomposed LoRA (PEFT's use_dora): a magnitude per output "
+        "channel besides the low-rank direction; often closer to a full fine-tune at the same "
+        "rank, and slower per step (docs/training.md, DoRA). Not convertible to kohya format.",
+    )
     learning_rate: float | None = Field(None, gt=0, le=0.01)
     resolution: int | None = Field(None, ge=64, le=2048, description="Multiple of 8.")
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Default 0.")

@@ -20,6 +20,7 @@ from engine.training.targets import TEXT_TARGETS, target_modules
 
 ADAPTER = "loramint_training"  # never "train": PEFT would shadow nn.Module.train
 PREFIXES = ("unet", "text_encoder", "text_encoder_2")
+MAGNITUDE = "lora_magnitude_vector"  # DoRA's per-channel magnitude (PEFT's name)
 
 
 class TrainingAdapter:
@@ -57,6 +58,7 @@ class TrainingAdapter:
             lora_alpha=self.cfg.alpha,
             init_lora_weights="gaussian",
             target_modules=targets,
+            use_dora=self.cfg.dora,
         )
 
     def activate(self) -> None:
@@ -93,9 +95,11 @@ class TrainingAdapter:
     @staticmethod
     def exported_name(name: str) -> str:
         """A trainable parameter's name (`0.{module}.lora_A.{adapter}.weight`) as the LoRA
-        file calls it (`unet.{module}.lora_A.weight`)."""
+        file calls it (`unet.{module}.lora_A.weight`; DoRA's magnitude without `.weight`, as
+        PEFT saves it)."""
         index, rest = name.split(".", 1)
-        return f"{PREFIXES[int(index)]}.{rest.replace(f'.{ADAPTER}.', '.')}"
+        out = f"{PREFIXES[int(index)]}.{rest.replace(f'.{ADAPTER}.', '.')}"
+        return out.removesuffix(".weight") if out.endswith(f"{MAGNITUDE}.weight") else out
 
     @contextlib.contextmanager
     def strength(self, strength: float) -> Iterator[None]:

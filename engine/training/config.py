@@ -31,6 +31,7 @@ class TrainConfig:
     resolution: int
     seed: int
     train_text_encoder: bool = False
+    dora: bool = False  # PEFT's use_dora: a magnitude vector per layer besides A and B
     flip: bool = True
     unet_targets: tuple[str, ...] = UNET_TARGETS
     unet_blocks: tuple[str, ...] | None = None  # the targets only inside these (None: anywhere)

@@ -132,6 +132,7 @@ def train_config(
         resolution=resolution,
         seed=0 if opts.seed is None else opts.seed,
         train_text_encoder=opts.train_text_encoder,
+        dora=opts.adapter == "dora",
         flip=d["flip"] if opts.flip is None else opts.flip,
         unet_targets=d["unet_targets"],
         unet_blocks=d["unet_blocks"],

@@ -50,6 +50,7 @@ class TrainingWork:
         cfg = train_config(opts, n_images, model.info, masked)
         return cfg, record.planned(
             preset=opts.preset,
+            adapter=opts.adapter,
             changed_from_preset=changed_from_preset(opts, cfg, model.info, n_images, masked),
             captions=list(cfg.captions),
             steps=cfg.steps,

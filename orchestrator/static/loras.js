@@ -1,5 +1,5 @@
-// /my-loras: cards (sample, name, trigger word, base model, steps, rank) with use, download,
-// kohya, details and delete; a details view that reads as sections and lets you edit the
+// /my-loras: cards (sample, name, trigger word, base model, type, steps, rank) with use,
+// download, kohya (not for a DoRA), details and delete; a details view that reads as sections and lets you edit the
 // trigger word, description and preferred strength; and importing a file.
 import {
   api, el, formatBytes, formatDate, loraMeta, safeThumbnail, showError, useLoraUrlOf,
@@ -13,14 +13,18 @@ const editForm = document.getElementById("edit-form");
 let editing = null;
 
 const GROUPS = [
-  ["Training", ["trigger_word", "description", "preferred_strength", "steps", "rank", "alpha",
-                "learning_rate", "resolution", "seed", "training_seconds", "created"]],
+  ["Training", ["trigger_word", "description", "preferred_strength", "preset", "changed_from_preset",
+                "adapter", "steps", "rank", "alpha", "learning_rate", "resolution", "seed",
+                "training_seconds", "created"]],
   ["Dataset", ["image_count", "captions", "image_sha256"]],
   ["Base model", ["base_model", "family"]],
 ];
 
 function show(value) {
   if (Array.isArray(value)) return value.join("\n");
+  if (value && typeof value === "object") {  // changed_from_preset: field: value, a line each
+    return Object.entries(value).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join("\n") || "none";
+  }
   return value === null || value === undefined ? "" : String(value);
 }
 
@@ -61,6 +65,7 @@ function loraCard(lora) {
   const trigger = loraMeta(lora, "trigger_word");
   const thumb = safeThumbnail(lora.metadata && lora.metadata["loramint.thumbnail"]);
   const facts = [["Trigger", trigger || "–"], ["Base model", loraMeta(lora, "base_model") || "–"],
+                 ["Type", lora.adapter === "dora" ? "DoRA" : "LoRA"],
                  ["Steps", loraMeta(lora, "steps") || "–"], ["Rank", loraMeta(lora, "rank") || "–"],
                  ["Size", formatBytes(lora.size)], ["Created", formatDate(lora.created)]];
   const del = async () => {
@@ -77,8 +82,9 @@ function loraCard(lora) {
       el("a", { class: "button", href: useLoraUrlOf(lora), text: "Use", "aria-label": `Use ${n}` }),
       el("a", { class: "button secondary", href: lora.url, download: lora.file, text: "Download",
                 "aria-label": `Download ${n}` }),
-      el("a", { class: "button secondary", href: `${lora.url}&format=kohya`, text: "Download for A1111/ComfyUI",
-                "aria-label": `Download ${n} for A1111 or ComfyUI (kohya format)` }),
+      // kohya's format has no place for DoRA's magnitudes (the engine answers 422).
+      lora.adapter === "dora" ? null : el("a", { class: "button secondary", href: `${lora.url}&format=kohya`,
+        text: "Download for A1111/ComfyUI", "aria-label": `Download ${n} for A1111 or ComfyUI (kohya format)` }),
       el("button", { type: "button", class: "secondary", text: "Details",
                      "aria-label": `Details of ${n}`, onclick: () => openDetails(lora) }),
       el("button", { type: "button", class: "danger", text: "Delete", "aria-label": `Delete ${n}`, onclick: del })),
