@@ -3,15 +3,18 @@ whole picture: "a yellow zxq on a white background" rather than the bare trigger
 
 On the built-in demo model the demo's own classifier reads colour and background, exactly the
 words that model knows. Elsewhere an image-to-text model from transformers
-(`LORAMINT_CAPTION_MODEL`, a BLIP by default), loaded on first use on the device thread."""
+(`LORAMINT_CAPTION_MODEL`: Florence-2 by default, BLIP where it does not load), loaded on first
+use on the device thread; the trigger word takes the place of the subject's noun."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from PIL import Image
 
+from engine.caption_words import trigger_in_place
 from engine.contract.errors import CaptionerUnavailable
 from engine.contract.schemas import Captions
 from engine.demo_model import MODEL_ID as DEMO_ID
@@ -19,6 +22,7 @@ from engine.helper_models import HelperModel, from_cache_first
 from engine.runtime import Runtime
 from engine.training.defaults import DEFAULT_TRIGGER
 
+log = logging.getLogger(__name__)
 Captioner = Callable[[list[Image.Image], str], list[str]]
 
 
@@ -37,26 +41,48 @@ def demo_captions(images: list[Image.Image], trigger: str) -> list[str]:
     return out
 
 
-class ModelCaptioner:
-    """A transformers image-to-text model (BLIP and its kind); the trigger word goes first."""
+# Florence-2's task prompts per caption_detail.
+FLORENCE_TASKS = {"detailed": "<DETAILED_CAPTION>", "short": "<CAPTION>"}
 
-    def __init__(self, model: str, device: str) -> None:
+
+class ModelCaptioner:
+    """A transformers image-to-text model: Florence-2 (asked for its caption task) or BLIP
+    and its kind; the trigger word goes in place of the subject's noun (caption_words.py)."""
+
+    def __init__(self, model: str, device: str, detail: str) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
+        self.name = model
         self.processor = from_cache_first(lambda **kw: AutoProcessor.from_pretrained(model, **kw))
         self.model = from_cache_first(
             lambda **kw: AutoModelForImageTextToText.from_pretrained(model, **kw)
         )
         self.model = self.model.to(device).eval()
+        florence = self.model.config.model_type == "florence2"
+        self.task = FLORENCE_TASKS[detail] if florence else None
 
     def __call__(self, images: list[Image.Image], trigger: str) -> list[str]:
         import torch
 
-        inputs = self.processor(images=images, return_tensors="pt").to(self.model.device)
+        text = {"text": [self.task] * len(images)} if self.task else {}
+        inputs = self.processor(images=images, return_tensors="pt", **text).to(self.model.device)
+        inputs = inputs.to(self.model.dtype) if self.task else inputs  # pixel values' dtype
         with torch.inference_mode():
-            ids = self.model.generate(**inputs, max_new_tokens=40)
+            ids = self.model.generate(**inputs, max_new_tokens=80 if self.task else 40)
         texts = [t.strip() for t in self.processor.batch_decode(ids, skip_special_tokens=True)]
-        return [f"{trigger}, {text}" if text else trigger for text in texts]
+        return [trigger_in_place(text, trigger) for text in texts]
+
+
+def first_loading(models: list[str], device: str, detail: str) -> ModelCaptioner:
+    """The first of `models` that loads (the configured captioner, then its fallback)."""
+    why = []
+    for model in models:
+        try:
+            return ModelCaptioner(model, device, detail)
+        except Exception as exc:  # offline and not cached, an unknown format...
+            log.info("captioner %s did not load: %s", model, exc)
+            why.append(f"{model}: {type(exc).__name__}: {exc}")
+    raise OSError("; ".join(why))
 
 
 class CaptionWork:
@@ -67,20 +93,22 @@ class CaptionWork:
         model = self.rt.require_model()
         if model.info.model == DEMO_ID:
             return "builtin:demo classifier", demo_captions
-        name = self.rt.settings.caption_model
+        s = self.rt.settings
+        names = [s.caption_model, *([s.caption_fallback_model] if s.caption_fallback_model else [])]
         helper = self.rt.helper(
             "captioner",
             lambda: HelperModel(
-                name,
-                lambda device: ModelCaptioner(name, device),
+                " or ".join(names),
+                lambda device: first_loading(names, device, s.caption_detail),
                 lambda why: CaptionerUnavailable(
-                    f"the captioning model {name!r} could not be loaded ({why}). Write the "
-                    "captions yourself, or set LORAMINT_CAPTION_MODEL to a local folder or a "
-                    "Hub id that is in the cache (this server may be offline)."
+                    f"no captioning model could be loaded ({why}). Write the captions "
+                    "yourself, or set LORAMINT_CAPTION_MODEL to a local folder or a Hub id "
+                    "that is in the cache (this server may be offline)."
                 ),
             ),
         )
-        return name, helper.get(model.info.device)
+        captioner = helper.get(model.info.device)
+        return captioner.name, captioner
 
     async def caption(self, user: str, images: list[Image.Image], trigger: str | None) -> Captions:
         word = (trigger or DEFAULT_TRIGGER).strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -136,9 +136,20 @@ class EngineSettings(BaseSettings):
         "latent-to-RGB approximation.",
     )
     caption_model: str = Field(
-        "Salesforce/blip-image-captioning-base",
+        "florence-community/Florence-2-base",
         description="Captioner for POST /caption (a transformers image-to-text model: Hub id "
-        "or folder), loaded on first use. The demo model always uses its built-in reader.",
+        "or folder; Florence-2 in transformers' own format, or BLIP and its kind), loaded on "
+        "first use. The demo model always uses its built-in reader.",
+    )
+    caption_fallback_model: str | None = Field(
+        "Salesforce/blip-image-captioning-base",
+        description="Tried when caption_model can't be loaded (not cached on an offline "
+        "machine, too new a format); empty: none.",
+    )
+    caption_detail: Literal["detailed", "short"] = Field(
+        "detailed",
+        description="Florence-2's caption mode: detailed (a sentence or two: colours, "
+        "background, pose) or short (one phrase). Other captioners write one phrase.",
     )
     mask_model: str = Field(
         "nvidia/segformer-b0-finetuned-ade-512-512",

@@ -201,6 +201,71 @@ def tiny_captioner(folder: Path) -> Path:
     return folder
 
 
+def tiny_florence(folder: Path) -> Path:
+    """A Florence-2 model (transformers' own format) with random weights and a byte-level BPE
+    vocabulary learnt from a few captions, saved as a folder: what LORAMINT_CAPTION_MODEL
+    loads, minus the download."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import (
+        BartTokenizerFast,
+        CLIPImageProcessorPil,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2Processor,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    corpus = ["the image shows a red star on a white background", "what does the image describe"]
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe.train_from_iterator(corpus, vocab_size=300, min_frequency=1, special_tokens=specials)
+    bpe.save_model(str(folder))
+    tok = BartTokenizerFast(
+        vocab_file=str(folder / "vocab.json"),
+        merges_file=str(folder / "merges.txt"),
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    layers = {"encoder_layers": 1, "decoder_layers": 1, "encoder_ffn_dim": 37}
+    text = {
+        "model_type": "bart",
+        **layers,
+        "d_model": 32,
+        "decoder_ffn_dim": 37,
+        "encoder_attention_heads": 2,
+        "decoder_attention_heads": 2,
+        "vocab_size": len(tok),
+        "max_position_embeddings": 128,
+        "pad_token_id": tok.pad_token_id,
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+        "decoder_start_token_id": tok.eos_token_id,
+    }
+    vision = {
+        "depths": [1, 1],
+        "patch_size": [7, 3],
+        "patch_stride": [4, 2],
+        "patch_padding": [3, 1],
+        "patch_prenorm": [False, True],
+        "embed_dim": [16, 32],
+        "num_heads": [2, 2],
+        "num_groups": [2, 2],
+        "window_size": 2,
+        "projection_dim": 32,
+        "max_position_embeddings": 16,
+        "max_temporal_embeddings": 4,
+    }
+    config = Florence2Config(
+        text_config=text, vision_config=vision, image_token_id=tok.image_token_id
+    )
+    torch.manual_seed(0)
+    Florence2ForConditionalGeneration(config).save_pretrained(folder)
+    # 32 px pictures: 4x4 patches after two stages, and one more token (as the real model's 577).
+    size = {"height": 32, "width": 32}
+    images = CLIPImageProcessorPil(size=size, do_center_crop=False, image_seq_length=17)
+    Florence2Processor(image_processor=images, tokenizer=tok).save_pretrained(folder)
+    return folder
+
+
 def tiny_clip(folder: Path) -> Path:
     """A CLIP model with random weights and the demo model's tokenizer, saved as a transformers
     folder: what LORAMINT_JUDGE_MODEL loads, minus the download."""
