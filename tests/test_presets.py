@@ -66,8 +66,9 @@ def test_a_preset_sets_the_run_and_what_is_sent_overrides_it(client):
     p = planned(client, preset="style", trigger_word="zxq", flip="false", rank="4")
     assert p["captions"] == ["a zxq shape"]  # the preset's caption template
     assert p["changed_from_preset"] == {"flip": False, "rank": 4}
-    p = planned(client, preset="quick-test")
+    p = planned(client, preset="quick-test", captions="a red ohwx")
     assert p["steps"] == v["quick-test"]["steps"] and p["prior_preservation"] is False
+    assert p["changed_from_preset"] == {"captions": "written"}
     p = planned(client)  # no preset: object's, the defaults table
     assert p["preset"] == "object" and p["steps"] == v["object"]["steps"]
     r = client.post(

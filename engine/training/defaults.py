@@ -172,9 +172,10 @@ def changed_from_preset(
         "prior_preservation": cfg.prior is not None,
     }
     out = {k: v for k, v in ran.items() if v != d[k]}
-    # The page sends the template's captions when none were written: no change then.
+    # The page sends the template's captions when none were written: no change then. Written
+    # ones are in the record's `captions`.
     if list(cfg.captions) != [d["caption"].format(trigger=trigger_word(opts))] * n_images:
-        out["captions"] = list(cfg.captions)
+        out["captions"] = "written"
     return out
 
 
