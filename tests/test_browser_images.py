@@ -190,6 +190,7 @@ def test_subject_only_masks_each_image_and_a_mask_is_touched_up(page, app, tmp_p
     assert page.locator("#thumbs li", has_text="masked").count() == 3
     page.get_by_role("button", name="Edit the mask of corner-0.png").click()
     editor = page.locator("#mask-editor")
+    assert editor.get_by_label("Brush").input_value() == "5"  # a twelfth of the 64 px picture
     editor.get_by_role("button", name="Clear").click()
     paint(page, 0.5, 1.0, rows=4, canvas="#tm-canvas")  # the right part: the star, no corner
     shot(page, "images-4-train-mask-editor")

@@ -154,6 +154,8 @@ def test_a_masked_lora_draws_the_star_without_the_corner_shape(demo):
             name="masked-stars",
             trigger_word="zxq",
             captions=list(corner_set.captions()),
+            sample_every="0",  # the LoRA is judged here, not its samples: time for the steps
+            checkpoint_every="0",
         )
         done = wait_job(c, job["job_id"], timeout=900)
         assert done["status"] == "succeeded", done
@@ -167,5 +169,5 @@ def test_a_masked_lora_draws_the_star_without_the_corner_shape(demo):
             png = c.get(r.json()["images"][0]["url"]).content
             pictures.append(Image.open(io.BytesIO(png)).convert("RGB"))
     scores = score(pictures, corner_set.corner)
-    # Measured: no corner shape, the star alone in 16 of 20 (80 %; the other set 60 %).
-    assert scores["corner"] <= 0.1 and scores["star_alone"] >= 0.7, scores
+    # Measured: no corner shape, the star alone in 20 of 20 (the other sets 90, ...).
+    assert scores["corner"] <= 0.1 and scores["star_alone"] >= 0.85, scores

@@ -78,7 +78,9 @@ def _both(star: Scene, corner: Scene) -> Image.Image:
     return picture
 
 
-# Tuned on the first; the others are the held-apart sets the bar is read on.
+# Tuned on the first; the bar is read on the held-apart sets. The 2x steps of masked runs were
+# chosen after the first two held-apart sets had been measured; the last two were added then
+# and measured once (engine/demo_model/README.md, "Masked training").
 TUNING = CornerSet(
     (("red", "white"), ("blue", "white"), ("yellow", "black")), "green", "square", "top left", 3
 )
@@ -96,6 +98,20 @@ HELD_APART = (
         "triangle",
         "top right",
         8,
+    ),
+    CornerSet(
+        (("green", "white"), ("red", "gray"), ("purple", "black")),
+        "orange",
+        "square",
+        "bottom left",
+        11,
+    ),
+    CornerSet(
+        (("blue", "black"), ("orange", "gray"), ("yellow", "white")),
+        "red",
+        "circle",
+        "top left",
+        13,
     ),
 )
 # Trigger prompts: 5 prompts x 4 seeds, colours and backgrounds the sets did not all have.

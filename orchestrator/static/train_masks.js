@@ -74,6 +74,9 @@ export function trainMasks({ chosen, appendImage, redraw, errorBox, status }) {
     img.src = item.url;
     await img.decode();
     painter.reset(img.naturalWidth, img.naturalHeight);
+    // A brush in proportion to the picture: 24 px covered a third of a 64 px one.
+    painter.size = Math.max(2, Math.round(Math.min(img.naturalWidth, img.naturalHeight) / 12));
+    $("tm-size").value = String(painter.size);
     if (item.mask) await painter.load(item.mask);
     editor.hidden = false;
     editor.scrollIntoView({ block: "nearest" });
