@@ -5,6 +5,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from PIL import Image
 
 FAST = {"steps": 2, "guidance_scale": 3.0}
@@ -23,6 +24,12 @@ BAD_JSON = [
     (b'["a", "list"]', "JSON object"),
     (b"42", "JSON object"),
 ]
+
+# For a test whose subject is the same for both tiny families: the SDXL run goes with the slow
+# tier (CI runs it; the inner loop, `-m "not slow"`, keeps within its budget).
+SDXL_IN_SLOW_TIER = pytest.mark.parametrize(
+    "engine", ["sd", pytest.param("sdxl", marks=pytest.mark.slow)], indirect=True
+)
 
 
 def generate(client: httpx.Client, **body: Any) -> dict[str, Any]:

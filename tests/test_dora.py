@@ -8,7 +8,15 @@ import numpy as np
 from safetensors import safe_open
 
 from engine.training.adapter import TrainingAdapter
-from tests.helpers import ALICE, assert_error, encoded, render, start_training, wait_job
+from tests.helpers import (
+    ALICE,
+    SDXL_IN_SLOW_TIER,
+    assert_error,
+    encoded,
+    render,
+    start_training,
+    wait_job,
+)
 from tests.test_masked_training import picture
 
 LEARN = {"learning_rate": "0.01", "rank": "4", "sample_every": "0", "prior_preservation": "false"}
@@ -22,6 +30,7 @@ def test_a_magnitude_is_named_as_peft_saves_it():
     )
 
 
+@SDXL_IN_SLOW_TIER
 def test_a_dora_trains_loads_stacks_imports_and_goes_on(client, engine):
     red = encoded(picture((250, 20, 20)))
     job = start_training(

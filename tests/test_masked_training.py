@@ -19,6 +19,9 @@ from engine.training.data import loss_weights
 from engine.training.trainer import masked_mse
 from tests.helpers import ALICE, assert_error, encoded, start_training, wait_job
 
+# Masks weigh the loss the same way whatever the UNet: one tiny family is enough.
+SD_ONLY = pytest.mark.parametrize("engine", ["sd"], indirect=True)
+
 
 def picture(colour=(200, 30, 30), size=(64, 64)) -> Image.Image:
     return Image.new("RGB", size, colour)
@@ -36,6 +39,7 @@ def with_alpha(image: Image.Image, alpha: Image.Image) -> bytes:
     return encoded(rgba)
 
 
+@SD_ONLY
 def test_masks_are_recorded_kept_and_trained_on(client, engine):
     plain = encoded(picture((30, 30, 200)))
     cut = with_alpha(picture(), left_half())  # its transparency is its mask
@@ -60,6 +64,7 @@ def test_masks_are_recorded_kept_and_trained_on(client, engine):
     assert done["params"]["mask_sha256"] == [mask_sha256(left_half()), None]
 
 
+@SD_ONLY
 def test_a_mask_of_the_same_shape_is_resized_and_a_painted_layer_reads_as_drawn(client):
     big = picture(size=(128, 96))
     layer = Image.new("LA", (64, 48), (255, 0))  # transparent: not learnt, whatever its colour
@@ -76,6 +81,7 @@ def test_a_mask_of_the_same_shape_is_resized_and_a_painted_layer_reads_as_drawn(
 OK = encoded(picture())
 
 
+@SD_ONLY
 @pytest.mark.parametrize(
     ("images", "masks", "code", "says"),
     [
@@ -114,6 +120,7 @@ def test_the_loss_counts_only_what_the_mask_keeps():
     assert torch.equal(w[1], torch.ones(1, 8, 8))
 
 
+@SD_ONLY
 def test_without_its_masking_model_subject_masks_says_what_to_do(client):
     r = client.post("/subject-masks", params=ALICE, files=[("images", ("a.png", OK))])
     err = assert_error(r, 503, "masker_unavailable")

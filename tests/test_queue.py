@@ -176,6 +176,9 @@ def test_a_lora_trained_on_one_worker_is_used_on_the_other(cluster):
         # Subject masks are a worker's task: its model's absence comes back as the same 503.
         r = c.post("/subject-masks", params=ALICE, files=[("images", ("a.png", upload))])
         assert r.status_code == 503 and r.json()["error"]["code"] == "masker_unavailable"
+        # So are captions: Florence-2, then BLIP, neither on this machine, tried on the worker.
+        r = c.post("/caption", params=ALICE, files=[("images", ("a.png", upload))])
+        assert r.status_code == 503 and "Florence-2" in r.json()["error"]["message"], r.text
         started = f"training job {job['job_id']}: started"
         trainer = next(w for w in cluster.workers.values() if started in w.log())
         trainer.stop()  # only the other worker is left to use it

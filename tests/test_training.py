@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from tests.engine_process import EngineProcess
 from tests.helpers import (
     ALICE,
+    SDXL_IN_SLOW_TIER,
     assert_error,
     decode_data_url,
     generate,
@@ -194,6 +195,7 @@ def test_cancel_stops_and_leaves_no_file(client, engine):
     assert_error(cancel_again, 409, "conflict")
 
 
+@SDXL_IN_SLOW_TIER
 def test_generate_during_training_runs_between_steps_and_is_unaffected(
     engine, tiny_models, tmp_path
 ):
@@ -222,6 +224,7 @@ def test_generate_during_training_runs_between_steps_and_is_unaffected(
         fresh.stop()
 
 
+@SDXL_IN_SLOW_TIER
 def test_a_lora_stack_drawn_between_steps_leaves_the_training_as_it_was(
     client, engine, upload_lora
 ):
@@ -254,6 +257,7 @@ def test_jobs_listing_and_unknown_job(client, trained):
     assert_error(cancel, 404, "not_found")
 
 
+@SDXL_IN_SLOW_TIER
 def test_seeded_runs_are_reproducible(client, engine):
     from safetensors.torch import load_file
 
@@ -269,6 +273,7 @@ def test_seeded_runs_are_reproducible(client, engine):
     assert all(torch.equal(tensors[0][k], tensors[1][k]) for k in tensors[0])
 
 
+@SDXL_IN_SLOW_TIER
 def test_prior_preservation_is_on_for_small_models_and_can_be_turned_off(client, engine):
     from safetensors.torch import load_file
 
