@@ -32,12 +32,12 @@ NOISE = re.compile(r"\b(?:araf+\w*|araffe)\s+", re.IGNORECASE)
 # Heads that frame the subject rather than being it: "a photo of a dog" is about the dog.
 FRAMES = _words(
     """picture photo photograph image drawing illustration painting render rendering close-up
-    closeup view sketch portrait shot"""
+    closeup view sketch portrait shot pair set group bunch pile stack collection couple"""
 )
 LEAD_INS = re.compile(
     r"^(?:the|this) (?:image|picture|photo|photograph) (?:shows|is of|depicts|features|"
-    r"contains|is)\s+|^in (?:this|the) (?:image|picture|photo),?\s+(?:there is\s+|we see\s+)?|"
-    r"^there is\s+",
+    r"contains|is)\s+|^in (?:this|the) (?:image|picture|photo),?\s+"
+    r"(?:there is\s+|we (?:can )?see\s+)?|^there is\s+|^we (?:can )?see\s+",
     re.IGNORECASE,
 )
 
@@ -64,7 +64,9 @@ def _ends_phrase(words: list[str], first: int, j: int) -> bool:
     word = _bare(words[j])
     if word in STOPS or (j > first and word in PARTICIPLES):
         return True
-    return j > first and word.endswith("ing") and word not in ING_NOUNS
+    # An "-ing" word followed by "of" is a thing too ("a cartoon drawing of a dragon").
+    of_next = j + 1 < len(words) and _bare(words[j + 1]) == "of"
+    return j > first and word.endswith("ing") and word not in ING_NOUNS and not of_next
 
 
 def _bare(word: str) -> str:

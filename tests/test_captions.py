@@ -25,6 +25,17 @@ CASES = [
     ("there is a black and white photo of a dog", "a black-and-white photo of a sks"),
     ("a big red truck", "a big red sks"),
     ("red star", "red sks"),
+    # Written after the rules were first frozen; two were wrong and one half right then.
+    ("a pair of sneakers on a white background", "a pair of sks on a white background"),
+    (
+        "a cartoon drawing of a green dragon breathing fire",
+        "a cartoon drawing of a green sks breathing fire",
+    ),
+    ("In this image we can see a toy robot on the table.", "a toy sks on the table."),
+    (
+        "a bottle of perfume next to a bouquet of roses",
+        "a sks of perfume next to a bouquet of roses",
+    ),
     ("", "sks"),
 ]
 
