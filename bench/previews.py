@@ -32,7 +32,7 @@ def measure(model: str, steps: int, runs: int) -> tuple[list[float], list[float]
 
     def hook(step: int, latents) -> None:
         t = time.perf_counter()
-        data_url(preview(latents), fast=True)
+        data_url(preview(latents))
         spent.append(time.perf_counter() - t)
 
     plain, with_previews = [], []

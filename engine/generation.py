@@ -7,18 +7,19 @@ checks that need no model are the front's (`engine.front`)."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import logging
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from PIL import Image, PngImagePlugin
+from PIL import Image
 
+from engine import png
 from engine.contract.errors import ApiError, InvalidRequest
 from engine.contract.generation import GenerateRequest, GenerateResponse, ImageResult
 from engine.contract.jobs import JobPhase
@@ -36,12 +37,8 @@ log = logging.getLogger(__name__)
 
 def png_bytes(image: Image.Image, params: ImageParameters) -> bytes:
     """The PNG with its parameters embedded, as A1111 and LoraMint's gallery read them."""
-    info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", params.text())
-    info.add_text("loramint", json.dumps(params.record(), sort_keys=True))
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", pnginfo=info)
-    return buf.getvalue()
+    record = json.dumps(params.record(), sort_keys=True)
+    return png.encode(image, {"parameters": params.text(), "loramint": record})
 
 
 @dataclass
@@ -213,38 +210,41 @@ class GenerationWork:
         return results
 
     # -- as a job ------------------------------------------------------------------------
-    def run_job(self, job_id: str, plan: Plan) -> None:
-        """On the worker: the job's images, its progress and previews on the way."""
+    def run_job(self, job_id: str, plan: Plan) -> Future[None] | None:
+        """On the worker: the job's images, its progress and previews on the way. Encoding,
+        saving and every job update go to `rt.after`, in order; its future is returned."""
         from engine.previews import data_url
 
-        jobs, total = self.rt.jobs, plan.passes.steps
+        jobs, after, total = self.rt.jobs, self.rt.after, plan.passes.steps
         if not jobs.start(job_id, JobPhase.GENERATING):  # cancelled while it waited
-            return
+            return None
         started = time.perf_counter()
 
         def on_step(step: int, latents: Any) -> None:
-            preview = plan.model.preview(latents)
+            preview = plan.model.preview(latents)  # small, and it needs the device's latents
             per_step = (time.perf_counter() - started) / step
-            jobs.progress(
-                job_id,
-                step=step,
-                progress=round(step / total, 4),
-                eta_s=round(per_step * (total - step), 1) if step >= 2 else None,
-                preview=data_url(preview, fast=True),
-            )
+            eta = round(per_step * (total - step), 1) if step >= 2 else None
+            progress = dict(step=step, progress=round(step / total, 4), eta_s=eta)
+            after.submit(lambda: jobs.progress(job_id, **progress, preview=data_url(preview)))
 
         try:
             images = self.render_images(plan, lambda: jobs.cancel_requested(job_id), on_step)
-            results = self.save_all(plan, images)
         except Cancelled:
-            jobs.stop(job_id)
-            return
+            return after.submit(jobs.stop, job_id)
         except Exception as exc:  # the job records why; the engine keeps serving
             log.exception("generation job %s failed", job_id)
-            jobs.fail(job_id, failure_message(exc))
+            return after.submit(jobs.fail, job_id, failure_message(exc))
+        return after.submit(self._finish_job, job_id, plan, images, started)
+
+    def _finish_job(self, job_id: str, plan: Plan, images: list, started: float) -> None:
+        try:
+            results = self.save_all(plan, images)
+        except Exception as exc:  # a full disk, the user's quota: the job says so
+            log.exception("generation job %s: saving failed", job_id)
+            self.rt.jobs.fail(job_id, failure_message(exc))
             return
         answer = self.response(plan, results, time.perf_counter() - started)
-        jobs.succeed(job_id, answer.model_dump(mode="json"))
+        self.rt.jobs.succeed(job_id, answer.model_dump(mode="json"))
 
 
 def failure_message(exc: Exception) -> str:

@@ -63,6 +63,18 @@ def limit_memory(fraction: float) -> None:
     torch.cuda.set_per_process_memory_fraction(fraction)
 
 
+def card_memory(device: torch.device) -> tuple[float, float] | None:
+    """(free, total) GB this process can still have on its card, under its
+    `limit_memory` share; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    free, total = torch.cuda.mem_get_info(device)
+    allocated = torch.cuda.memory_allocated(device)
+    cached = torch.cuda.memory_reserved(device) - allocated  # ours to reuse
+    share = torch.cuda.get_per_process_memory_fraction(device)
+    return min(free + cached, total * share - allocated) / 2**30, total * share / 2**30
+
+
 @contextmanager
 def memory_guard(what: str, way_out: str) -> Iterator[None]:
     """The device running out of memory becomes OutOfMemory, naming the work and the way

@@ -10,7 +10,6 @@ folder or a cached Hub id of a tiny autoencoder (TAESD/TAESDXL), it decodes with
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import math
 from collections.abc import Sequence
@@ -18,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from PIL import Image
+
+from engine import png
 
 log = logging.getLogger(__name__)
 PREVIEW_SIDE = 256  # the largest side of a preview image
@@ -55,11 +56,9 @@ def to_image(rgb: torch.Tensor) -> Image.Image:
     return image
 
 
-def data_url(image: Image.Image, fast: bool = False) -> str:
-    """A PNG data URL; `fast` trades a few bytes for speed (previews, made every step)."""
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=1 if fast else 6)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+def data_url(image: Image.Image) -> str:
+    """A PNG data URL (previews, samples, checkpoints' pictures)."""
+    return "data:image/png;base64," + base64.b64encode(png.encode(image)).decode()
 
 
 class LinearPreview:

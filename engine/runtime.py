@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +58,9 @@ class Runtime:
         blobs = open_store(settings.storage, settings.data_dir)
         self.store = UserStore(blobs, settings.data_dir / ".cache")
         self.worker = DeviceWorker(settings.queue_size, settings.user_queue_size)
+        # What follows the device's work, in order: encoding and saving pictures, a job's
+        # progress and end. Off the device thread, so the next request starts at once.
+        self.after = ThreadPoolExecutor(max_workers=1, thread_name_prefix="after-device")
         self.jobs = JobLifecycle(jobs or JobStore(settings.data_dir / "jobs", settings.job_history))
         self.worker.on_dequeue = self._queue_moved
         self._queued: dict[str, Future[Any]] = {}  # job id -> its work, while it waits
@@ -86,6 +89,7 @@ class Runtime:
     def stop(self) -> None:
         self.stopping.set()
         self.worker.stop()
+        self.after.shutdown(wait=True)  # pictures being saved are saved
 
     def begin_shutdown(self) -> None:
         """SIGTERM or the parent gone: the running generation or training step ends at its

@@ -25,6 +25,7 @@ PASSED_HEADERS = (
     "cache-control",
     "x-accel-buffering",
     "retry-after",  # on 429 queue_full / too_many_jobs and 503s: when to try again
+    "server-timing",  # a generation's wait, render and save (developer tools show it)
 )
 
 

@@ -37,6 +37,9 @@ def test_generate_train_list_use_delete(client, app):
     assert gen.status_code == 200, gen.text
     image = gen.json()["images"][0]
     assert image["parameters"]["user_id"] == "carol"
+    # Where the engine's time went, passed through the proxy: the wait, render and save.
+    timing = dict(part.split(";dur=") for part in gen.headers["server-timing"].split(", "))
+    assert list(timing) == ["wait", "render", "save"] and float(timing["render"]) > 0
     on_disk = app.data_dir / "outputs/carol" / image["file"]
     download = client.get(image["url"])
     assert download.headers["content-type"] == "image/png" and is_png(download.content)

@@ -43,7 +43,7 @@ def _text_config(tok: CLIPTokenizer, **kw: object) -> CLIPTextConfig:
     return CLIPTextConfig(layer_norm_eps=1e-5, **specials, **kw)
 
 
-def _vae(channels: list[int], groups: int) -> AutoencoderKL:
+def _vae(channels: list[int], groups: int, **kw: object) -> AutoencoderKL:
     return AutoencoderKL(
         block_out_channels=channels,
         in_channels=3,
@@ -52,6 +52,7 @@ def _vae(channels: list[int], groups: int) -> AutoencoderKL:
         up_block_types=["UpDecoderBlock2D"] * len(channels),
         latent_channels=4,
         norm_num_groups=groups,
+        **kw,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from engine.contract.schemas import (
     MAX_IMAGES,
@@ -193,3 +193,9 @@ class GenerateResponse(BaseModel):
     images: list[ImageResult]
     parameters: dict[str, Any]
     seconds: float
+    # Where the seconds went (waiting for the device, rendering, saving): not in the body,
+    # but the Server-Timing header, which browsers' developer tools and bench/overhead.py read.
+    _timing: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    def server_timing(self) -> str:
+        return ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in self._timing.items())

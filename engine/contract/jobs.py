@@ -69,6 +69,11 @@ class Job(BaseModel):
     preview: str | None = Field(
         None, description="generate: the current step's latents as a small PNG data URL."
     )
+    warning: str | None = Field(
+        None,
+        description="train-lora: what slows the run, said while it runs (steps suddenly "
+        "several times slower on a GPU: memory spilling into system RAM).",
+    )
     samples: list[JobSample] = Field(default_factory=list)
     checkpoints: list[JobCheckpoint] = Field(
         default_factory=list, description="train-lora: the LoRA as it was every few steps."

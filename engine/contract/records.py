@@ -149,6 +149,12 @@ class TrainingRecord(BaseModel):
     sample_every: int | None = None
     sample_prompts: list[str] | None = None
     checkpoint_every: int | None = None
+    gradient_checkpointing: bool | None = None
+    card_plan: str | None = Field(
+        None,
+        description="On a GPU: the memory settings planned for the card, in words (free "
+        "memory, gradient checkpointing, resolution, the estimated peak).",
+    )
     preset: str | None = Field(None, description="The preset the defaults came from.")
     adapter: Literal["lora", "dora"] | None = None
     changed_from_preset: dict[str, Any] | None = Field(

@@ -114,7 +114,9 @@ def generate_job(rt: Runtime, job_id: str, user: str, body: dict) -> None:
     rt.jobs.record(job_id, plan.job_parameters(), total_steps=plan.passes.steps)
     work = rt.worker.submit(lambda: service.run_job(job_id, plan), label="generate", owner=user)
     with contextlib.suppress(ShuttingDown):  # it never started: handed back below
-        work.result()
+        saved = work.result()
+        if saved is not None:  # the task ends once the job has its images
+            saved.result()
     hand_back_if_stopping(rt, job_id)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from engine.contract.errors import PreviewOnly
@@ -38,6 +38,7 @@ def health(work: WorkDep) -> dict[str, Any]:
 async def generate(
     req: GenerateRequest,
     request: Request,
+    response: Response,
     user: UserIdDep,
     front: FrontDep,
     as_job: Annotated[
@@ -57,4 +58,7 @@ async def generate(
         # Off the event loop: planning decodes an inline picture and reads the user's files.
         accepted = await asyncio.to_thread(front.start_generation, user, req)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
-    return await front.generate(user, req, request.is_disconnected)
+    answer = await front.generate(user, req, request.is_disconnected)
+    if timing := answer.server_timing():
+        response.headers["Server-Timing"] = timing
+    return answer

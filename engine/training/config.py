@@ -35,6 +35,9 @@ class TrainConfig:
     flip: bool = True
     unet_targets: tuple[str, ...] = UNET_TARGETS
     unet_blocks: tuple[str, ...] | None = None  # the targets only inside these (None: anywhere)
+    # Recompute activations in the backward pass: a fraction of the memory, ~25 % slower.
+    # Set by the card's plan (memory.py) where the run would not fit otherwise.
+    gradient_checkpointing: bool = False
     # Torch threads while training (None: unchanged). A small model's steps are so short that
     # one thread beats two (~12 % faster on the demo model).
     cpu_threads: int | None = None

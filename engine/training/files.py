@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
+from typing import Any
 
 from engine.contract.errors import Conflict, NotFound
 from engine.contract.jobs import Job
 from engine.contract.names import check_file_name
-from engine.contract.training import JobCheckpoint
+from engine.contract.training import JobCheckpoint, ResumedFrom
 from engine.lora_metadata import rewrite_metadata
 from engine.storage import UserStore
 from engine.uploads import TrainingImage, decode_training_image
@@ -101,6 +102,37 @@ class JobFiles:
             return self.store.local_file(KIND, user, state_name(job_id)).read_bytes()
         except NotFound:
             return None
+
+    def own_state(self, job: Job) -> Any:
+        """A job handed back to the queue (its worker stopped) goes on from its own last
+        checkpoint, on whichever worker takes it."""
+        from engine.training.state import TrainingState
+
+        if not any((c.file or "").startswith(job.id) for c in job.checkpoints):
+            return None
+        data = self.state(job.user_id, job.id)
+        return TrainingState.from_bytes(data) if data else None
+
+    def resume_point(self, user: str, source: ResumedFrom | None) -> Any:
+        """The state a resumed or continued job goes on from (None: from the start)."""
+        from safetensors.torch import load
+
+        from engine.training.state import TrainingState
+
+        if source is None:
+            return None
+        if source.fresh_optimizer:
+            data = self.store.local_file("loras", user, source.lora or "").read_bytes()
+            return TrainingState.from_lora(source.step, load(data))
+        data = self.state(user, source.job_id)
+        if data is None:
+            raise NotFound(f"job {source.job_id!r} kept no checkpoint to go on from")
+        state = TrainingState.from_bytes(data)
+        if state.step != source.step:
+            raise Conflict(
+                f"job {source.job_id!r}'s checkpoint is at step {state.step}, not {source.step}"
+            )
+        return state
 
     def drop(self, user: str, name: str) -> None:
         with contextlib.suppress(NotFound):

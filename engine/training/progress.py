@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import time
 
 ETA_AFTER = 3  # steps before a time left is shown: the first step also warms up
@@ -70,3 +71,45 @@ class Progress:
         if step % self.every == 0 or step == self.total:
             self.history.append((step, round(self._smoothed, 5)))
         return list(self.history)
+
+
+class SpillWatch:
+    """Says once when training steps suddenly take `factor` times their usual time for `run`
+    steps in a row: on a GPU, memory spilling into system RAM (NVIDIA's drivers do this
+    rather than fail), which makes a run 10-100x slower without a word. The usual time is
+    the median of `window` steps after `warmup` (the first steps compile and fill caches).
+    Only a step's own time counts: generations and samples between steps don't."""
+
+    def __init__(
+        self, device: str, warmup: int = 5, window: int = 10, factor: float = 3.0, run: int = 3
+    ) -> None:
+        self.device, self.warmup, self.window = device, warmup, window
+        self.factor, self.run = factor, run
+        self.seen: list[float] = []
+        self.rate: float | None = None
+        self.slow = 0
+        self.said = False
+
+    def step(self, seconds: float) -> str | None:
+        """The warning, the first time the steps are slow; else None."""
+        if self.said or self.device == "cpu":  # a CPU's steps vary with whatever else runs
+            return None
+        if self.rate is None:
+            self.seen.append(seconds)
+            if len(self.seen) == self.warmup + self.window:
+                self.rate = statistics.median(self.seen[self.warmup :])
+            return None
+        self.slow = self.slow + 1 if seconds >= self.factor * self.rate else 0
+        if self.slow < self.run:
+            return None
+        self.said = True
+        where = (
+            "GPU memory is probably spilling into system RAM"
+            if self.device.startswith("cuda")
+            else "memory is probably being swapped"
+        )
+        return (
+            f"training steps now take {seconds / self.rate:.0f}x as long as at the start "
+            f"({self.rate:.2f} s -> {seconds:.2f} s a step): {where}. Close other programs using "
+            "the GPU, or cancel and train again at a lower resolution or rank"
+        )

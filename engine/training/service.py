@@ -9,10 +9,10 @@ import logging
 import time
 from typing import Any
 
-from engine.contract.errors import ApiError, Conflict, InvalidRequest, NotFound
-from engine.contract.jobs import Job, JobPhase, JobSample
+from engine.contract.errors import ApiError, Conflict, InvalidRequest
+from engine.contract.jobs import JobPhase, JobSample
 from engine.contract.records import TrainingRecord
-from engine.contract.training import JobCheckpoint, ResumedFrom
+from engine.contract.training import JobCheckpoint
 from engine.generation import failure_message
 from engine.jobs import Cancelled
 from engine.runtime import LoadedModel, Runtime
@@ -21,8 +21,10 @@ from engine.training.card import ReportCard
 from engine.training.config import TrainConfig
 from engine.training.defaults import changed_from_preset, train_config
 from engine.training.files import JobFiles, checkpoint_name, state_name
+from engine.training.memory import card_memory_of, fit_to_card
 from engine.training.pictures import draw, sample_steps
-from engine.training.progress import Progress, images_left
+from engine.training.presets import group_of
+from engine.training.progress import Progress, SpillWatch, images_left
 from engine.uploads import TrainingImage
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,15 @@ class TrainingWork:
         masked = bool(record.mask_sha256)
         opts = record.train_options()
         cfg = train_config(opts, n_images, model.info, masked)
+        changed = changed_from_preset(opts, cfg, model.info, n_images, masked)
+        cfg, card_plan = fit_to_card(cfg, group_of(model.info.family, model.info.defaults.width),
+                                     card_memory_of(model))  # fmt: skip
         return cfg, record.planned(
             preset=opts.preset,
             adapter=opts.adapter,
-            changed_from_preset=changed_from_preset(opts, cfg, model.info, n_images, masked),
+            changed_from_preset=changed,
+            gradient_checkpointing=cfg.gradient_checkpointing,
+            card_plan=card_plan,
             captions=list(cfg.captions),
             steps=cfg.steps,
             rank=cfg.rank,
@@ -80,7 +87,8 @@ class TrainingWork:
             images = self.files.images(job.user_id, record.kept_images)
             model = self.rt.require_model()
             cfg, record = self.plan(model, len(images), record)
-            resume = self._own_state(job) or self._resume_point(job.user_id, job.resumed_from)
+            files = self.files
+            resume = files.own_state(job) or files.resume_point(job.user_id, job.resumed_from)
         except (ApiError, ValueError) as exc:  # its images or checkpoint can't be used
             jobs.fail(job_id, getattr(exc, "message", None) or str(exc))
             return
@@ -93,37 +101,6 @@ class TrainingWork:
                 checkpoints=[c for c in job.checkpoints if c.step <= resume.step],
             )
         self.run(job_id, model, images, cfg, record, resume)
-
-    def _own_state(self, job: Job) -> Any:
-        """A job handed back to the queue (its worker stopped) goes on from its own last
-        checkpoint, on whichever worker takes it."""
-        from engine.training.state import TrainingState
-
-        if not any((c.file or "").startswith(job.id) for c in job.checkpoints):
-            return None
-        data = self.files.state(job.user_id, job.id)
-        return TrainingState.from_bytes(data) if data else None
-
-    def _resume_point(self, user: str, source: ResumedFrom | None) -> Any:
-        """The state a resumed or continued job goes on from (None: from the start)."""
-        from safetensors.torch import load
-
-        from engine.training.state import TrainingState
-
-        if source is None:
-            return None
-        if source.fresh_optimizer:
-            data = self.store.local_file("loras", user, source.lora or "").read_bytes()
-            return TrainingState.from_lora(source.step, load(data))
-        data = self.files.state(user, source.job_id)
-        if data is None:
-            raise NotFound(f"job {source.job_id!r} kept no checkpoint to go on from")
-        state = TrainingState.from_bytes(data)
-        if state.step != source.step:
-            raise Conflict(
-                f"job {source.job_id!r}'s checkpoint is at step {state.step}, not {source.step}"
-            )
-        return state
 
     def run(
         self,
@@ -253,6 +230,13 @@ class TrainingWork:
                 eta_s=progress.eta(step),
             )
 
+        watch = SpillWatch(model.info.device)
+
+        def step_time(seconds: float) -> None:
+            if warning := watch.step(seconds):
+                log.warning("training job %s: %s", job_id, warning)
+                jobs.progress(job_id, warning=warning)
+
         def sample(step: int) -> None:
             phase, drawn = jobs.current(job_id).phase, []
             for i, prompt in enumerate(prompts, 1):
@@ -282,6 +266,7 @@ class TrainingWork:
             ),
             sample=sample,
             checkpoint=lambda point: self._checkpoint(job_id, model, card, point),
+            step_time=step_time,
         )
 
     @staticmethod

@@ -44,6 +44,8 @@ class Hooks:
     sample: Callable[[int], None] = lambda step: None
     # Every `cfg.checkpoint_every` steps and at the last: the LoRA and all it takes to go on.
     checkpoint: Callable[[Checkpoint], None] = lambda point: None
+    # Each step's own seconds (the spill watch's input: progress.SpillWatch).
+    step_time: Callable[[float], None] = lambda seconds: None
 
 
 @dataclass
@@ -147,7 +149,7 @@ class LoraTrainer:
         if resume is not None:
             resume.restore(named, opt, lr_decay, self.gen, self.adapter.exported_name)
         sched = DDPMScheduler.from_config(self.pipe.scheduler.config)
-        if self.gpu:
+        if self.cfg.gradient_checkpointing:
             self.pipe.unet.enable_gradient_checkpointing()
         self._offload("cpu")
         result = TrainResult(state={}, adapter_metadata={})
@@ -161,7 +163,9 @@ class LoraTrainer:
                     raise Cancelled()
                 if self.hooks.has_pending():
                     self._outside_step(self.hooks.run_pending)
+                began = time.perf_counter()
                 loss = self._step(step, opt, sched, mean, std, n, embeds, pooled)
+                self.hooks.step_time(time.perf_counter() - began)  # `loss` is synced
                 lr_decay.step()
                 result.losses.append(loss)
                 self.hooks.on_step(step + 1, loss)
@@ -181,7 +185,7 @@ class LoraTrainer:
             self.lean.remove()
             self._threads(training=False)
             self._offload(self.device)
-            if self.gpu:
+            if self.cfg.gradient_checkpointing:
                 self.pipe.unet.disable_gradient_checkpointing()
 
     def _prior_bank(self, n: int, embeds, pooled) -> PriorBank:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -62,15 +63,28 @@ class LocalQueue(WorkQueue):
         next step; nothing is saved."""
         work = GenerationWork(self.rt)
         plan = await asyncio.to_thread(work.plan, user, req)  # decodes pictures, reads files
-        started = asyncio.get_running_loop().time()
+        started = time.perf_counter()
         hung_up = threading.Event()
-        future = self.rt.worker.submit(
-            lambda: work.render_images(plan, hung_up.is_set), label="generate", owner=user
-        )
+        marks: dict[str, float] = {}
+
+        def render() -> list[Image.Image]:
+            marks["started"] = time.perf_counter()
+            try:
+                return work.render_images(plan, hung_up.is_set)
+            finally:
+                marks["rendered"] = time.perf_counter()
+
+        future = self.rt.worker.submit(render, label="generate", owner=user)
         images = await self._wait(future, gone, hung_up)
         keep = work.inline_all if self.settings.mode == "preview" else work.save_all
         results = await asyncio.to_thread(keep, plan, images)
-        return work.response(plan, results, asyncio.get_running_loop().time() - started)
+        answer = work.response(plan, results, time.perf_counter() - started)
+        answer._timing = {
+            "wait": marks["started"] - started,
+            "render": marks["rendered"] - marks["started"],
+            "save": time.perf_counter() - marks["rendered"],
+        }
+        return answer
 
     async def _wait(self, future: Future, gone: Gone, hung_up: threading.Event) -> list:
         waiting = asyncio.wrap_future(future)

@@ -22,6 +22,8 @@ const captionStatus = document.getElementById("caption-status");
 const card = document.getElementById("progress-card");
 const bar = document.getElementById("progress");
 const text = document.getElementById("progress-text");
+const cardPlan = document.getElementById("card-plan");  // on a GPU: the memory settings
+const warning = document.getElementById("progress-warning");  // steps suddenly slow
 const announce = document.getElementById("progress-announce");
 const cancelBtn = document.getElementById("cancel-btn");
 const useLink = document.getElementById("use-lora");
@@ -123,6 +125,11 @@ document.getElementById("auto-caption").addEventListener("click", async (ev) => 
   } finally { ev.target.disabled = false; }
 });
 
+function showLine(el, words) {
+  el.textContent = words || "";
+  el.hidden = !words;
+}
+
 function phaseText(job) {
   const pct = Math.round((job.progress || 0) * 100);
   const loss = job.loss === null || job.loss === undefined ? "" : ` · loss ${job.loss.toFixed(4)}`;
@@ -201,6 +208,8 @@ function render(job) {
   if (!(cancelBtn.disabled && job.status === "running")) text.textContent = phaseText(job);
   const said = `${job.status}/${job.phase}`;
   if (said !== lastAnnounced) { lastAnnounced = said; announce.textContent = phaseText(job); }
+  showLine(cardPlan, job.params.card_plan && `Memory: ${job.params.card_plan}.`);
+  showLine(warning, job.warning && `Slow: ${job.warning}.`);
   drawChart(job.loss_history || []);
   drawSamples(job.samples || []);
   cancelBtn.hidden = ended(job);
