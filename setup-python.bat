@@ -34,5 +34,9 @@ if "%OLD%"=="%HASH%" (
   exit /b 0
 )
 echo installing %REQS% into %VENV%
+rem torch's CUDA build when nvidia-smi answers: PyPI's torch is CPU-only on Windows.
+set "TORCH_INDEX=%LORAMINT_ENGINE__TORCHINDEX%"
+if "%TORCH_INDEX%"=="" set "TORCH_INDEX=auto"
+"%VPY%" orchestrator\torch_wheels.py "%REQS%" --index "%TORCH_INDEX%" || exit /b 1
 "%VPY%" -m pip install --disable-pip-version-check -q -r "%REQS%" || exit /b 1
 > "%STAMP%" echo %HASH%

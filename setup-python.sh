@@ -36,6 +36,8 @@ PY
 STAMP="$VENV/.requirements.sha256"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$HASH" ]; then
   echo "installing $REQS into $VENV"
+  # torch's build for this machine's NVIDIA driver first, when PyPI's is not it (says which).
+  "$VENV/bin/python" orchestrator/torch_wheels.py "$REQS" --index "${LORAMINT_ENGINE__TORCHINDEX:-auto}"
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQS"
   echo "$HASH" > "$STAMP"
 else

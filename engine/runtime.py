@@ -71,6 +71,7 @@ class Runtime:
         # The captioner, the subject masker: loaded on first use (helper_models.py).
         self.helpers: dict[str, HelperModel] = {}
         self.reason: str | None = "loading model"
+        self.gpu_note: str | None = None  # an NVIDIA GPU torch can't use, and why
         self._failed = False
         self.started = time.time()
 
@@ -135,7 +136,7 @@ class Runtime:
     def _load(self) -> None:
         # Imported here so that importing the web layer never pulls in torch.
         from engine.loras import LoraCache
-        from engine.pipelines import limit_memory, load_model, own_settings
+        from engine.pipelines import gpu_note, limit_memory, load_model, own_settings
         from engine.previews import previewer_for
 
         s = self.settings
@@ -150,6 +151,10 @@ class Runtime:
         preview = previewer_for(
             info.family, own_settings(info.model).get("preview"), s.preview_vae, pipe
         )
+        if s.device == "auto" and info.device == "cpu":
+            self.gpu_note = gpu_note()
+            if self.gpu_note:
+                log.warning("%s", self.gpu_note)
         self.model = LoadedModel(pipe, info, LoraCache(pipe, s.lora_cache_size), preview)
         self.reason = None
         log.info("model ready: %s (%s) on %s/%s", info.model, info.family, info.device, info.dtype)
@@ -177,5 +182,6 @@ class Runtime:
             **info,
             "queue_depth": self.worker.depth,
             "lora_cache": self.model.loras.stats() if self.model else None,
+            **({"gpu_note": self.gpu_note} if self.gpu_note else {}),
             "uptime_s": round(time.time() - self.started, 1),
         }

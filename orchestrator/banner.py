@@ -42,6 +42,13 @@ def banner(status: dict[str, Any]) -> dict[str, str] | None:
             "details": reason,
             "level": "info",
         }
+    if note := health.get("gpu_note"):  # a GPU is there and torch can't use it
+        return {
+            "text": "An NVIDIA GPU was found, but the engine runs on the CPU (slow). The "
+            "details say why and how to fix it.",
+            "details": note,
+            "level": "warning",
+        }
     if health.get("model") != DEMO:
         return None
     fallback = health.get("fallback_reason")

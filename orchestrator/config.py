@@ -39,6 +39,12 @@ class EngineSection(BaseModel):
     AutoInstallDependencies: bool = Field(
         True, description="pip install requirements.txt into the engine venv when the file changed."
     )
+    TorchIndex: str = Field(
+        "auto",
+        description="Which torch build the install puts in the engine venv: auto (PyTorch's "
+        "CUDA build the NVIDIA driver runs when nvidia-smi answers, else PyPI's), pypi, cpu, "
+        "a build tag such as cu128, or an index URL (orchestrator/torch_wheels.py).",
+    )
     StartupTimeoutSeconds: float = Field(600, gt=0, description="How long to wait for ready.")
     VenvDir: str | None = Field(None, description="Engine venv; default: {Path}/.venv.")
     Requirements: str | None = Field(

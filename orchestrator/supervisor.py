@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from orchestrator import torch_wheels
 from orchestrator.client import engine_http
 from orchestrator.config import OrchestratorSettings
 from orchestrator.processes import ask_to_stop, own_group, port_in_use, stop_tree, venv_python
@@ -133,10 +134,22 @@ class EngineSupervisor:
             log.info("%s unchanged since the last install; skipping pip", req)
             return
         self._set(EngineState.PREPARING, f"installing {req.name} (first start takes a while)")
+        self._install_torch(py, req)
         self._run(
             [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-r", str(req)], "pip"
         )
         stamp.write_text(digest + "\n")
+
+    def _install_torch(self, py: Path, req: Path) -> None:
+        """The torch build for this machine's GPU first, when PyPI's is not it."""
+        planned = torch_wheels.plan_install(str(py), req, self.s.Engine.TorchIndex)
+        if planned is None:
+            return
+        choice, argv = planned
+        log.info("torch: %s", choice.why)
+        if argv is not None:
+            self._set(EngineState.PREPARING, f"installing torch ({choice.build} build)")
+            self._run(argv, "pip torch")
 
     # -- the child process ---------------------------------------------------------------
     def _spawn(self) -> None:
