@@ -14,6 +14,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from engine.pipelines import load_model, render
@@ -40,6 +41,23 @@ def interleaved_medians(
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def throughput(post, bare, count: int, rounds: int, connections: int):
+    """Seconds for `count` requests over HTTP (on `connections` at once, so the next request
+    waits at the engine while one renders) and for `count` bare calls, alternating `rounds`
+    times: two lists."""
+    http_s, bare_s = [], []
+    with ThreadPoolExecutor(connections) as pool:
+        for _ in range(rounds):
+            t = time.perf_counter()
+            list(pool.map(lambda _i: post(), range(count)))
+            http_s.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            for _ in range(count):
+                bare()
+            bare_s.append(time.perf_counter() - t)
+    return http_s, bare_s
+
+
 def measure(
     model: Path,
     loras: list[Path],
@@ -48,18 +66,26 @@ def measure(
     work: Path,
     device: str = "cpu",
     samples: dict[str, list[float]] | None = None,
+    rounds: int = 0,
+    **engine_env: str,
 ) -> dict[str, float]:
     """Median seconds of one generation four ways: a direct `pipe(...)` call in this process,
     `POST /generate` to a real engine on the same model, and over HTTP with no LoRA and with
     the cached `loras` stack (strength 0.8 each). `body` holds prompt, seed, steps,
-    guidance_scale, width and height."""
+    guidance_scale, width and height. Into `samples` also go each request's time less its
+    render ("added", from the engine's Server-Timing) and, with `rounds`, the seconds of 16
+    requests back to back over HTTP ("16 http") and of 16 bare calls ("16 bare"); the
+    engine's warm-up compile, when `engine_env` turns it on, is "compile_s"."""
     direct_pipe, _ = load_model(str(model), device)
     params = RenderParams(
         body["prompt"], "", body["steps"], body["guidance_scale"], body["width"],
         body["height"], (body["seed"],),
     )  # fmt: skip
-    engine = EngineProcess(str(model), work / "data", work / "engine.log", LORAMINT_DEVICE=device)
+    engine = EngineProcess(
+        str(model), work / "data", work / "engine.log", LORAMINT_DEVICE=device, **engine_env
+    )
     engine.start(timeout=900)
+    samples = {} if samples is None else samples
     try:
         with engine.client(timeout=900) as c:
             for path in loras:
@@ -67,9 +93,13 @@ def measure(
                 c.post("/loras", files=files).raise_for_status()
 
             def post(extra: dict[str, object]) -> None:
+                t = time.perf_counter()
                 r = c.post("/generate", json={**body, **extra})
                 if r.is_error:  # the engine's error body says why
                     raise RuntimeError(f"/generate answered {r.status_code}: {r.text}")
+                parts = dict(p.split(";dur=") for p in r.headers["server-timing"].split(", "))
+                added = time.perf_counter() - t - float(parts["render"]) / 1000
+                samples.setdefault("added", []).append(added)
 
             stack = [{"file": p.name, "strength": 0.8} for p in loras]
             # Two phases, so each ratio measures one thing: first the HTTP path on an engine
@@ -85,6 +115,13 @@ def measure(
                 runs,
                 samples,
             )
+            if rounds:
+                bare = lambda: render(direct_pipe, params)  # noqa: E731
+                samples["16 http"], samples["16 bare"] = throughput(
+                    lambda: post({}), bare, 16, rounds, connections=2
+                )
+            if compile_s := c.get("/health").json().get("compile_s"):
+                t["compile_s"] = compile_s
     finally:
         engine.stop()
     return t

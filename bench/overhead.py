@@ -24,13 +24,12 @@ import io
 import statistics
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from bench.generate import interleaved_medians
+from bench.generate import interleaved_medians, throughput
 from engine import png
 from engine.pipelines import load_model, render
 from engine.values import RenderParams
@@ -54,23 +53,6 @@ def full_output(family: str, folder: Path) -> Path:
 def quartiles(xs: list[float]) -> str:
     q1, q2, q3 = statistics.quantiles(xs, n=4) if len(xs) > 1 else (xs[0],) * 3
     return f"median {q2 * 1000:.1f} ms, IQR {q1 * 1000:.1f}-{q3 * 1000:.1f}"
-
-
-def throughput(post, bare, count: int, rounds: int, connections: int):
-    """Seconds for `count` requests over HTTP (on `connections` at once, so the next request
-    waits at the engine while one renders) and for `count` bare calls, alternating `rounds`
-    times: two lists."""
-    http_s, bare_s = [], []
-    with ThreadPoolExecutor(connections) as pool:
-        for _ in range(rounds):
-            t = time.perf_counter()
-            list(pool.map(lambda _i: post(), range(count)))
-            http_s.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            for _ in range(count):
-                bare()
-            bare_s.append(time.perf_counter() - t)
-    return http_s, bare_s
 
 
 def encoders(picture: Image.Image, runs: int = 5) -> dict[str, tuple[float, int]]:

@@ -129,6 +129,13 @@ class EngineSettings(BaseSettings):
         description="Widths and heights above this many times the model's native size are "
         "refused (a 64 px model asked for 512 px draws noise, slowly); raise it to allow them.",
     )
+    compile: bool = Field(
+        False,
+        description="torch.compile the UNet and the VAE decoder at start (a warm-up draw "
+        "pays for compiling before the first request). Fused LoRA stacks keep the compiled "
+        "code; the first LoRA loaded recompiles once; DoRA stacks and training run uncompiled. "
+        "Off by default: its gain on a card is measured by bench/gpu.py (docs/performance.md).",
+    )
     preview_vae: str | None = Field(
         None,
         description="A tiny autoencoder (TAESD for SD 1.x/2.x, TAESDXL for SDXL) for live "

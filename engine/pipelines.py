@@ -10,7 +10,6 @@ import gc
 import json
 import logging
 import socket
-import subprocess
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,51 +58,9 @@ def pick_device(choice: str) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
-def gpu_note(run=subprocess.run) -> str | None:
-    """Why an NVIDIA GPU that `nvidia-smi -L` lists goes unused (this engine chose the CPU);
-    None when there is none. `run` is subprocess.run (a test gives a stand-in driver)."""
-    try:
-        out = run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    gpus = [line for line in (out.stdout or "").splitlines() if line.startswith("GPU ")]
-    if out.returncode != 0 or not gpus:
-        return None
-    name = gpus[0].split(":", 1)[1].split("(UUID")[0].strip()
-    if torch.version.cuda is None:
-        return (
-            f"{name} found, but this torch ({torch.__version__}) is a CPU-only build, so the "
-            "engine runs on the CPU. Install its CUDA build: delete the engine venv's "
-            ".requirements.sha256 and start again (the install picks the build for your "
-            "driver when nvidia-smi answers; LORAMINT_ENGINE__TORCHINDEX overrides it)"
-        )
-    try:
-        torch.cuda.init()
-        why = "torch.cuda.is_available() is False"
-    except Exception as exc:  # the driver's own words: too old, not loaded, no device
-        why = str(exc).strip().splitlines()[0]
-    return (
-        f"{name} found, but torch (built for CUDA {torch.version.cuda}) can't use it: {why}. "
-        "Update the NVIDIA driver, or install an older CUDA build of torch "
-        "(LORAMINT_ENGINE__TORCHINDEX=cu126)"
-    )
-
-
 def limit_memory(fraction: float) -> None:
     """Let this process use only `fraction` of the GPU's memory (several engines on a card)."""
     torch.cuda.set_per_process_memory_fraction(fraction)
-
-
-def card_memory(device: torch.device) -> tuple[float, float] | None:
-    """(free, total) GB this process can still have on its card, under its
-    `limit_memory` share; None off CUDA."""
-    if device.type != "cuda":
-        return None
-    free, total = torch.cuda.mem_get_info(device)
-    allocated = torch.cuda.memory_allocated(device)
-    cached = torch.cuda.memory_reserved(device) - allocated  # ours to reuse
-    share = torch.cuda.get_per_process_memory_fraction(device)
-    return min(free + cached, total * share - allocated) / 2**30, total * share / 2**30
 
 
 @contextmanager

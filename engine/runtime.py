@@ -72,6 +72,8 @@ class Runtime:
         self.helpers: dict[str, HelperModel] = {}
         self.reason: str | None = "loading model"
         self.gpu_note: str | None = None  # an NVIDIA GPU torch can't use, and why
+        self.compile_s: float | None = None  # LORAMINT_COMPILE's warm-up, when on
+        self.compile_error: str | None = None
         self._failed = False
         self.started = time.time()
 
@@ -136,7 +138,7 @@ class Runtime:
     def _load(self) -> None:
         # Imported here so that importing the web layer never pulls in torch.
         from engine.loras import LoraCache
-        from engine.pipelines import gpu_note, limit_memory, load_model, own_settings
+        from engine.pipelines import limit_memory, load_model, own_settings
         from engine.previews import previewer_for
 
         s = self.settings
@@ -151,13 +153,29 @@ class Runtime:
         preview = previewer_for(
             info.family, own_settings(info.model).get("preview"), s.preview_vae, pipe
         )
+        self._make_the_most_of_the_card(pipe, info)
+        self.model = LoadedModel(pipe, info, LoraCache(pipe, s.lora_cache_size), preview)
+        self.reason = None
+        log.info("model ready: %s (%s) on %s/%s", info.model, info.family, info.device, info.dtype)
+
+    def _make_the_most_of_the_card(self, pipe: Any, info: ModelInfo) -> None:
+        """LORAMINT_COMPILE's compile and warm-up; on the CPU, whether a GPU goes unused."""
+        from engine.gpu import CompileFailed, compile_model, gpu_note
+
+        s = self.settings
+        if s.compile:
+            d = info.defaults
+            self.reason = "compiling the model (LORAMINT_COMPILE)"
+            try:
+                self.compile_s = compile_model(pipe, d.width, d.height, d.guidance_scale)
+                log.info("compiled the UNet and VAE decoder in %.1f s", self.compile_s)
+            except CompileFailed as exc:
+                self.compile_error = f"LORAMINT_COMPILE failed, running uncompiled: {exc}"
+                log.warning("%s", self.compile_error)
         if s.device == "auto" and info.device == "cpu":
             self.gpu_note = gpu_note()
             if self.gpu_note:
                 log.warning("%s", self.gpu_note)
-        self.model = LoadedModel(pipe, info, LoraCache(pipe, s.lora_cache_size), preview)
-        self.reason = None
-        log.info("model ready: %s (%s) on %s/%s", info.model, info.family, info.device, info.dtype)
 
     @property
     def state(self) -> Health:
@@ -183,5 +201,7 @@ class Runtime:
             "queue_depth": self.worker.depth,
             "lora_cache": self.model.loras.stats() if self.model else None,
             **({"gpu_note": self.gpu_note} if self.gpu_note else {}),
+            **({"compile_s": round(self.compile_s, 1)} if self.compile_s else {}),
+            **({"compile_error": self.compile_error} if self.compile_error else {}),
             "uptime_s": round(time.time() - self.started, 1),
         }

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.pipelines import gpu_note
+from engine.gpu import gpu_note
 from orchestrator.banner import banner
 from orchestrator.config import OrchestratorSettings
 from orchestrator.supervisor import EngineSupervisor, SupervisorError

@@ -14,6 +14,7 @@ from PIL import Image
 
 from engine.editing.canvas import Source, crop_size, match_colours, paste_back
 from engine.editing.plan import Pass, Passes
+from engine.gpu import eager
 from engine.pipelines import StepHook, render
 from engine.runtime import LoadedModel
 from engine.values import RenderParams
@@ -37,6 +38,13 @@ def draw(
     model: LoadedModel, params: RenderParams, passes: Passes, on_step: StepHook | None
 ) -> list[Image.Image]:
     """Each pass in turn; the steps they report count on across passes."""
+    with eager(model.pipe):  # compiled, unless PEFT adapters take part (engine/gpu.py)
+        return _draw(model, params, passes, on_step)
+
+
+def _draw(
+    model: LoadedModel, params: RenderParams, passes: Passes, on_step: StepHook | None
+) -> list[Image.Image]:
     src, first = passes.source, passes.first
     n = len(params.seeds)
     if src is None and inpainting_model(model):  # its UNet can't draw from text alone

@@ -166,6 +166,6 @@ def card_memory_of(model: Any) -> tuple[float, float] | None:
     """(free, total) GB on a loaded model's card; None off CUDA (and no torch import)."""
     if not model.info.device.startswith("cuda"):
         return None
-    from engine.pipelines import card_memory
+    from engine.gpu import card_memory
 
     return card_memory(model.pipe.unet.device)

@@ -27,6 +27,7 @@ def draw(
 ) -> list[Image.Image]:
     """One picture per (prompt, seed), in one batch, with the adapters as they are now;
     cancelled at the first sampling step after `stop()`."""
+    from engine.gpu import eager
     from engine.pipelines import render
 
     def step(_i: int, _latents: Any) -> None:
@@ -37,7 +38,8 @@ def draw(
     side = min(d.width, 512)
     prompts, seeds = (tuple(x) for x in zip(*pairs, strict=True))
     params = RenderParams(prompts, "", sample_steps(model), d.guidance_scale, side, side, seeds)
-    return render(model.pipe, params, step)
+    with eager(model.pipe):  # the adapters as they are may be PEFT's, live
+        return render(model.pipe, params, step)
 
 
 def submit_checkpoint(

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, DiffusionPipeline
 from PIL import Image
 
+from engine.gpu import eager
 from engine.jobs import Cancelled
 from engine.training.adapter import ADAPTER, TrainingAdapter
 from engine.training.config import TrainConfig
@@ -120,6 +121,12 @@ class LoraTrainer:
     ) -> TrainResult:
         """Train, from the start or from `resume` (a checkpoint of the same run's settings);
         `masks` (L, white: learn) weigh each image's loss where given."""
+        # A compiled UNet runs as plain PyTorch: gradients and an adapter that comes and goes
+        # would recompile it, more than once (engine/gpu.py).
+        with eager(self.pipe, only_with_adapters=False):
+            return self._run(images, resume, masks)
+
+    def _run(self, images, resume, masks) -> TrainResult:
         started = time.perf_counter()
         self.pipe.disable_lora()  # captions and latents of the base model, no user LoRA
         self.pixels = self._pixels(images)
