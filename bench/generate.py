@@ -92,21 +92,23 @@ def measure(
                 files = {"file": (path.name, path.read_bytes())}
                 c.post("/loras", files=files).raise_for_status()
 
-            def post(extra: dict[str, object]) -> None:
+            def post(extra: dict[str, object], alone: bool = False) -> None:
+                """`alone`: nothing else in flight; its time less its render is recorded."""
                 t = time.perf_counter()
                 r = c.post("/generate", json={**body, **extra})
                 if r.is_error:  # the engine's error body says why
                     raise RuntimeError(f"/generate answered {r.status_code}: {r.text}")
-                parts = dict(p.split(";dur=") for p in r.headers["server-timing"].split(", "))
-                added = time.perf_counter() - t - float(parts["render"]) / 1000
-                samples.setdefault("added", []).append(added)
+                if alone:
+                    parts = dict(p.split(";dur=") for p in r.headers["server-timing"].split(", "))
+                    added = time.perf_counter() - t - float(parts["render"]) / 1000
+                    samples.setdefault("added", []).append(added)
 
             stack = [{"file": p.name, "strength": 0.8} for p in loras]
             # Two phases, so each ratio measures one thing: first the HTTP path on an engine
             # that has never loaded a LoRA, then no LoRA vs the cached stack (alternating, so
             # every call also pays for switching adapters on or off).
             t = interleaved_medians(
-                {"direct": lambda: render(direct_pipe, params), "http": lambda: post({})},
+                {"direct": lambda: render(direct_pipe, params), "http": lambda: post({}, True)},
                 runs,
                 samples,
             )
