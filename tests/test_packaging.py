@@ -25,8 +25,11 @@ def test_compose_file_parses_and_wires_orchestrator_to_engine():
     port = engine["environment"]["LORAMINT_ENGINE_PORT"]
     assert orch["environment"]["LORAMINT_ENGINE__BASEURL"] == f"http://engine:{port}"
     assert "engine" in orch["depends_on"]
-    gpu = engine["deploy"]["resources"]["reservations"]["devices"][0]
-    assert "gpu" in gpu["capabilities"]
+    assert "deploy" not in engine  # the default runs anywhere; GPUs come from the GPU file
+    gpu_file = yaml.safe_load((ROOT / "docker-compose.gpu.yml").read_text())["services"]
+    gpu = gpu_file["engine"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert "gpu" in gpu["capabilities"] and set(gpu_file) <= set(compose["services"])
+    assert engine["build"]["args"]["TORCH"] == "${LORAMINT_TORCH:-cuda}"  # CUDA unless asked
     mounts = {v.split(":")[1] for v in engine["volumes"]}
     assert {engine["environment"]["LORAMINT_DATA_DIR"], engine["environment"]["HF_HOME"]} <= mounts
     for service in (engine, orch):
@@ -159,7 +162,8 @@ def test_compose_scale_profile_runs_one_worker_per_gpu_beside_the_dispatcher(mon
     services = compose["services"]
     workers = {n: s for n, s in services.items() if n.startswith("worker-")}
     assert len(workers) >= 2 and all(s["profiles"] == ["scale"] for s in workers.values())
-    gpus = [s["deploy"]["resources"]["reservations"]["devices"][0] for s in workers.values()]
+    gpu_file = yaml.safe_load((ROOT / "docker-compose.gpu.yml").read_text())["services"]
+    gpus = [gpu_file[n]["deploy"]["resources"]["reservations"]["devices"][0] for n in workers]
     assert len({tuple(g["device_ids"]) for g in gpus}) == len(gpus)  # no GPU shared
     assert {"redis", "azurite"} <= {n for n, s in services.items() if s.get("profiles")}
     redis = services["redis"]
